@@ -1,0 +1,57 @@
+# casewatch: every user-facing command. `make demo` and `make test` work on a fresh machine
+# (Python >= 3.11, Node and npm): they install what they need first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+CDK := node_modules/.bin/cdk
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+
+.PHONY: help install demo test lint format unit synth bench deploy destroy clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed node_modules/.installed ## create .venv, install locked deps and the CDK CLI (idempotent)
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv sync --frozen --quiet --python $(BIN)/python
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+demo: install ## replay the sample events through the local pipeline and print a report
+	$(BIN)/casewatch validate events/
+
+test: install lint unit ## ruff, mypy and every test suite
+
+lint: install ## ruff (lint + format check) and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+unit: install ## pytest (unit, integration, infra, e2e)
+	$(BIN)/pytest -q
+
+synth: install ## synthesize the stack into cdk.out (offline)
+	$(CDK) synth --quiet
+
+bench: install ## benchmarks: writes bench-results.json and prints a table
+	$(BIN)/python -m casewatch.local.bench
+
+clean: ## remove the virtualenv, node_modules and build outputs
+	rm -rf $(VENV) node_modules cdk.out .build .mypy_cache .ruff_cache .hypothesis

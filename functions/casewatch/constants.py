@@ -1,0 +1,30 @@
+"""Names shared by the Lambda code, the CDK stack and the local pipeline (one place, no drift)."""
+
+from typing import Final
+
+EVENT_SOURCE: Final = "aws.cases"
+DETAIL_TYPE: Final = "Amazon Connect Cases Change"
+
+CASE_CREATED: Final = "CASE.CREATED"
+CASE_UPDATED: Final = "CASE.UPDATED"
+CASE_DELETED: Final = "CASE.DELETED"
+RELATED_ITEM_CREATED: Final = "RELATED_ITEM.CREATED"
+DOCUMENTED_EVENT_TYPES: Final = (CASE_CREATED, CASE_UPDATED, CASE_DELETED, RELATED_ITEM_CREATED)
+
+# Enriched events casewatch re-publishes on its own bus.
+ENRICHED_SOURCE: Final = "casewatch"
+
+# Environment variable names: the stack sets them, `casewatch.settings` reads them.
+ENV_CONFIG: Final = "CASEWATCH_CONFIG"  # JSON of the runtime settings (the `casewatch` context key)
+ENV_SLA_TABLE: Final = "CASEWATCH_SLA_TABLE"
+ENV_IDEMPOTENCY_TABLE: Final = "CASEWATCH_IDEMPOTENCY_TABLE"
+ENV_TOPIC_ARN: Final = "CASEWATCH_TOPIC_ARN"
+ENV_EVENT_BUS: Final = "CASEWATCH_EVENT_BUS"
+ENV_SCHEDULE_GROUP: Final = "CASEWATCH_SCHEDULE_GROUP"
+ENV_SCHEDULER_ROLE_ARN: Final = "CASEWATCH_SCHEDULER_ROLE_ARN"
+ENV_SLA_TIMER_ARN: Final = "CASEWATCH_SLA_TIMER_ARN"
+ENV_DEAD_LETTER_QUEUE_URL: Final = "CASEWATCH_DEAD_LETTER_QUEUE_URL"
+ENV_CASES_ENDPOINT: Final = "CASEWATCH_CASES_ENDPOINT"  # local emulator only; unset in AWS
+
+# The key of cdk.json context that holds every deployment setting.
+CONTEXT_KEY: Final = "casewatch"

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from casewatch.local.cli import main
+from tests.conftest import EVENTS, INVALID_FILES
+
+
+def run(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    return main(list(argv), out=out), out.getvalue()
+
+
+def test_validate_the_sample_directory() -> None:
+    code, out = run("validate", str(EVENTS))
+    assert code == 0
+    assert "0 invalid" in out and "1 unhandled" in out
+    assert "valid      " in out and "CASE.CREATED" in out
+
+
+def test_validate_invalid_files_gives_one_reason_per_file() -> None:
+    code, out = run("validate", *map(str, INVALID_FILES))
+    assert code == 1
+    lines = [line for line in out.splitlines() if line.startswith("invalid")]
+    assert len(lines) == len(INVALID_FILES)
+    assert all(len(line.split("  ", 1)[1]) > 10 for line in lines)
+
+
+def test_validate_jsonl_counts_a_malformed_line_as_invalid(tmp_path: Path) -> None:
+    good = (EVENTS / "case-created.json").read_text().replace("\n", "")
+    (tmp_path / "day.jsonl").write_text(f"{good}\n\n{{not json\n{good}\n")
+    code, out = run("validate", str(tmp_path / "day.jsonl"))
+    assert code == 1
+    assert "day.jsonl:3" in out and "3 event(s): 2 valid, 0 unhandled, 1 invalid" in out
+
+
+def test_usage_errors_exit_2_without_traceback(capsys: object) -> None:
+    assert run("validate", "no/such/file.json")[0] == 2
+    assert run("validate")[0] == 2
+    assert run("frobnicate")[0] == 2
+
+
+def test_recursive_directory(tmp_path: Path) -> None:
+    code, out = run("validate", "--recursive", str(EVENTS))
+    assert code == 1 and "invalid/" in out

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from casewatch.constants import ENV_CONFIG
+from casewatch.errors import SettingsError
+from casewatch.settings import Settings, get_settings, load_cdk_context
+from tests.conftest import ROOT
+
+PRIORITY = "6f5e4d3c-2b1a-4f0e-9d8c-7b6a5f4e3d2c"
+
+
+def test_the_shipped_cdk_json_is_valid() -> None:
+    settings = load_cdk_context(ROOT / "cdk.json")
+    assert settings.field_id("priority") == PRIORITY
+    assert {"status", PRIORITY, "assigned_user"} <= settings.needed_field_ids
+    assert "priority" not in settings.needed_field_ids  # names resolve to ids
+
+
+@pytest.mark.parametrize(
+    ("patch", "names"),
+    [
+        ({"domain_id": ""}, "casewatch.domain_id"),
+        (
+            {
+                "sla_policies": [
+                    {"name": "x", "target_minutes": 0, "complete_when": {"related_item": "Comment"}}
+                ]
+            },
+            "casewatch.sla_policies[0].target_minutes",
+        ),
+        (
+            {"sla_policies": [{"name": "x", "target_minutes": 5, "complete_when": {}}]},
+            "casewatch.sla_policies[0].complete_when",
+        ),
+        ({"notification_rules": [{"name": "r", "on": "field_changed"}]}, "casewatch.notification_rules[0]"),
+        ({"notification_rules": [{"name": "r", "on": "sla_exploded"}]}, "casewatch.notification_rules[0].on"),
+        ({"unknown_setting": 1}, "casewatch.unknown_setting"),
+        ({"sla_warning_fraction": 1.5}, "casewatch.sla_warning_fraction"),
+    ],
+)
+def test_invalid_settings_name_the_setting(patch: dict[str, object], names: str) -> None:
+    with pytest.raises(SettingsError, match=names.replace("[", r"\[").replace("]", r"\]")):
+        Settings.from_mapping({"domain_id": "d", **patch})
+
+
+def test_runtime_json_round_trips_without_deploy_only_settings() -> None:
+    settings = load_cdk_context(ROOT / "cdk.json")
+    runtime = json.loads(settings.runtime_json())
+    assert "archive_retention_days" not in runtime and "alarm_email" not in runtime
+    again = Settings.from_mapping(runtime)
+    assert again.sla_policies == settings.sla_policies
+    assert again.notification_rules == settings.notification_rules
+
+
+def test_get_settings_reads_the_environment_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
+    get_settings.cache_clear()
+    monkeypatch.delenv(ENV_CONFIG, raising=False)
+    with pytest.raises(SettingsError, match=ENV_CONFIG):
+        get_settings()
+    monkeypatch.setenv(ENV_CONFIG, json.dumps({"domain_id": "abc"}))
+    assert get_settings().domain_id == "abc"
+    get_settings.cache_clear()
+
+
+def test_cdk_context_overrides_and_errors(tmp_path: Path) -> None:
+    assert load_cdk_context(ROOT / "cdk.json", {"replays": "skip"}).replays == "skip"
+    with pytest.raises(SettingsError, match="not found"):
+        load_cdk_context(tmp_path / "missing.json")
+    (tmp_path / "cdk.json").write_text("{")
+    with pytest.raises(SettingsError, match="not valid JSON"):
+        load_cdk_context(tmp_path / "cdk.json")
