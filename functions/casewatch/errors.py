@@ -38,3 +38,15 @@ InvalidCaseEvent = InvalidCaseEventError
 
 class SettingsError(CasewatchError):
     """Configuration that fails validation; the message names the setting."""
+
+
+class CaseNotFoundError(CasewatchError):
+    """GetCase answered 404: the case was deleted. Final: process the event with what it carries."""
+
+
+class CasesThrottledError(CasewatchError):
+    """GetCase kept answering 429 after the retry budget. Retryable: let Lambda retry the event."""
+
+
+class CasesUnavailableError(CasewatchError):
+    """Cases failed (5xx / network) after retries. Retryable."""
