@@ -31,7 +31,7 @@ def client_config(*, max_attempts: int = 3, mode: str = "standard") -> Any:
     return Config(
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=READ_TIMEOUT_S,
-        retries={"mode": mode, "max_attempts": max_attempts},  # type: ignore[typeddict-item]
+        retries={"mode": mode, "max_attempts": max_attempts},  # type: ignore[typeddict-item,arg-type]
         tcp_keepalive=True,
     )
 
