@@ -135,6 +135,8 @@ class Settings(_Strict):
     removal_policy: Literal["retain", "destroy"] = "retain"
     reconcile_every_minutes: int = Field(15, ge=1, le=1440)
     capture_events: bool = False
+    # reserved concurrency of each event-routed function (GetCase: 4 req/s per account); null: unreserved
+    reserved_concurrency: int | None = Field(5, ge=1, le=1000)
 
     DEPLOY_ONLY: frozenset[str] = frozenset(
         {
@@ -144,6 +146,7 @@ class Settings(_Strict):
             "removal_policy",
             "reconcile_every_minutes",
             "capture_events",
+            "reserved_concurrency",
         }
     )
 
