@@ -163,7 +163,8 @@ def _length_errors(shape: Shape, size: int, path: str, errors: list[str]) -> Non
         )
     if high is not None and size > high:
         errors.append(
-            f"Value at '{path}' failed to satisfy constraint: Member must have length less than or equal to {high}"
+            f"Value at '{path}' failed to satisfy constraint: "
+            f"Member must have length less than or equal to {high}"
         )
 
 
@@ -178,11 +179,16 @@ def _check(shape: Shape, value: Any, path: str, errors: list[str]) -> None:
             return
         for required in shape.required_members:
             if value.get(required) is None:
-                errors.append(f"Value at '{_join(path, required)}' failed to satisfy constraint: Member must not be null")
+                errors.append(
+                    f"Value at '{_join(path, required)}' failed to satisfy constraint: "
+                    "Member must not be null"
+                )
         if shape.metadata.get("union"):
             present = [k for k in shape.members if value.get(k) is not None]
             if len(present) != 1:
-                errors.append(f"Value at '{path}' failed to satisfy constraint: exactly one member must be set")
+                errors.append(
+                    f"Value at '{path}' failed to satisfy constraint: exactly one member must be set"
+                )
         for name, member in shape.members.items():
             if name in value:
                 _check(member, value[name], _join(path, name), errors)
@@ -204,7 +210,7 @@ def _check(shape: Shape, value: Any, path: str, errors: list[str]) -> None:
             errors.append(f"Value at '{path}' failed to satisfy constraint: Member must be a string")
             return
         _length_errors(shape, len(value), path, errors)
-        enum = shape.enum
+        enum: list[str] = shape.metadata.get("enum") or []
         if enum and value not in enum:
             errors.append(
                 f"Value at '{path}' failed to satisfy constraint: "
@@ -217,10 +223,13 @@ def _check(shape: Shape, value: Any, path: str, errors: list[str]) -> None:
         low, high = shape.metadata.get("min"), shape.metadata.get("max")
         if low is not None and value < low:
             errors.append(
-                f"Value at '{path}' failed to satisfy constraint: Member must be greater than or equal to {low}"
+                f"Value at '{path}' failed to satisfy constraint: "
+                f"Member must be greater than or equal to {low}"
             )
         if high is not None and value > high:
-            errors.append(f"Value at '{path}' failed to satisfy constraint: Member must be less than or equal to {high}")
+            errors.append(
+                f"Value at '{path}' failed to satisfy constraint: Member must be less than or equal to {high}"
+            )
     elif kind in {"double", "float"}:
         if not isinstance(value, int | float) or isinstance(value, bool):
             errors.append(f"Value at '{path}' failed to satisfy constraint: Member must be a number")
@@ -262,7 +271,10 @@ def error_code_for_status(status: int) -> str:
     """The modeled error code answered with `status` (used by fault injection)."""
     for shape_name in service_model().shape_names:
         shape = service_model().shape_for(shape_name)
-        if shape.metadata.get("exception") and shape.metadata.get("error", {}).get("httpStatusCode") == status:
+        if (
+            shape.metadata.get("exception")
+            and shape.metadata.get("error", {}).get("httpStatusCode") == status
+        ):
             return shape_name
     raise ValueError(f"no Cases error has HTTP status {status}")
 

@@ -1,0 +1,538 @@
+"""`CasesEmulator`: an Amazon Connect Cases endpoint on 127.0.0.1 for the real boto3 client.
+
+Speaks the service's REST-JSON protocol (from botocore's model), keeps state in memory, emits the
+EventBridge events the service would, and injects faults (forced or random 429/500s, the real
+GetCase quota) for resilience tests. Dev-only code: never deployed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Literal, Self, cast
+
+import boto3
+from botocore.config import Config
+
+from casewatch.local.cases_emulator._events import NoFieldsAs
+from casewatch.local.cases_emulator._protocol import (
+    JSON,
+    ApiError,
+    error_body,
+    error_code_for_status,
+    match,
+    parse_request,
+    service_model,
+    validate_input,
+)
+from casewatch.local.cases_emulator._service import CasesService, EmptyAs
+from casewatch.local.cases_emulator._state import to_union
+from casewatch.local.clock import Clock, SystemClock
+
+if TYPE_CHECKING:
+    from mypy_boto3_connectcases import ConnectCasesClient
+
+logger = logging.getLogger(__name__)
+
+# Per account and Region: (requests per second, burst).
+GETCASE_QUOTA: Final = (4.0, 10)
+REAL_QUOTAS: Final[Mapping[str, tuple[float, int]]] = {
+    "GetCase": GETCASE_QUOTA,
+    "SearchCases": (2.0, 10),
+    "SearchRelatedItems": (2.0, 10),
+    "PutCaseEventConfiguration": (2.0, 10),
+}
+# `{account}` is filled in; pass None for events without an IAM principal.
+DEFAULT_IAM_PRINCIPAL: Final = "arn:aws:sts::{account}:assumed-role/CasesEmulator/local"
+_SAFE_PARAMS = ("domainId", "caseId", "templateId", "type", "maxResults", "nextToken")
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One request: the operation, an id-only summary of its input, and the HTTP status answered."""
+
+    operation: str
+    params: dict[str, Any] = field(default_factory=dict)
+    status: int = 200
+
+
+def summarize(params: JSON) -> dict[str, Any]:
+    """Ids and paging only: never field values, comment bodies or other case content."""
+    out: dict[str, Any] = {k: params[k] for k in _SAFE_PARAMS if k in params}
+    fields = params.get("fields")
+    if isinstance(fields, list):
+        out["fields"] = [f.get("id") for f in fields if isinstance(f, dict)]
+    filters = params.get("filters")
+    if isinstance(filters, list):
+        out["filters"] = [next(iter(f), None) for f in filters if isinstance(f, dict)]
+    bridge = params.get("eventBridge")
+    if isinstance(bridge, dict):
+        out["enabled"] = bridge.get("enabled")
+    return out
+
+
+class TokenBucket:
+    """`rate` tokens per second up to `burst`, on an injectable clock."""
+
+    def __init__(self, rate: float, burst: int, clock: Clock) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._last = clock.now()
+
+    def take(self) -> bool:
+        now = self._clock.now()
+        elapsed = max((now - self._last).total_seconds(), 0.0)
+        self._last = max(now, self._last)
+        self._tokens = min(float(self.burst), self._tokens + elapsed * self.rate)
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return True
+        return False
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # keep-alive connections must not hold up stop()
+
+    def __init__(self, address: tuple[str, int], emulator: CasesEmulator) -> None:
+        super().__init__(address, _Handler)
+        self.emulator = emulator
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 30
+    disable_nagle_algorithm = True  # headers and body go out separately: no 40 ms delayed-ACK stalls
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        emulator = cast(_Server, self.server).emulator
+        status, headers, payload = emulator.handle(self.command, self.path, body)
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("cases-emulator %s", format % args)
+
+
+class CasesEmulator:
+    """An in-memory Amazon Connect Cases on an ephemeral 127.0.0.1 port. Use as a context manager."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        seed: int | None = None,
+        account_id: str = "123456789012",
+        region: str = "us-east-1",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        getcase_quota: bool = False,
+        quotas: Mapping[str, tuple[float, int]] | None = None,
+        getcase_page_size: int = 100,
+        empty_as: EmptyAs = "omit",
+        no_fields_as: NoFieldsAs = "empty",
+        throttle_rate: float = 0.0,
+        error_rate: float = 0.0,
+        fault_operations: Iterable[str] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        performed_by: str | None = None,
+        iam_principal_arn: str | None = DEFAULT_IAM_PRINCIPAL,
+    ) -> None:
+        if getcase_page_size < 1:
+            raise ValueError("getcase_page_size must be at least 1")
+        self.clock: Clock = clock or SystemClock()
+        self.account_id = account_id
+        self.region = region
+        self._host = host
+        self._port = port
+        self._lock = threading.RLock()
+        self._faults = random.Random(seed)  # noqa: S311 - seeded for reproducible tests
+        self._service = CasesService(
+            clock=self.clock,
+            ids=random.Random(seed),  # noqa: S311 - seeded for reproducible ids
+            account_id=account_id,
+            region=region,
+            getcase_page_size=getcase_page_size,
+            empty_as=empty_as,
+            no_fields_as=no_fields_as,
+            performed_by=performed_by,
+            iam_principal_arn=iam_principal_arn.format(account=account_id) if iam_principal_arn else None,
+        )
+        limits = dict(quotas or {})
+        if getcase_quota:
+            limits.setdefault("GetCase", GETCASE_QUOTA)
+        self._buckets = {op: TokenBucket(rate, burst, self.clock) for op, (rate, burst) in limits.items()}
+        self.throttle_rate = throttle_rate
+        self.error_rate = error_rate
+        self.fault_operations = fault_operations
+        self._forced: dict[str, deque[str]] = {}
+        self.calls: Counter[str] = Counter()
+        self.call_log: list[CallRecord] = []
+        self.emitted: list[dict[str, Any]] = []
+        self._on_event = on_event or self.emitted.append
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> Self:
+        """Serve in a background thread (idempotent)."""
+        with self._lock:
+            if self._server is None:
+                server = _Server((self._host, self._port), self)
+                self._thread = threading.Thread(
+                    target=server.serve_forever,
+                    kwargs={"poll_interval": 0.05},
+                    name="cases-emulator",
+                    daemon=True,
+                )
+                self._server = server
+                self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port (idempotent)."""
+        with self._lock:
+            server, thread = self._server, self._thread
+            self._server = self._thread = None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """`http://127.0.0.1:PORT` of the running server."""
+        server = self._server
+        if server is None:
+            raise RuntimeError("the emulator is not running: call start() or use it as a context manager")
+        return f"http://{self._host}:{server.server_address[1]}"
+
+    def client(self, config: Config | None = None) -> ConnectCasesClient:
+        """A boto3 `connectcases` client for it (standard retries, 1 attempt unless `config` says)."""
+        base = Config(retries={"mode": "standard", "total_max_attempts": 1})
+        with _SESSION_LOCK:  # a shared session caches the loaded models; creating clients is not thread-safe
+            return _session().client(
+                "connectcases",
+                endpoint_url=self.url,
+                region_name=self.region,
+                aws_access_key_id="x",
+                aws_secret_access_key="x",  # noqa: S106 - a dummy for a local endpoint
+                config=base.merge(config) if config is not None else base,
+            )
+
+    # -- knobs ---------------------------------------------------------------------------------
+    @property
+    def throttle_rate(self) -> float:
+        """Probability that a call (of `fault_operations`) is answered 429 ThrottlingException."""
+        return self._throttle_rate
+
+    @throttle_rate.setter
+    def throttle_rate(self, value: float) -> None:
+        self._throttle_rate = _probability(value)
+
+    @property
+    def error_rate(self) -> float:
+        """Probability that a call (of `fault_operations`) is answered 500 InternalServerException."""
+        return self._error_rate
+
+    @error_rate.setter
+    def error_rate(self, value: float) -> None:
+        self._error_rate = _probability(value)
+
+    @property
+    def fault_operations(self) -> frozenset[str] | None:
+        """Operations the random faults apply to (None: all)."""
+        return self._fault_operations
+
+    @fault_operations.setter
+    def fault_operations(self, value: Iterable[str] | None) -> None:
+        names = None if value is None else frozenset(value)
+        for name in names or ():
+            _check_operation(name)
+        self._fault_operations = names
+
+    @property
+    def empty_as(self) -> EmptyAs:
+        """How GetCase/SearchCases report a field without a value: omitted, or `emptyValue`."""
+        return self._service.empty_as
+
+    @empty_as.setter
+    def empty_as(self, value: EmptyAs) -> None:
+        self._service.empty_as = value
+
+    @property
+    def getcase_page_size(self) -> int:
+        return self._service.getcase_page_size
+
+    @getcase_page_size.setter
+    def getcase_page_size(self, value: int) -> None:
+        if value < 1:
+            raise ValueError("getcase_page_size must be at least 1")
+        self._service.getcase_page_size = value
+
+    def fail_next(self, operation: str, status: int = 429, count: int = 1) -> None:
+        """Answer the next `count` calls of `operation` with the modeled error of HTTP `status`."""
+        _check_operation(operation)
+        code = error_code_for_status(status)
+        with self._lock:
+            self._forced.setdefault(operation, deque()).extend([code] * count)
+
+    def reset_counters(self) -> None:
+        """Forget the call counts and the call log."""
+        with self._lock:
+            self.calls.clear()
+            self.call_log.clear()
+
+    # -- direct seeding (no HTTP, no counting, no faults) --------------------------------------
+    def seed_domain(self, domain_id: str | None = None, name: str | None = None) -> str:
+        with self._lock:
+            chosen = domain_id or self._service.new_id()
+            return self._service.create_domain(name or f"domain-{chosen[:8]}", chosen).domain_id
+
+    def seed_field(
+        self,
+        domain_id: str,
+        name: str,
+        type: str = "Text",
+        field_id: str | None = None,
+        *,
+        description: str | None = None,
+    ) -> str:
+        with self._lock:
+            domain = self._service.domain(domain_id)
+            return self._service.create_field(
+                domain, name, type, field_id=field_id, description=description
+            ).field_id
+
+    def seed_template(
+        self,
+        domain_id: str,
+        name: str,
+        template_id: str | None = None,
+        *,
+        required_fields: Iterable[str] = (),
+    ) -> str:
+        with self._lock:
+            domain = self._service.domain(domain_id)
+            return self._service.create_template(
+                domain, name, template_id=template_id, required_fields=list(required_fields)
+            ).template_id
+
+    def seed_case(
+        self,
+        domain_id: str,
+        template_id: str,
+        fields: Mapping[str, object] | None = None,
+        *,
+        case_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        performed_by: str | None = None,
+        emit: bool = False,
+    ) -> str:
+        """A case with `fields` (Python values or FieldValueUnion dicts); read-only fields allowed."""
+        with self._lock:
+            domain = self._service.domain(domain_id)
+            entries = [
+                {"id": fid, "value": to_union(v, domain.fields[fid].type if fid in domain.fields else "Text")}
+                for fid, v in (fields or {}).items()
+            ]
+            user = {"userArn": performed_by} if performed_by else None
+            case = self._service.create_case(
+                domain,
+                template_id,
+                entries,
+                tags=dict(tags or {}),
+                user=user,
+                case_id=case_id,
+                enforce=False,
+                emit=emit,
+            )
+            pending = self._drain()
+        self._deliver(pending)
+        return case.case_id
+
+    def seed_related_item(
+        self,
+        domain_id: str,
+        case_id: str,
+        type: str,
+        content: JSON,
+        *,
+        emit: bool = False,
+    ) -> str:
+        """A related item, e.g. `("Comment", {"comment": {"body": ..., "contentType": "Text/Plain"}})`."""
+        with self._lock:
+            domain = self._service.domain(domain_id)
+            case = self._service.case(domain, case_id)
+            if emit:
+                created = self._service.op_CreateRelatedItem(
+                    {"domainId": domain_id, "caseId": case_id, "type": type, "content": content}
+                )
+                item_id = str(created["relatedItemId"])
+            else:
+                item_id = self._service.create_related_item(domain, case, type, content, None).related_item_id
+            pending = self._drain()
+        self._deliver(pending)
+        return item_id
+
+    def set_event_configuration(
+        self,
+        domain_id: str,
+        *,
+        enabled: bool = True,
+        fields: Iterable[str] = (),
+        auto_include: Literal["All", "System", "Custom"] | None = None,
+        include_content: bool | None = None,
+    ) -> None:
+        """What PutCaseEventConfiguration would store."""
+        included: JSON = {}
+        field_list = [{"id": f} for f in fields]
+        if field_list or auto_include:
+            case_data: JSON = {"fields": field_list}
+            if auto_include:
+                case_data["autoIncludeFields"] = auto_include
+            included["caseData"] = case_data
+        if include_content is not None:
+            included["relatedItemData"] = {"includeContent": include_content}
+        bridge: JSON = {"enabled": enabled}
+        if included:
+            bridge["includedData"] = included
+        with self._lock:
+            self._service.op_PutCaseEventConfiguration({"domainId": domain_id, "eventBridge": bridge})
+
+    def case_values(self, domain_id: str, case_id: str) -> dict[str, JSON]:
+        """A copy of the stored field values of a case (for assertions)."""
+        with self._lock:
+            case = self._service.case(self._service.domain(domain_id), case_id)
+            return json.loads(json.dumps(case.fields))  # type: ignore[no-any-return]
+
+    def domain_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._service.domains)
+
+    # -- the request path ----------------------------------------------------------------------
+    def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Answer one HTTP request: (status, headers, body). Transport-free, so usable without a socket."""
+        request_id = str(uuid.uuid4())
+        pending: list[JSON] = []
+        with self._lock:
+            status, headers, payload = self._handle_locked(method, path, body)
+            pending = self._drain()
+        self._deliver(pending)
+        headers["x-amzn-RequestId"] = request_id
+        return status, headers, payload
+
+    def _handle_locked(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        operation_name = "Unknown"
+        summary: dict[str, Any] = {}
+        try:
+            operation, labels, query = match(method, path)
+            operation_name = operation.name
+            self.calls[operation_name] += 1
+            params = parse_request(operation, labels, query, body)
+            summary = summarize(params)
+            fault = self._injected_fault(operation_name)
+            if fault is not None:
+                raise fault
+            validate_input(operation, params)
+            handler = self._service.handler(operation_name)
+            if handler is None:
+                raise ApiError(
+                    "NotImplementedException", f"the Cases emulator does not implement {operation_name}"
+                )
+            output = {k: v for k, v in handler(params).items() if v is not None}
+            status = int(operation.http.get("responseCode", 200))
+            result = status, {"Content-Type": "application/json"}, json.dumps(output).encode()
+        except ApiError as error:
+            self._service.outbox.clear()
+            result = error_body(error)
+        except Exception:  # a bug in the emulator: answer like the service would, and log it
+            logger.exception("cases-emulator: %s failed", operation_name)
+            self._service.outbox.clear()
+            result = error_body(ApiError("InternalServerException", "internal error in the Cases emulator"))
+        self.call_log.append(CallRecord(operation_name, summary, result[0]))
+        return result
+
+    def _injected_fault(self, operation: str) -> ApiError | None:
+        forced = self._forced.get(operation)
+        if forced:
+            return ApiError(forced.popleft(), "Injected fault")
+        if self._fault_operations is None or operation in self._fault_operations:
+            if self._throttle_rate and self._faults.random() < self._throttle_rate:
+                return ApiError("ThrottlingException", "Rate exceeded")
+            if self._error_rate and self._faults.random() < self._error_rate:
+                return ApiError("InternalServerException", "Injected internal error")
+        bucket = self._buckets.get(operation)
+        if bucket is not None and not bucket.take():
+            return ApiError("ThrottlingException", "Rate exceeded")
+        return None
+
+    def _drain(self) -> list[JSON]:
+        pending = list(self._service.outbox)
+        self._service.outbox.clear()
+        return pending
+
+    def _deliver(self, pending: list[JSON]) -> None:
+        for event in pending:
+            try:
+                self._on_event(event)
+            except Exception:  # delivery is best effort, as in AWS
+                logger.exception("cases-emulator: the event sink failed")
+
+
+_SESSION_LOCK = threading.Lock()
+
+
+@cache
+def _session() -> boto3.session.Session:
+    return boto3.session.Session()
+
+
+def _probability(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("a rate is a probability between 0 and 1")
+    return float(value)
+
+
+def _check_operation(name: str) -> None:
+    if name not in service_model().operation_names:
+        raise ValueError(f"{name!r} is not a Cases operation")
+
+
+__all__ = [
+    "DEFAULT_IAM_PRINCIPAL",
+    "GETCASE_QUOTA",
+    "REAL_QUOTAS",
+    "CallRecord",
+    "CasesEmulator",
+    "TokenBucket",
+    "summarize",
+]
