@@ -50,3 +50,20 @@ class CasesThrottledError(CasewatchError):
 
 class CasesUnavailableError(CasewatchError):
     """Cases failed (5xx / network) after retries. Retryable."""
+
+
+class NotificationPublishError(CasewatchError):
+    """SNS refused or failed a notification after retries. `retryable` tells which (throttling, 5xx)."""
+
+    def __init__(self, message: str, *, code: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+
+
+class EnrichedBusError(CasewatchError):
+    """PutEvents to the enriched-event bus failed for some entries after bounded retries. Retryable."""
+
+    def __init__(self, message: str, *, codes: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.codes = codes
