@@ -434,6 +434,22 @@ class CasesEmulator:
             case = self._service.case(self._service.domain(domain_id), case_id)
             return json.loads(json.dumps(case.fields))  # type: ignore[no-any-return]
 
+    def export_state(self) -> dict[str, Any]:
+        """Every domain, field, template, case and related item as JSON (see `load_state`)."""
+        from casewatch.local.cases_emulator._persist import dump_domains
+
+        with self._lock:
+            return dump_domains(self._service.domains)
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Replace the emulator's data with an `export_state()` document (e.g. an archive's companion)."""
+        from casewatch.local.cases_emulator._persist import load_domains
+
+        domains = load_domains(state)
+        with self._lock:
+            self._service.domains.clear()
+            self._service.domains.update(domains)
+
     def domain_ids(self) -> list[str]:
         with self._lock:
             return list(self._service.domains)
