@@ -49,7 +49,9 @@ def bench_parse() -> dict[str, Any]:
 def main() -> int:
     rows = [bench_parse()]
     RESULTS.write_text(
-        json.dumps({"python": platform.python_version(), "machine": platform.machine(), "results": rows}, indent=2)
+        json.dumps(
+            {"python": platform.python_version(), "machine": platform.machine(), "results": rows}, indent=2
+        )
         + "\n"
     )
     print(f"{'benchmark':<42} {'value':>12} {'baseline':>12}  goal        met")
