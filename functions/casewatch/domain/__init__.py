@@ -1,0 +1,1 @@
+"""Pure decisions: enrichment plan, SLA state machine, notification rules (no I/O)."""
