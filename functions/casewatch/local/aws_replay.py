@@ -1,0 +1,100 @@
+"""`casewatch replay --archive NAME`: a real EventBridge replay from casewatch's archive.
+
+EventBridge delivers replayed events (with `replay-name`) only to the rules listed in the replay's
+`FilterArns`: by default the rules of the casewatch stack on the archive's bus, so other consumers of
+the bus never see the replay. The functions treat replayed events per the `replays` setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO
+
+from casewatch.local.event_files import UsageError
+
+TERMINAL_STATES = {"COMPLETED", "CANCELLED", "FAILED"}
+
+
+def build_request(
+    events: Any,
+    *,
+    archive: str,
+    start: datetime,
+    end: datetime,
+    rule_arns: list[str],
+    stack: str,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """The StartReplay request: from the archive, to its bus, only to casewatch's rules."""
+    described = events.describe_archive(ArchiveName=archive)
+    bus_arn = described["EventSourceArn"]
+    if not rule_arns:
+        bus_name = bus_arn.split("/", 1)[1] if "/" in bus_arn else "default"
+        rule_arns = _stack_rules(events, bus_name, stack)
+    if not rule_arns:
+        raise UsageError(f"no rules of stack {stack!r} on {bus_arn}: pass --rule-arn")
+    return {
+        "ReplayName": name or f"casewatch-{datetime.now(UTC):%Y%m%d-%H%M%S}",
+        "Description": "casewatch replay",
+        "EventSourceArn": described["ArchiveArn"],
+        "EventStartTime": start,
+        "EventEndTime": end,
+        "Destination": {"Arn": bus_arn, "FilterArns": rule_arns},
+    }
+
+
+def _stack_rules(events: Any, bus_name: str, stack: str) -> list[str]:
+    arns: list[str] = []
+    token: str | None = None
+    while True:
+        page = events.list_rules(
+            EventBusName=bus_name, NamePrefix=stack, **({"NextToken": token} if token else {})
+        )
+        arns += [rule["Arn"] for rule in page.get("Rules", []) if rule.get("EventPattern")]
+        token = page.get("NextToken")
+        if not token:
+            return arns
+
+
+def wait_for(
+    events: Any, name: str, out: TextIO, poll_seconds: float, sleep: Any = time.sleep
+) -> dict[str, Any]:
+    """Poll DescribeReplay until the replay ends, showing its progress."""
+    while True:
+        state: dict[str, Any] = events.describe_replay(ReplayName=name)
+        done = state.get("EventLastReplayedTime")
+        print(f"  {state['State']:<12} last replayed event: {done or '-'}", file=out)
+        if state["State"] in TERMINAL_STATES:
+            return state
+        sleep(poll_seconds)
+
+
+def run_aws_replay(args: argparse.Namespace, out: TextIO) -> int:
+    from casewatch import aws
+
+    end = args.end or datetime.now(UTC)
+    start = args.start or end - timedelta(hours=1)
+    if start >= end:
+        raise UsageError("--from must be before --to")
+    events = aws.events_client()
+    request = build_request(
+        events, archive=args.archive, start=start, end=end, rule_arns=list(args.rule_arn), stack=args.stack
+    )
+    if args.dry_run:
+        print(json.dumps(request, default=str, indent=2), file=out)
+        return 0
+    events.start_replay(**request)
+    print(
+        f"started replay {request['ReplayName']} of {args.archive} ({start:%Y-%m-%dT%H:%M:%SZ} .. {end:%Y-%m-%dT%H:%M:%SZ})",  # noqa: E501
+        file=out,
+    )
+    final = wait_for(events, request["ReplayName"], out, args.poll_seconds)
+    print(
+        f"replay {final['State'].lower()}"
+        + (f": {final['StateReason']}" if final.get("StateReason") else ""),
+        file=out,
+    )
+    return 0 if final["State"] == "COMPLETED" else 1

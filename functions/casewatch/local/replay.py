@@ -1,0 +1,314 @@
+"""`casewatch replay`: replay archived events through the whole local pipeline, or in AWS.
+
+Offline (`casewatch replay PATH`): events from `.jsonl`/`.json` files or a directory (an export of a real
+archive, see `casewatch capture pull`, or `events/archive/`) go through the local pipeline in delivery
+order on a virtual clock; SLA timers fire as the clock passes them and reconciliation runs on its
+schedule. A report follows. Exit 1 if any event was lost: neither handled, deliberately ignored
+(unhandled eventType, no matching rule) nor dead-lettered with its reason.
+
+In AWS (`casewatch replay --archive NAME --from T --to T`): StartReplay from the stack's archive to the
+rules casewatch owns (FilterArns), then DescribeReplay until it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from casewatch.local.event_files import RawEvent, UsageError, expand_paths, read_events
+from casewatch.settings import load_cdk_context
+
+STATE_FILE = Path("state") / "cases.json"
+
+
+@dataclass
+class ReplayOptions:
+    shuffle: bool = False
+    duplicates: float = 0.0
+    seed: int = 0
+    start: datetime | None = None
+    end: datetime | None = None
+    speed: float | None = None  # None: instant; else virtual seconds per wall second
+    drain: bool = True
+    progress: bool = False
+
+
+@dataclass
+class ReplayReport:
+    events: int = 0
+    routed: int = 0
+    handled: int = 0
+    unhandled: int = 0
+    unrouted: int = 0
+    invalid: int = 0
+    dead_lettered: int = 0
+    failed: int = 0
+    lost: int = 0
+    duplicates_delivered: int = 0
+    duplicates_suppressed: int = 0
+    getcase_calls: int = 0
+    sla_transitions: int = 0
+    sla_breaches: int = 0
+    timers_fired: int = 0
+    reconciliations: int = 0
+    notifications: dict[str, int] = field(default_factory=dict)
+    bus_events: dict[str, int] = field(default_factory=dict)
+    sla_status: dict[str, int] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+
+    @property
+    def events_per_second(self) -> float:
+        return round(self.events / self.wall_seconds, 1) if self.wall_seconds else 0.0
+
+    @property
+    def getcase_per_event(self) -> float:
+        return round(self.getcase_calls / self.events, 3) if self.events else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items()}
+        data["notifications_total"] = sum(self.notifications.values())
+        data["events_per_second"] = self.events_per_second
+        data["getcase_per_event"] = self.getcase_per_event
+        data["wall_seconds"] = round(self.wall_seconds, 3)
+        return data
+
+    def render(self) -> str:
+        rows = [
+            ("events read", self.events),
+            ("  routed to a function", self.routed),
+            ("  handled", self.handled),
+            ("  unhandled (eventType not handled)", self.unhandled),
+            ("  matched no rule", self.unrouted),
+            ("  invalid", self.invalid),
+            ("  dead-lettered (with reason)", self.dead_lettered),
+            ("  lost", self.lost),
+            ("duplicate deliveries", self.duplicates_delivered),
+            ("duplicate notifications suppressed", self.duplicates_suppressed),
+            ("GetCase calls", f"{self.getcase_calls} ({self.getcase_per_event} per event)"),
+            ("SLA transitions", self.sla_transitions),
+            ("SLA breaches", self.sla_breaches),
+            ("SLA timers fired", self.timers_fired),
+            ("reconciliation runs", self.reconciliations),
+            ("notifications", sum(self.notifications.values())),
+            *[(f"  {rule}", n) for rule, n in sorted(self.notifications.items())],
+            ("enriched bus events", sum(self.bus_events.values())),
+            *[(f"  {kind}", n) for kind, n in sorted(self.bus_events.items())],
+            (
+                "SLAs by final status",
+                ", ".join(f"{k} {v}" for k, v in sorted(self.sla_status.items())) or "-",
+            ),
+            ("wall time", f"{self.wall_seconds:.2f} s ({self.events_per_second} events/s)"),
+        ]
+        width = max(len(label) for label, _ in rows)
+        return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def _event_time(raw: RawEvent) -> datetime | None:
+    if not isinstance(raw.raw, dict):
+        return None
+    value = raw.raw.get("time")
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def load_events(paths: list[str]) -> list[RawEvent]:
+    return [raw for path in expand_paths(paths) for raw in read_events(path)]
+
+
+def find_state(paths: list[str]) -> Path | None:
+    """The Cases state that goes with an archive: `state/cases.json` beside (or in) the first path."""
+    first = Path(paths[0])
+    base = first if first.is_dir() else first.parent
+    candidate = base / STATE_FILE
+    return candidate if candidate.is_file() else None
+
+
+def arrange(raws: list[RawEvent], options: ReplayOptions) -> list[RawEvent]:
+    """Filter by time, then the chaos options: duplicates and shuffling (seeded)."""
+    rng = random.Random(options.seed)  # noqa: S311 - reproducible chaos, not security
+    chosen = []
+    for raw in raws:
+        at = _event_time(raw)
+        if at is not None and ((options.start and at < options.start) or (options.end and at >= options.end)):
+            continue
+        chosen.append(raw)
+    if options.duplicates > 0:
+        doubled: list[RawEvent] = []
+        for raw in chosen:
+            doubled.append(raw)
+            if rng.random() < options.duplicates:
+                doubled.append(raw)
+        chosen = doubled
+    if options.shuffle:
+        rng.shuffle(chosen)
+    return chosen
+
+
+def replay(
+    raws: list[RawEvent], pipeline: Any, options: ReplayOptions, err: TextIO | None = None
+) -> ReplayReport:
+    """Deliver every event through `pipeline` (a started LocalPipeline) and build the report."""
+    report = ReplayReport(events=len(raws))
+    seen: Counter[str] = Counter()
+    started = time.perf_counter()
+    last_virtual: datetime | None = None
+    for n, raw in enumerate(raws, start=1):
+        if options.progress and err is not None and (n % 50 == 0 or n == len(raws)):
+            _progress(err, n, len(raws), started)
+        at = _event_time(raw)
+        if options.speed and at is not None and last_virtual is not None and at > last_virtual:
+            time.sleep(min((at - last_virtual).total_seconds() / options.speed, 5.0))
+        if at is not None:
+            last_virtual = at if last_virtual is None else max(last_virtual, at)
+        if raw.problem is not None or not isinstance(raw.raw, dict):
+            # Not an event at all (a malformed line): EventBridge would never deliver it. Park it.
+            reason = raw.problem or "not a JSON object"
+            pipeline.park_malformed(raw.origin, raw.raw, reason)
+            report.invalid += 1
+            report.dead_lettered += 1
+            continue
+        event_id = raw.raw.get("id")
+        if isinstance(event_id, str):
+            seen[event_id] += 1
+            if seen[event_id] > 1:
+                report.duplicates_delivered += 1
+        # Out-of-order delivery never moves the virtual clock backwards.
+        invocations = pipeline.deliver(raw.raw, at=at)
+        if not invocations:
+            report.unrouted += 1
+            continue
+        report.routed += 1
+        outcomes = {inv.outcome for inv in invocations}
+        if "failed" in outcomes:
+            report.failed += 1
+            report.dead_lettered += 1
+        elif "invalid" in outcomes:
+            report.invalid += 1
+            report.dead_lettered += 1
+        elif "handled" in outcomes:
+            report.handled += 1
+        elif "unhandled" in outcomes:
+            report.unhandled += 1
+        else:
+            report.lost += 1
+    if options.drain:
+        pipeline.drain()
+    report.wall_seconds = time.perf_counter() - started
+    pipeline.fill_report(report)
+    return report
+
+
+def _progress(err: TextIO, done: int, total: int, started: float) -> None:
+    width = 30
+    filled = int(width * done / total) if total else width
+    rate = done / max(time.perf_counter() - started, 1e-9)
+    end = "\n" if done == total else "\r"
+    err.write(f"  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} events  {rate:,.0f}/s{end}")
+    err.flush()
+
+
+def _parse_time(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{value!r}: not an ISO-8601 time (e.g. 2026-11-23T09:00:00Z)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "replay",
+        help="replay events through the local pipeline (offline), or start an EventBridge replay (AWS)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "paths", nargs="*", metavar="PATH", help=".jsonl/.json files or directories (offline)"
+    )
+    parser.add_argument("--archive", help="in AWS: the EventBridge archive to replay from")
+    parser.add_argument("--from", dest="start", type=_parse_time, help="first event time (inclusive)")
+    parser.add_argument("--to", dest="end", type=_parse_time, help="last event time (exclusive)")
+    parser.add_argument(
+        "--rule-arn", action="append", default=[], help="in AWS: rules to replay to (default: the stack's)"
+    )
+    parser.add_argument("--stack", default="Casewatch", help="in AWS: the stack whose rules to replay to")
+    parser.add_argument("--dry-run", action="store_true", help="in AWS: print the StartReplay request only")
+    parser.add_argument("--poll-seconds", type=float, default=5.0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--speed", default="instant", help="'instant' (default) or virtual seconds per second"
+    )
+    parser.add_argument("--shuffle", action="store_true", help="deliver in a random order (chaos)")
+    parser.add_argument(
+        "--duplicates", type=float, default=0.0, metavar="RATE", help="deliver this share twice"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for --shuffle/--duplicates")
+    parser.add_argument(
+        "--state", help="Cases state for the emulator (default: state/cases.json beside PATH)"
+    )
+    parser.add_argument("--config", default="cdk.json", help="cdk.json with the `casewatch` settings")
+    parser.add_argument("--no-drain", action="store_true", help="stop the clock at the last event")
+    parser.add_argument("--report", choices=("text", "json"), default="text")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    if args.archive:
+        from casewatch.local.aws_replay import run_aws_replay
+
+        return run_aws_replay(args, out)
+    if not args.paths:
+        raise UsageError("replay needs PATH (offline) or --archive NAME (in AWS)")
+    if args.speed == "instant":
+        speed = None
+    else:
+        try:
+            speed = float(args.speed)
+        except ValueError:
+            raise UsageError("--speed takes 'instant' or a number") from None
+    if not 0 <= args.duplicates <= 1:
+        raise UsageError("--duplicates takes a rate between 0 and 1")
+    options = ReplayOptions(
+        shuffle=args.shuffle,
+        duplicates=args.duplicates,
+        seed=args.seed,
+        start=args.start,
+        end=args.end,
+        speed=speed,
+        drain=not args.no_drain,
+        progress=sys.stderr.isatty(),
+    )
+    settings = load_cdk_context(args.config)
+    raws = arrange(load_events(args.paths), options)
+    state_path = Path(args.state) if args.state else find_state(args.paths)
+    state = json.loads(state_path.read_text()) if state_path else None
+    report = run_offline(settings, raws, options, state)
+    if args.report == "json":
+        print(json.dumps(report.as_dict(), sort_keys=True), file=out)
+    else:
+        print(report.render(), file=out)
+    return 1 if report.lost else 0
+
+
+def run_offline(
+    settings: Any, raws: list[RawEvent], options: ReplayOptions, state: dict[str, Any] | None
+) -> ReplayReport:
+    from casewatch.local.clock import VirtualClock
+    from casewatch.local.pipeline import LocalPipeline
+
+    first = min((t for raw in raws if (t := _event_time(raw)) is not None), default=None)
+    clock = VirtualClock(first - timedelta(minutes=1)) if first else VirtualClock()
+    with LocalPipeline(settings, clock=clock, cases_state=state, seed=options.seed) as pipeline:
+        return replay(raws, pipeline, options, sys.stderr)

@@ -1,0 +1,144 @@
+"""`casewatch replay --archive`: StartReplay against moto's EventBridge (archives and replays exist there)."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from casewatch import aws
+from casewatch.local.aws_replay import build_request, wait_for
+from casewatch.local.cli import main
+from casewatch.topology import ARCHIVE_PATTERN, EVENT_ROUTED
+from tests.conftest import load_event
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def events(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        aws.reset_clients()
+        client = boto3.client("events", region_name=REGION)
+        bus_arn = client.describe_event_bus(Name="default")["Arn"]
+        client.create_archive(
+            ArchiveName="casewatch-archive", EventSourceArn=bus_arn, EventPattern=json.dumps(ARCHIVE_PATTERN)
+        )
+        for spec in EVENT_ROUTED:
+            client.put_rule(
+                Name=f"Casewatch-Routing{spec.construct_id}", EventPattern=json.dumps(spec.event_pattern())
+            )
+        client.put_rule(Name="Other-team-rule", EventPattern=json.dumps({"source": ["aws.cases"]}))
+        yield client
+    aws.reset_clients()
+
+
+def test_request_targets_only_the_stack_rules(events: Any) -> None:
+    start, end = datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC)
+    request = build_request(
+        events, archive="casewatch-archive", start=start, end=end, rule_arns=[], stack="Casewatch", name="r1"
+    )
+    filters = request["Destination"]["FilterArns"]
+    assert len(filters) == len(EVENT_ROUTED)
+    assert all(":rule/Casewatch-Routing" in arn for arn in filters)
+    assert request["EventSourceArn"].endswith(":archive/casewatch-archive")
+    assert request["Destination"]["Arn"].endswith(":event-bus/default")
+    assert (request["EventStartTime"], request["EventEndTime"]) == (start, end)
+
+
+def test_dry_run_prints_the_request_and_starts_nothing(events: Any) -> None:
+    out = io.StringIO()
+    code = main(
+        [
+            "replay",
+            "--archive",
+            "casewatch-archive",
+            "--from",
+            "2026-11-23T00:00:00Z",
+            "--to",
+            "2026-11-24T00:00:00Z",
+            "--dry-run",
+        ],
+        out=out,
+    )
+    assert code == 0
+    printed = json.loads(out.getvalue())
+    assert printed["Destination"]["FilterArns"]
+    assert events.list_replays()["Replays"] == []
+
+
+def test_replay_runs_to_completion(events: Any) -> None:
+    sample = load_event("case-created")
+    events.put_events(
+        Entries=[
+            {
+                "Source": sample["source"],
+                "DetailType": sample["detail-type"],
+                "Detail": json.dumps(sample["detail"]),
+                "Resources": sample["resources"],
+            }
+        ]
+    )
+    out = io.StringIO()
+    code = main(
+        [
+            "replay",
+            "--archive",
+            "casewatch-archive",
+            "--from",
+            "2000-01-01T00:00:00Z",
+            "--to",
+            "2100-01-01T00:00:00Z",
+            "--poll-seconds",
+            "0",
+        ],
+        out=out,
+    )
+    assert code == 0, out.getvalue()
+    assert "replay completed" in out.getvalue()
+    (replay,) = events.list_replays()["Replays"]
+    assert replay["State"] == "COMPLETED"
+
+
+def test_wait_for_polls_until_a_terminal_state() -> None:
+    states = iter(["STARTING", "RUNNING", "FAILED"])
+
+    class Events:
+        def describe_replay(self, ReplayName: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
+            return {"State": next(states), "StateReason": "boom"}
+
+    slept: list[float] = []
+    final = wait_for(Events(), "r", io.StringIO(), 2.0, sleep=slept.append)
+    assert final["State"] == "FAILED"
+    assert slept == [2.0, 2.0]
+
+
+def test_usage_errors(events: Any) -> None:
+    assert main(["replay"], out=io.StringIO()) == 2
+    assert (
+        main(
+            [
+                "replay",
+                "--archive",
+                "casewatch-archive",
+                "--from",
+                "2026-11-24T00:00:00Z",
+                "--to",
+                "2026-11-23T00:00:00Z",
+            ],
+            out=io.StringIO(),
+        )
+        == 2
+    )
