@@ -1,0 +1,169 @@
+"""The four functions of `casewatch.topology.FUNCTIONS`, each with its own least-privilege role.
+
+One code asset (the `functions/` directory without the dev-only `casewatch/local`) and one
+dependencies layer are shared by all four. Each role gets exact actions on exact ARNs:
+
+| function             | Cases                                     | state table   | timers        |
+| -------------------- | ----------------------------------------- | ------------- | ------------- |
+| case-changed         | GetCase                                   | read/write    | arm + delete  |
+| related-item-created | GetCase                                   | read/write    | arm + delete  |
+| sla-timer            | GetCase                                   | read/write    | delete        |
+| reconcile            | GetCase, SearchCases, SearchRelatedItems  | + `due` index | arm + delete  |
+
+and all four: the idempotency table, publishing (topic + key, enriched bus) and parking invalid
+events on the invalid-events queue.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+
+from casewatch.constants import (
+    ENV_DEAD_LETTER_QUEUE_URL,
+    ENV_EVENT_BUS,
+    ENV_IDEMPOTENCY_TABLE,
+    ENV_SCHEDULE_GROUP,
+    ENV_SCHEDULER_ROLE_ARN,
+    ENV_SLA_TABLE,
+    ENV_SLA_TIMER_ARN,
+    ENV_TOPIC_ARN,
+)
+from casewatch.settings import Settings
+from casewatch.topology import (
+    CASE_CHANGED,
+    FUNCTIONS,
+    RECONCILE,
+    RELATED_ITEM_CREATED_FN,
+    SLA_TIMER,
+    FunctionSpec,
+)
+from constructs import Construct
+from infra.constructs.cases import CasesDomainArns
+from infra.constructs.dead_letters import DeadLetters
+from infra.constructs.dependencies import REPO_ROOT, DependenciesLayer
+from infra.constructs.function import CasewatchFunction
+from infra.constructs.notifications import Notifications
+from infra.constructs.sla_store import SlaStore
+from infra.nag import acknowledge
+
+FUNCTIONS_DIR = REPO_ROOT / "functions"
+# Dev-only code (CLI, Cases emulator, local pipeline) is not deployed.
+ASSET_EXCLUDES = [
+    "casewatch/local",
+    "casewatch/__main__.py",
+    "**/__pycache__",
+    "**/*.pyc",
+]
+
+
+class Functions(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        store: SlaStore,
+        notifications: Notifications,
+        dead_letters: DeadLetters,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.settings = settings
+        self.store = store
+        self.notifications = notifications
+        self.dead_letters = dead_letters
+        self.cases = CasesDomainArns.of(self, settings.domain_id)
+        self.dependencies = DependenciesLayer(
+            self,
+            "Dependencies",
+            runtime=CasewatchFunction.RUNTIME,
+            architecture=CasewatchFunction.ARCHITECTURE,
+        )
+        self.code = lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=ASSET_EXCLUDES)
+
+        shared_env = {
+            ENV_SLA_TABLE: store.state_table.table_name,
+            ENV_IDEMPOTENCY_TABLE: store.idempotency_table.table_name,
+            ENV_TOPIC_ARN: notifications.topic.topic_arn,
+            ENV_EVENT_BUS: notifications.bus.event_bus_name,
+            ENV_SCHEDULE_GROUP: store.schedule_group_name,
+            ENV_DEAD_LETTER_QUEUE_URL: dead_letters.invalid_events.queue_url,
+        }
+        # The sla-timer first: the others arm timers that target it. It finds its own ARN in the
+        # invocation context (an env var holding it would be a circular reference).
+        self.sla_timer = self._function(SLA_TIMER, shared_env)
+        store.allow_scheduler_to_invoke(self.sla_timer)
+        arming_env = {
+            **shared_env,
+            ENV_SCHEDULER_ROLE_ARN: store.scheduler_role.role_arn,
+            ENV_SLA_TIMER_ARN: self.sla_timer.function_arn,
+        }
+        self.case_changed = self._function(CASE_CHANGED, arming_env)
+        self.related_item_created = self._function(RELATED_ITEM_CREATED_FN, arming_env)
+        self.reconcile = self._function(RECONCILE, arming_env)
+
+        for fn in self.all:
+            self._grant_common(fn)
+            self._grant_get_case(fn)
+        for fn in (self.case_changed, self.related_item_created):
+            store.grant_state(fn)
+            store.grant_timers(fn)
+        store.grant_state(self.sla_timer)
+        store.grant_timers(self.sla_timer, arm=False)
+        store.grant_state(self.reconcile, due_index=True)
+        store.grant_timers(self.reconcile)
+        self._grant_search(self.reconcile)
+
+    @property
+    def all(self) -> list[CasewatchFunction]:
+        return [self.by_spec[spec.name] for spec in FUNCTIONS]
+
+    @property
+    def by_spec(self) -> dict[str, CasewatchFunction]:
+        return {
+            fn.spec.name: fn
+            for fn in (self.case_changed, self.related_item_created, self.sla_timer, self.reconcile)
+        }
+
+    def _function(self, spec: FunctionSpec, environment: dict[str, str]) -> CasewatchFunction:
+        return CasewatchFunction(
+            self,
+            spec,
+            code=self.code,
+            layers=[self.dependencies.layer],
+            settings=self.settings,
+            failure_queue=self.dead_letters.failure,
+            environment=environment,
+        )
+
+    def _grant_common(self, fn: CasewatchFunction) -> None:
+        self.store.grant_idempotency(fn)
+        self.notifications.grant_publish(fn)
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sqs:SendMessage"], resources=[self.dead_letters.invalid_events.queue_arn]
+            )
+        )
+
+    def _grant_get_case(self, fn: CasewatchFunction) -> None:
+        fn.add_to_role_policy(iam.PolicyStatement(actions=["cases:GetCase"], resources=self.cases.get_case))
+        acknowledge(
+            fn,
+            "IAM5",
+            "GetCase (and SearchRelatedItems) authorize the case and field resource types: any case of "
+            "this one domain, and the fields GetCase reads (the configured ids are a deploy-time setting).",
+            applies_to=CasesDomainArns.nag_findings(self.settings.domain_id),
+        )
+
+    def _grant_search(self, fn: CasewatchFunction) -> None:
+        # Service Authorization Reference: SearchCases takes the domain; SearchRelatedItems the
+        # domain and the case.
+        fn.add_to_role_policy(
+            iam.PolicyStatement(actions=["cases:SearchCases"], resources=[self.cases.domain])
+        )
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["cases:SearchRelatedItems"], resources=[self.cases.domain, self.cases.cases]
+            )
+        )

@@ -1,0 +1,141 @@
+"""SLA tracking storage: the state table, the idempotency table, the Scheduler group and its role.
+
+The tables are built from `casewatch.tables` (the same definitions the adapters, moto tests and
+the local pipeline use). Breach/warning timers are one-time EventBridge Scheduler schedules in
+the group, created by the handlers, that invoke the sla-timer function with the scheduler role.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_scheduler as scheduler
+
+from casewatch.settings import Settings
+from casewatch.tables import IDEMPOTENCY_TABLE, STATE_TABLE, KeySpec, TableSpec
+from constructs import Construct
+from infra.constructs.function import removal_policy
+from infra.nag import acknowledge
+
+_ATTRIBUTE_TYPES = {
+    "S": dynamodb.AttributeType.STRING,
+    "N": dynamodb.AttributeType.NUMBER,
+    "B": dynamodb.AttributeType.BINARY,
+}
+
+STATE_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
+]
+# Powertools Idempotency's DynamoDBPersistenceLayer.
+IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+TIMER_ACTIONS = [
+    "scheduler:CreateSchedule",
+    "scheduler:UpdateSchedule",
+    "scheduler:DeleteSchedule",
+    "scheduler:GetSchedule",
+]
+SCHEDULER_SERVICE = "scheduler.amazonaws.com"
+
+
+def _attribute(key: KeySpec) -> dynamodb.Attribute:
+    return dynamodb.Attribute(name=key.name, type=_ATTRIBUTE_TYPES[key.type])
+
+
+class SlaStore(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, settings: Settings) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.state_table = self._table(STATE_TABLE, settings)
+        self.idempotency_table = self._table(IDEMPOTENCY_TABLE, settings)
+        self.due_index_name = STATE_TABLE.indexes[0].name
+
+        self.schedule_group_name = f"{stack.stack_name.lower()}-sla-timers"
+        self.schedule_group = scheduler.CfnScheduleGroup(self, "ScheduleGroup", name=self.schedule_group_name)
+        self.schedule_arns = stack.format_arn(
+            service="scheduler",
+            resource="schedule",
+            resource_name=f"{self.schedule_group_name}/*",
+        )
+        # Assumed by EventBridge Scheduler (this account only) to invoke the sla-timer function.
+        self.scheduler_role = iam.Role(
+            self,
+            "SchedulerRole",
+            description="EventBridge Scheduler: invoke the casewatch sla-timer function",
+            assumed_by=iam.ServicePrincipal(
+                SCHEDULER_SERVICE,
+                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+            ),
+        )
+
+    def _table(self, spec: TableSpec, settings: Settings) -> dynamodb.Table:
+        table = dynamodb.Table(
+            self,
+            spec.construct_id,
+            partition_key=_attribute(spec.partition_key),
+            sort_key=_attribute(spec.sort_key) if spec.sort_key else None,
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            time_to_live_attribute=spec.ttl_attribute,
+            removal_policy=removal_policy(settings),
+        )
+        for index in spec.indexes:
+            table.add_global_secondary_index(
+                index_name=index.name,
+                partition_key=_attribute(index.partition_key),
+                sort_key=_attribute(index.sort_key) if index.sort_key else None,
+                projection_type=dynamodb.ProjectionType.ALL,
+            )
+        return table
+
+    # -- grants: exact actions on exact ARNs -------------------------------------------------
+    def grant_state(self, fn: lambda_.Function, *, due_index: bool = False) -> None:
+        """Read/write the state table (and query the `due` index: reconciliation)."""
+        resources = [self.state_table.table_arn]
+        if due_index:
+            resources.append(f"{self.state_table.table_arn}/index/{self.due_index_name}")
+        fn.add_to_role_policy(iam.PolicyStatement(actions=STATE_ACTIONS, resources=resources))
+
+    def grant_idempotency(self, fn: lambda_.Function) -> None:
+        fn.add_to_role_policy(
+            iam.PolicyStatement(actions=IDEMPOTENCY_ACTIONS, resources=[self.idempotency_table.table_arn])
+        )
+
+    def grant_timers(self, fn: lambda_.Function, *, arm: bool = True) -> None:
+        """Manage the SLA timers in the group; `arm=False`: only delete them (the sla-timer)."""
+        actions = TIMER_ACTIONS if arm else ["scheduler:DeleteSchedule"]
+        fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[self.schedule_arns]))
+        acknowledge(
+            fn,
+            "IAM5",
+            "SLA timers are schedules created at runtime (one per case and SLA) in casewatch's own "
+            "schedule group: the grant covers that group only.",
+            applies_to=[
+                "Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:schedule/"
+                f"{self.schedule_group_name}/*"
+            ],
+        )
+        if arm:
+            fn.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["iam:PassRole"],
+                    resources=[self.scheduler_role.role_arn],
+                    conditions={"StringEquals": {"iam:PassedToService": SCHEDULER_SERVICE}},
+                )
+            )
+
+    def allow_scheduler_to_invoke(self, fn: lambda_.IFunction) -> None:
+        """The scheduler role may invoke this function (the sla-timer) and nothing else."""
+        self.scheduler_role.add_to_policy(
+            iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[fn.function_arn])
+        )
