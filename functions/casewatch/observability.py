@@ -1,0 +1,112 @@
+"""The one Logger, Metrics and Tracer of casewatch (Powertools), and the metric names.
+
+Cheap at import: Logger and Metrics are built here, the Tracer (which loads the X-Ray SDK) on the
+first invocation; it patches botocore only, the one library casewatch does I/O with. Logs carry ids
+(event, case, field ids), never field values unless `log_case_data` is on.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, cast, overload
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
+
+SERVICE: Final = "casewatch"
+DEFAULT_NAMESPACE: Final = "Casewatch"
+
+# Metric names (EMF, dimension service=casewatch).
+EVENTS_HANDLED: Final = "EventsHandled"
+EVENTS_UNHANDLED: Final = "EventsUnhandled"
+EVENTS_INVALID: Final = "EventsInvalid"
+GETCASE_CALLS: Final = "GetCaseCalls"
+GETCASE_THROTTLED: Final = "GetCaseThrottled"
+CASE_NOT_FOUND: Final = "CaseNotFound"
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE, service=SERVICE
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class MetricsRecorder(Protocol):
+    """Where the event-processing use case counts things (Powertools EMF in Lambda, a Counter locally)."""
+
+    def count(self, name: str, value: float = 1) -> None: ...
+
+
+class PowertoolsMetrics:
+    """Counts into the Powertools `metrics` (flushed as EMF by `@metrics.log_metrics`)."""
+
+    def count(self, name: str, value: float = 1) -> None:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+@functools.cache
+def get_tracer() -> Tracer:
+    """The Powertools Tracer, built on first use (it imports the X-Ray SDK), patching botocore only."""
+    from aws_lambda_powertools import Tracer
+
+    built = Tracer(service=SERVICE, auto_patch=False)
+    built.patch(["botocore"])
+    return built
+
+
+class LazyTracer:
+    """`tracer.capture_lambda_handler(...)` as Powertools spells it, applied on the first invocation."""
+
+    @overload
+    def capture_lambda_handler(self, lambda_handler: F, *, capture_response: bool | None = None) -> F: ...
+
+    @overload
+    def capture_lambda_handler(
+        self, lambda_handler: None = None, *, capture_response: bool | None = None
+    ) -> Callable[[F], F]: ...
+
+    def capture_lambda_handler(
+        self, lambda_handler: F | None = None, *, capture_response: bool | None = None
+    ) -> F | Callable[[F], F]:
+        if lambda_handler is None:
+
+            def decorator(fn: F) -> F:
+                return self.capture_lambda_handler(fn, capture_response=capture_response)
+
+            return decorator
+        handler_fn: Callable[..., Any] = lambda_handler
+        traced: list[Callable[..., Any]] = []
+
+        @functools.wraps(handler_fn)
+        def decorate(event: Any, context: Any, **kwargs: Any) -> Any:
+            if not traced:
+                traced.append(
+                    get_tracer().capture_lambda_handler(handler_fn, capture_response=capture_response)
+                )
+            return traced[0](event, context, **kwargs)
+
+        return cast(F, decorate)
+
+
+tracer = LazyTracer()
+
+__all__ = [
+    "CASE_NOT_FOUND",
+    "EVENTS_HANDLED",
+    "EVENTS_INVALID",
+    "EVENTS_UNHANDLED",
+    "GETCASE_CALLS",
+    "GETCASE_THROTTLED",
+    "MetricsRecorder",
+    "PowertoolsMetrics",
+    "get_tracer",
+    "logger",
+    "metrics",
+    "tracer",
+]
