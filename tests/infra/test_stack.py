@@ -1,0 +1,427 @@
+"""Properties of the synthesized `Casewatch` stack: routing, retries, dead letters, encryption, IAM, env."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match
+from infra.constructs.function import CasewatchFunction
+from infra.constructs.routing import Routing
+
+from casewatch.constants import (
+    ENV_CONFIG,
+    ENV_DEAD_LETTER_QUEUE_URL,
+    ENV_EVENT_BUS,
+    ENV_IDEMPOTENCY_TABLE,
+    ENV_SCHEDULE_GROUP,
+    ENV_SCHEDULER_ROLE_ARN,
+    ENV_SLA_TABLE,
+    ENV_SLA_TIMER_ARN,
+    ENV_TOPIC_ARN,
+)
+from casewatch.settings import Settings
+from casewatch.tables import IDEMPOTENCY_TABLE, STATE_TABLE, TableSpec
+from casewatch.topology import ARCHIVE_PATTERN, EVENT_ROUTED, FUNCTIONS, RECONCILE, SLA_TIMER, FunctionSpec
+from tests.infra.conftest import Synthesized, domain_arn, render
+
+QUEUES = ("RuleDeadLetterQueue", "FailureQueue", "InvalidEventsQueue")
+Permission = tuple[str, str, str]  # (action, resource, condition JSON)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def function(synth: Synthesized, spec: FunctionSpec) -> tuple[str, dict[str, Any]]:
+    return synth.by_path(f"Functions/{spec.construct_id}/Resource")
+
+
+def logical_id(synth: Synthesized, path: str) -> str:
+    return synth.by_path(path)[0]
+
+
+def getatt(synth: Synthesized, path: str) -> str:
+    return "${" + logical_id(synth, path) + ".Arn}"
+
+
+def queue_arn(synth: Synthesized, name: str) -> str:
+    return getatt(synth, f"DeadLetters/{name}/Resource")
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def role_permissions(synth: Synthesized, role_id: str) -> set[Permission]:
+    """Every (action, resource, condition) the role's inline policies allow."""
+    found: set[Permission] = set()
+    for policy in synth.of_type("AWS::IAM::Policy").values():
+        if {"Ref": role_id} not in policy["Properties"]["Roles"]:
+            continue
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            assert statement["Effect"] == "Allow"
+            condition = json.dumps(statement.get("Condition", {}), sort_keys=True)
+            for action in as_list(statement["Action"]):
+                for resource in as_list(statement["Resource"]):
+                    found.add((action, render(resource), condition))
+    return found
+
+
+def function_permissions(synth: Synthesized, spec: FunctionSpec) -> set[Permission]:
+    _, fn = function(synth, spec)
+    return role_permissions(synth, fn["Properties"]["Role"]["Fn::GetAtt"][0])
+
+
+def allow(
+    actions: list[str], resources: list[str], condition: dict[str, Any] | None = None
+) -> set[Permission]:
+    cond = json.dumps(condition or {}, sort_keys=True)
+    return {(a, r, cond) for a in actions for r in resources}
+
+
+def expected_permissions(synth: Synthesized, spec: FunctionSpec) -> set[Permission]:
+    domain = domain_arn(synth.settings.domain_id)
+    state = getatt(synth, "SlaStore/StateTable/Resource")
+    schedules = (
+        "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/casewatch-sla-timers/*"
+    )
+    granted = (
+        allow(["xray:PutTraceSegments", "xray:PutTelemetryRecords"], ["*"])  # CDK, tracing
+        # CDK, the on-failure destination
+        | allow(
+            ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+            [queue_arn(synth, "FailureQueue")],
+        )
+        | allow(
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            [getatt(synth, "SlaStore/IdempotencyTable/Resource")],
+        )
+        | allow(["sns:Publish"], ["${" + logical_id(synth, "Notifications/Topic/Resource") + "}"])
+        | allow(["kms:GenerateDataKey", "kms:Decrypt"], [getatt(synth, "Notifications/Key/Resource")])
+        | allow(["events:PutEvents"], [getatt(synth, "Notifications/EnrichedBus/Resource")])
+        | allow(["sqs:SendMessage"], [queue_arn(synth, "InvalidEventsQueue")])
+        | allow(["cases:GetCase"], [domain, f"{domain}/case/*", f"{domain}/field/*"])
+        | allow(
+            [
+                "dynamodb:GetItem",
+                "dynamodb:BatchGetItem",
+                "dynamodb:Query",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:ConditionCheckItem",
+            ],
+            [state, f"{state}/index/due"] if spec == RECONCILE else [state],
+        )
+    )
+    if spec == SLA_TIMER:
+        return granted | allow(["scheduler:DeleteSchedule"], [schedules])
+    granted |= allow(
+        [
+            "scheduler:CreateSchedule",
+            "scheduler:UpdateSchedule",
+            "scheduler:DeleteSchedule",
+            "scheduler:GetSchedule",
+        ],
+        [schedules],
+    ) | allow(
+        ["iam:PassRole"],
+        [getatt(synth, "SlaStore/SchedulerRole/Resource")],
+        {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+    )
+    if spec == RECONCILE:
+        granted |= allow(["cases:SearchCases"], [domain]) | allow(
+            ["cases:SearchRelatedItems"], [domain, f"{domain}/case/*"]
+        )
+    return granted
+
+
+# -- routing -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", EVENT_ROUTED, ids=lambda s: s.name)
+def test_each_event_routed_function_has_one_rule_with_its_pattern(
+    synth: Synthesized, spec: FunctionSpec
+) -> None:
+    fn_id, _ = function(synth, spec)
+    _, rule = synth.by_path(f"Routing/{spec.construct_id}Rule/Resource")
+    props = rule["Properties"]
+    assert props["EventPattern"] == spec.event_pattern()
+    assert "EventBusName" not in props  # the default bus, where Cases publishes
+    (target,) = props["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [fn_id, "Arn"]}
+    assert target["RetryPolicy"] == {
+        "MaximumRetryAttempts": Routing.RULE_RETRY_ATTEMPTS,
+        "MaximumEventAgeInSeconds": int(Routing.RULE_MAX_EVENT_AGE.to_seconds()),
+    }
+    assert render(target["DeadLetterConfig"]["Arn"]) == queue_arn(synth, "RuleDeadLetterQueue")
+
+
+def test_rule_dlq_accepts_only_casewatch_rules(synth: Synthesized) -> None:
+    _, policy = synth.by_path("DeadLetters/RuleDeadLetterQueue/Policy/Resource")
+    senders = {
+        render(s["Condition"]["ArnEquals"]["aws:SourceArn"])
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Allow"
+    }
+    rules = {getatt(synth, f"Routing/{spec.construct_id}Rule/Resource") for spec in EVENT_ROUTED}
+    assert senders == rules | {getatt(synth, "Routing/ReconcileSchedule/Resource")}
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda s: s.name)
+def test_async_invocations_retry_twice_then_go_to_the_failure_queue(
+    synth: Synthesized, spec: FunctionSpec
+) -> None:
+    fn_id, _ = function(synth, spec)
+    synth.assertions.has_resource_properties(
+        "AWS::Lambda::EventInvokeConfig",
+        {
+            "FunctionName": {"Ref": fn_id},
+            "MaximumRetryAttempts": 2,
+            "MaximumEventAgeInSeconds": int(CasewatchFunction.MAX_EVENT_AGE.to_seconds()),
+            "DestinationConfig": {
+                "OnFailure": {
+                    "Destination": {
+                        "Fn::GetAtt": [logical_id(synth, "DeadLetters/FailureQueue/Resource"), "Arn"]
+                    }
+                }
+            },
+        },
+    )
+
+
+@pytest.mark.parametrize("name", QUEUES)
+def test_queues_are_encrypted_tls_only_and_keep_messages_14_days(synth: Synthesized, name: str) -> None:
+    queue_id, queue = synth.by_path(f"DeadLetters/{name}/Resource")
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    _, policy = synth.by_path(f"DeadLetters/{name}/Policy/Resource")
+    assert {
+        "Action": "sqs:*",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+    } in policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+def test_archive_keeps_every_cases_event_on_the_default_bus(synth: Synthesized) -> None:
+    _, archive = synth.by_path("Routing/Archive/Archive")
+    props = archive["Properties"]
+    assert props["EventPattern"] == ARCHIVE_PATTERN
+    assert props["RetentionDays"] == synth.settings.archive_retention_days
+    assert render(props["SourceArn"]) == (
+        "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"
+    )
+
+
+def test_outputs_name_everything_a_user_or_a_replay_needs(synth: Synthesized) -> None:
+    outputs = synth.template["Outputs"]
+    rule_ids = [logical_id(synth, f"Routing/{s.construct_id}Rule/Resource") for s in EVENT_ROUTED]
+    assert outputs["ReplayFilterArns"]["Value"] == {
+        "Fn::Join": [",", [{"Fn::GetAtt": [r, "Arn"]} for r in rule_ids]]
+    }
+    expected = {
+        "ArchiveName",
+        "ArchiveArn",
+        "StateTableName",
+        "IdempotencyTableName",
+        "TopicArn",
+        "EnrichedBusName",
+        "ScheduleGroupName",
+        "AlarmTopicArn",
+        "DashboardName",
+        *(f"{q}Url" for q in QUEUES),
+        *(f"{s.construct_id}RuleArn" for s in EVENT_ROUTED),
+        *(f"{s.construct_id}FunctionName" for s in FUNCTIONS),
+    }
+    assert expected <= set(outputs)
+    assert outputs["StateTableName"]["Value"] == {"Ref": logical_id(synth, "SlaStore/StateTable/Resource")}
+
+
+# -- functions --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda s: s.name)
+def test_function_house_defaults(synth: Synthesized, spec: FunctionSpec) -> None:
+    _, fn = function(synth, spec)
+    props = fn["Properties"]
+    assert props["Handler"] == spec.handler
+    assert props["Runtime"] == "python3.13"
+    assert props["Architectures"] == ["arm64"]
+    assert props["MemorySize"] == 256
+    assert props["Timeout"] == (60 if spec == RECONCILE else 30)
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert props["LoggingConfig"]["LogFormat"] == "JSON"
+    assert props["LoggingConfig"]["ApplicationLogLevel"] == "INFO"
+    assert props["Layers"] == [{"Ref": logical_id(synth, "Functions/Dependencies/Layer/Resource")}]
+    if spec.event_types:
+        assert props["ReservedConcurrentExecutions"] == synth.settings.reserved_concurrency == 5
+    else:
+        assert "ReservedConcurrentExecutions" not in props
+    log_group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
+    log_group = synth.resources[log_group_id]
+    assert log_group["Properties"]["RetentionInDays"] == synth.settings.log_retention_days
+    assert log_group["DeletionPolicy"] == "Retain"  # removal_policy: retain
+
+
+def test_the_layer_is_for_python313_on_arm64(synth: Synthesized) -> None:
+    _, layer = synth.by_path("Functions/Dependencies/Layer/Resource")
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda s: s.name)
+def test_function_environment(synth: Synthesized, spec: FunctionSpec) -> None:
+    _, fn = function(synth, spec)
+    env = fn["Properties"]["Environment"]["Variables"]
+    # The settings travel whole (minus deploy-only ones) and validate with the runtime model.
+    runtime = Settings.from_mapping(json.loads(env[ENV_CONFIG]))
+    deploy_only = set(synth.settings.DEPLOY_ONLY)
+    assert runtime.model_dump(exclude=deploy_only) == synth.settings.model_dump(exclude=deploy_only)
+    assert env["POWERTOOLS_SERVICE_NAME"] == "casewatch"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Casewatch"
+    ref = {
+        ENV_SLA_TABLE: "SlaStore/StateTable/Resource",
+        ENV_IDEMPOTENCY_TABLE: "SlaStore/IdempotencyTable/Resource",
+        ENV_TOPIC_ARN: "Notifications/Topic/Resource",
+        ENV_EVENT_BUS: "Notifications/EnrichedBus/Resource",
+        ENV_DEAD_LETTER_QUEUE_URL: "DeadLetters/InvalidEventsQueue/Resource",
+    }
+    for name, path in ref.items():
+        assert env[name] == {"Ref": logical_id(synth, path)}, name
+    assert env[ENV_SCHEDULE_GROUP] == "casewatch-sla-timers"
+    if spec == SLA_TIMER:  # it reads its own ARN from the invocation context
+        assert ENV_SLA_TIMER_ARN not in env and ENV_SCHEDULER_ROLE_ARN not in env
+    else:
+        sla_timer_id, _ = function(synth, SLA_TIMER)
+        assert env[ENV_SLA_TIMER_ARN] == {"Fn::GetAtt": [sla_timer_id, "Arn"]}
+        assert render(env[ENV_SCHEDULER_ROLE_ARN]) == getatt(synth, "SlaStore/SchedulerRole/Resource")
+
+
+# -- IAM ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda s: s.name)
+def test_each_function_role_has_exact_actions_on_exact_resources(
+    synth: Synthesized, spec: FunctionSpec
+) -> None:
+    assert function_permissions(synth, spec) == expected_permissions(synth, spec)
+
+
+def test_get_case_is_granted_on_the_domain_its_cases_and_fields_only(synth: Synthesized) -> None:
+    domain = domain_arn(synth.settings.domain_id)
+    for spec in FUNCTIONS:
+        resources = {r for a, r, _ in function_permissions(synth, spec) if a == "cases:GetCase"}
+        assert resources == {domain, f"{domain}/case/*", f"{domain}/field/*"}, spec.name
+
+
+def test_no_wildcard_resource_except_xray(synth: Synthesized) -> None:
+    for spec in FUNCTIONS:
+        star = {a for a, r, _ in function_permissions(synth, spec) if r == "*"}
+        assert star == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}, spec.name
+
+
+def test_one_role_per_function(synth: Synthesized) -> None:
+    roles = [function(synth, spec)[1]["Properties"]["Role"]["Fn::GetAtt"][0] for spec in FUNCTIONS]
+    assert len(set(roles)) == len(FUNCTIONS)
+
+
+def test_scheduler_group_and_role_invoke_only_the_sla_timer(synth: Synthesized) -> None:
+    synth.assertions.has_resource_properties(
+        "AWS::Scheduler::ScheduleGroup", {"Name": "casewatch-sla-timers"}
+    )
+    role_id, role = synth.by_path("SlaStore/SchedulerRole/Resource")
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    sla_timer_id, _ = function(synth, SLA_TIMER)
+    assert role_permissions(synth, role_id) == allow(["lambda:InvokeFunction"], [f"${{{sla_timer_id}.Arn}}"])
+
+
+def test_reconcile_runs_on_a_schedule(synth: Synthesized) -> None:
+    _, rule = synth.by_path("Routing/ReconcileSchedule/Resource")
+    assert (
+        rule["Properties"]["ScheduleExpression"] == f"rate({synth.settings.reconcile_every_minutes} minutes)"
+    )
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": [function(synth, RECONCILE)[0], "Arn"]}
+
+
+# -- storage and notifications ------------------------------------------------------------------------
+@pytest.mark.parametrize("spec", [STATE_TABLE, IDEMPOTENCY_TABLE], ids=lambda s: s.construct_id)
+def test_tables_match_the_shared_definitions(synth: Synthesized, spec: TableSpec) -> None:
+    _, table = synth.by_path(f"SlaStore/{spec.construct_id}/Resource")
+    props = table["Properties"]
+    args = spec.create_table_args("x")
+    assert props["KeySchema"] == args["KeySchema"]
+    assert sorted(props["AttributeDefinitions"], key=str) == sorted(args["AttributeDefinitions"], key=str)
+    if spec.indexes:
+        assert [
+            {k: v for k, v in gsi.items() if k in ("IndexName", "KeySchema", "Projection")}
+            for gsi in props["GlobalSecondaryIndexes"]
+        ] == args["GlobalSecondaryIndexes"]
+    else:
+        assert "GlobalSecondaryIndexes" not in props
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["TimeToLiveSpecification"] == {"AttributeName": spec.ttl_attribute, "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert props["SSESpecification"] == {"SSEEnabled": True}  # KMS, AWS managed key
+    assert table["DeletionPolicy"] == "Retain"
+
+
+@pytest.mark.parametrize("path", ["Notifications/Topic", "Monitoring/AlarmTopic"])
+def test_topics_use_the_stack_key_and_tls_only(synth: Synthesized, path: str) -> None:
+    topic_id, topic = synth.by_path(f"{path}/Resource")
+    key_id, key = synth.by_path("Notifications/Key/Resource")
+    assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert key["Properties"]["EnableKeyRotation"] is True
+    _, policy = synth.by_path(f"{path}/Policy/Resource")
+    assert {
+        "Action": "sns:Publish",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        "Effect": "Deny",
+        "Principal": "*",
+        "Resource": {"Ref": topic_id},
+        "Sid": "AllowPublishThroughSSLOnly",
+    } in policy["Properties"]["PolicyDocument"]["Statement"]
+
+
+def test_enriched_bus_is_named_from_the_stack(synth: Synthesized) -> None:
+    synth.assertions.has_resource_properties("AWS::Events::EventBus", {"Name": "casewatch-enriched"})
+
+
+# -- monitoring ---------------------------------------------------------------------------------------
+def test_alarms_cover_queues_functions_getcase_throttles_and_repairs(synth: Synthesized) -> None:
+    alarms = synth.of_type("AWS::CloudWatch::Alarm")
+    assert len(alarms) == len(QUEUES) + 2 * len(FUNCTIONS) + 2
+    alarm_topic = {"Ref": logical_id(synth, "Monitoring/AlarmTopic/Resource")}
+    for alarm in alarms.values():
+        props = alarm["Properties"]
+        assert props["AlarmActions"] == [alarm_topic]
+        assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["Threshold"] == 0
+    for name in QUEUES:
+        queue_id = logical_id(synth, f"DeadLetters/{name}/Resource")
+        synth.assertions.has_resource_properties(
+            "AWS::CloudWatch::Alarm",
+            {
+                "MetricName": "ApproximateNumberOfMessagesVisible",
+                "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue_id, "QueueName"]}}],
+            },
+        )
+    for spec in FUNCTIONS:
+        for metric in ("Errors", "Throttles"):
+            synth.assertions.has_resource_properties(
+                "AWS::CloudWatch::Alarm",
+                {
+                    "MetricName": metric,
+                    "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": function(synth, spec)[0]}}],
+                },
+            )
+    for metric in ("GetCaseThrottled", "SlaRepairs"):
+        synth.assertions.has_resource_properties(
+            "AWS::CloudWatch::Alarm",
+            {
+                "Namespace": "Casewatch",
+                "MetricName": metric,
+                "Dimensions": [{"Name": "service", "Value": "casewatch"}],
+                "Statistic": "Sum",
+            },
+        )
+    synth.assertions.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+    synth.assertions.has_resource_properties(
+        "AWS::CloudWatch::Dashboard", {"DashboardBody": Match.any_value()}
+    )
