@@ -2,7 +2,11 @@
 
 The state table is a single table holding, per case:
 - `pk=CASE#<caseId>, sk=SNAPSHOT`: the latest enriched case view (versioned by approximateChangeTime);
-- `pk=CASE#<caseId>, sk=SLA#<name>`: one item per (case, SLA) with its state and history.
+- `pk=CASE#<caseId>, sk=SLA#<name>`: one item per (case, SLA) with its state and history;
+- `pk=CASE#<caseId>, sk=NOTIFY#STATUS` (and `NOTIFY#STATUS#REPLAY#<replayName>` per replay): the latest
+  status notification sent — `latest_at` (N, epoch ms of approximateChangeTime), `latest_status` (S, a
+  hash of the status value), `notification_id` (S), `expires_at` (N, TTL) — written only forward in time
+  (conditional `latest_at <= :t`), so a stale "open" is never sent after a "closed".
 Active SLAs also carry `due_shard`/`due_at`, a sparse GSI (`due`) to query "SLAs due before T".
 """
 
