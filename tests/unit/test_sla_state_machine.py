@@ -1,0 +1,480 @@
+"""The SLA state machine: scenarios, and order independence as a property (hypothesis)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from casewatch.adapters.memory import RecordingSignalSink
+from casewatch.domain.sla import (
+    MAX_OBSERVATIONS,
+    CaseSlaLog,
+    Observation,
+    ObsKind,
+    PolicySpec,
+    SlaStatus,
+    TimerKind,
+    case_fields,
+    compact,
+    compile_policies,
+    desired_timers,
+    evaluate,
+)
+from casewatch.domain.sla_ports import SlaTimerPayload
+from casewatch.local.clock import VirtualClock
+from casewatch.models.signals import SlaSignalKind
+from casewatch.settings import Settings
+from casewatch.sla_service import SlaTracker
+from tests.unit.test_sla_fakes import (
+    DOMAIN,
+    PRIORITY,
+    InMemorySlaStore,
+    RecordingTimers,
+    at,
+    case_event_raw,
+    enriched,
+    parsed,
+    related_raw,
+    sla_item_raw,
+)
+
+SETTINGS = Settings.from_mapping(
+    {
+        "domain_id": DOMAIN,
+        "field_names": {"priority": PRIORITY},
+        "sla_policies": [
+            {
+                "name": "first-response-high",
+                "match": {"priority": ["high"]},
+                "target_minutes": 30,
+                "complete_when": {"related_item": "Comment"},
+            },
+            {
+                "name": "resolve-within-8h",
+                "target_minutes": 480,
+                "complete_when": {"field": "status", "values": ["closed"]},
+                "pause_when": {"status": ["pending-customer"]},
+                "rearm_on_reopen": True,
+            },
+        ],
+        "sla_warning_fraction": 0.8,
+    }
+)
+POLICIES = compile_policies(SETTINGS.sla_policies, SETTINGS.field_id)
+FIRST = "policy#first-response-high"
+RESOLVE = "policy#resolve-within-8h"
+
+
+class Harness:
+    """A tracker on fakes, with a virtual clock that starts before every event (timers fire later)."""
+
+    def __init__(self, clock_minutes: float = -60) -> None:
+        self.clock = VirtualClock(at(clock_minutes))
+        self.store = InMemorySlaStore()
+        self.timers = RecordingTimers()
+        self.signals = RecordingSignalSink()
+        self.tracker = SlaTracker.from_settings(
+            SETTINGS, store=self.store, signals=self.signals, timers=self.timers, clock=self.clock
+        )
+        self.latest_status: dict[str, Any] = {}
+
+    def deliver(self, raw: dict[str, Any]) -> None:
+        event = parsed(raw)
+        extra = {}
+        if event.related_item is not None and event.case_id in self.latest_status:
+            # a snapshot value as of whatever arrived last: order-dependent, and must not matter
+            extra = {"status": self.latest_status[event.case_id]}
+        elif "status" in event.field_values():
+            self.latest_status[event.case_id or ""] = event.field_values()["status"]
+        self.tracker.on_case_event(event, enriched(event, extra))
+
+    def fire_timers(self) -> None:
+        """Let time run: fire every pending timer in time order (as Scheduler would)."""
+        while self.timers.pending:
+            timer = self.timers.due()[0]
+            del self.timers.pending[(timer.case_id, timer.sla_key, timer.kind)]
+            if timer.fire_at > self.clock.now():
+                self.clock.set(timer.fire_at)
+            self.tracker.on_timer(
+                SlaTimerPayload(
+                    kind=timer.kind.value,
+                    domain_id=timer.domain_id,
+                    case_id=timer.case_id,
+                    sla_name=timer.sla_name,
+                    sla_key=timer.sla_key,
+                    target_time=timer.target_time,
+                )
+            )
+
+    def state(self, case_id: str, key: str) -> Any:
+        return self.store.states()[(case_id, key)]
+
+    def signal_kinds(self) -> list[tuple[str, SlaSignalKind]]:
+        return [(s.sla_name, s.kind) for s, _ in self.signals.signals]
+
+
+def created(case_id: str, minutes: float, priority: str = "low", status: str = "open") -> dict[str, Any]:
+    return case_event_raw("CASE.CREATED", case_id, at(minutes), {"status": status, PRIORITY: priority})
+
+
+def updated(
+    case_id: str, minutes: float, status: str, priority: str = "low", created_at: float = 0
+) -> dict[str, Any]:
+    return case_event_raw(
+        "CASE.UPDATED",
+        case_id,
+        at(minutes),
+        {"status": status, PRIORITY: priority},
+        changed=["status"],
+        created=at(created_at),
+    )
+
+
+def comment(case_id: str, minutes: float, item_id: str = "cm1") -> dict[str, Any]:
+    return related_raw(case_id, at(minutes), "Comment", item_id, {"comment": {"body": "hello"}})
+
+
+def deleted(case_id: str, minutes: float) -> dict[str, Any]:
+    return case_event_raw("CASE.DELETED", case_id, at(minutes))
+
+
+# --- scenarios -------------------------------------------------------------------------------------
+
+
+def test_first_response_is_met_by_the_first_comment() -> None:
+    h = Harness()
+    h.deliver(created("c1", 0, "high"))
+    assert h.state("c1", FIRST).status is SlaStatus.ACTIVE
+    assert h.state("c1", FIRST).target_time == at(30)
+    assert ("c1", FIRST, TimerKind.BREACH) in h.timers.pending
+    assert h.timers.pending[("c1", FIRST, TimerKind.WARNING)].fire_at == at(24)
+    h.deliver(comment("c1", 10))
+    first = h.state("c1", FIRST)
+    assert first.status is SlaStatus.MET
+    assert first.completion_time == at(10)
+    assert ("c1", FIRST, TimerKind.BREACH) not in h.timers.pending
+    assert h.signal_kinds() == [("first-response-high", SlaSignalKind.MET)]
+
+
+def test_a_policy_that_does_not_match_is_not_armed() -> None:
+    h = Harness()
+    h.deliver(created("c1", 0, "low"))
+    assert (("c1", FIRST)) not in h.store.states()
+    assert h.state("c1", RESOLVE).status is SlaStatus.ACTIVE
+
+
+def test_completion_is_judged_at_the_change_time_not_when_processed() -> None:
+    h = Harness(clock_minutes=3 * 24 * 60)  # processed three days late
+    h.deliver(created("c1", 0))
+    h.deliver(updated("c1", 100, "closed"))
+    resolve = h.state("c1", RESOLVE)
+    assert resolve.status is SlaStatus.MET
+    assert resolve.completion_time == at(100)
+
+
+def test_overdue_then_completed_is_not_met() -> None:
+    h = Harness()
+    h.deliver(created("c1", 0, "high"))
+    h.clock.set(at(31))
+    h.fire_timers()
+    assert h.state("c1", FIRST).status is SlaStatus.OVERDUE
+    h.deliver(comment("c1", 45))
+    first = h.state("c1", FIRST)
+    assert first.status is SlaStatus.NOT_MET
+    assert [t.status for t in first.history] == [SlaStatus.ACTIVE, SlaStatus.OVERDUE, SlaStatus.NOT_MET]
+    assert first.history[1].at == at(30)
+    kinds = [k for name, k in h.signal_kinds() if name == "first-response-high"]
+    assert kinds == [SlaSignalKind.BREACHED, SlaSignalKind.NOT_MET]
+
+
+def test_a_late_completion_without_a_timer_is_not_met_via_overdue() -> None:
+    h = Harness()
+    h.deliver(created("c1", 0, "high"))
+    h.deliver(comment("c1", 45))
+    assert [t.status for t in h.state("c1", FIRST).history] == [
+        SlaStatus.ACTIVE,
+        SlaStatus.OVERDUE,
+        SlaStatus.NOT_MET,
+    ]
+
+
+def test_a_pause_moves_the_target_by_the_paused_time() -> None:
+    h = Harness()
+    h.deliver(created("c1", 0))
+    h.deliver(updated("c1", 60, "pending-customer"))
+    paused = h.state("c1", RESOLVE)
+    assert paused.paused_since == at(60)
+    assert ("c1", RESOLVE, TimerKind.BREACH) not in h.timers.pending  # no breach while paused
+    h.deliver(updated("c1", 180, "open"))
+    resumed = h.state("c1", RESOLVE)
+    assert resumed.paused_since is None
+    assert resumed.paused_seconds == 120 * 60
+    assert resumed.target_time == at(480 + 120)
+    assert h.timers.pending[("c1", RESOLVE, TimerKind.BREACH)].fire_at == at(600)
+    h.deliver(updated("c1", 590, "closed"))
+    assert h.state("c1", RESOLVE).status is SlaStatus.MET
+
+
+def test_completed_while_paused_is_met() -> None:
+    h = Harness()
+    h.deliver(created("c1", 0))
+    h.deliver(updated("c1", 400, "pending-customer"))
+    h.deliver(updated("c1", 900, "closed"))
+    resolve = h.state("c1", RESOLVE)
+    assert resolve.status is SlaStatus.MET
+    assert resolve.completion_time == at(900)
+
+
+def test_a_deleted_case_cancels_its_open_slas_and_their_timers() -> None:
+    h = Harness()
+    h.deliver(created("c1", 0, "high"))
+    h.deliver(comment("c1", 5))
+    h.deliver(deleted("c1", 20))
+    assert h.state("c1", FIRST).status is SlaStatus.MET  # completed SLAs keep their outcome
+    assert h.state("c1", RESOLVE).status is SlaStatus.CANCELLED
+    assert not h.timers.pending
+
+
+def test_reopening_rearms_a_policy_that_says_so() -> None:
+    h = Harness()
+    h.deliver(created("c1", 0))
+    h.deliver(updated("c1", 100, "closed"))
+    h.deliver(updated("c1", 200, "open"))
+    rearmed = h.state("c1", RESOLVE)
+    assert (rearmed.status, rearmed.cycle, rearmed.started_at, rearmed.target_time) == (
+        SlaStatus.ACTIVE,
+        2,
+        at(200),
+        at(680),
+    )
+    h.deliver(updated("c1", 900, "closed"))
+    final = h.state("c1", RESOLVE)
+    assert (final.status, final.cycle) == (SlaStatus.NOT_MET, 2)
+    assert [(t.cycle, t.status) for t in final.history] == [
+        (1, SlaStatus.ACTIVE),
+        (1, SlaStatus.MET),
+        (2, SlaStatus.ACTIVE),
+        (2, SlaStatus.OVERDUE),
+        (2, SlaStatus.NOT_MET),
+    ]
+
+
+def test_a_policy_without_rearm_stays_completed() -> None:
+    no_rearm = PolicySpec(
+        name="close",
+        target=timedelta(minutes=60),
+        complete_field="status",
+        complete_values=("closed",),
+    )
+    log = CaseSlaLog(DOMAIN, "c1").merge(
+        [
+            Observation(at(0), ObsKind.CASE, fields=case_fields({"status": "open"}), created=at(0)),
+            Observation(at(10), ObsKind.CASE, fields=case_fields({"status": "closed"})),
+            Observation(at(20), ObsKind.CASE, fields=case_fields({"status": "open"})),
+        ]
+    )
+    state = evaluate(log, [no_rearm])["policy#close"]
+    assert (state.status, state.cycle) == (SlaStatus.MET, 1)
+
+
+def test_a_cases_sla_is_met_when_its_field_reaches_the_target_value() -> None:
+    h = Harness()
+    h.deliver(created("c1", 0))
+    h.deliver(sla_item_raw("c1", at(1), "s1"))
+    key = "cases#s1"
+    assert h.state("c1", key).target_time == at(31)
+    assert h.state("c1", key).name == "First response"
+    h.deliver(updated("c1", 20, "pending-customer"))
+    assert h.state("c1", key).status is SlaStatus.MET
+    assert h.state("c1", key).completion_time == at(20)
+
+
+def test_a_cases_sla_arriving_after_the_change_that_met_it_is_met() -> None:
+    h = Harness()
+    h.deliver(created("c1", 0))
+    h.deliver(updated("c1", 20, "pending-customer"))
+    h.deliver(updated("c1", 25, "open"))
+    h.deliver(sla_item_raw("c1", at(1), "s1"))  # delivered late, its content as of creation
+    assert h.state("c1", "cases#s1").status is SlaStatus.MET
+    assert h.state("c1", "cases#s1").completion_time == at(20)
+
+
+def test_a_cases_sla_reported_met_by_cases_is_met() -> None:
+    h = Harness()
+    h.deliver(sla_item_raw("c1", at(1), "s1", status="Met", completion=at(1)))
+    assert h.state("c1", "cases#s1").status is SlaStatus.MET
+
+
+def test_a_duplicate_changes_nothing_and_does_nothing() -> None:
+    h = Harness()
+    raw = created("c1", 0, "high")
+    h.deliver(raw)
+    saves, sets, signals = h.store.saves, h.timers.sets, len(h.signals.signals)
+    h.deliver(raw)
+    h.deliver(raw)
+    assert (h.store.saves, h.timers.sets, len(h.signals.signals)) == (saves, sets, signals)
+
+
+def test_an_older_event_never_overwrites_a_newer_state() -> None:
+    h = Harness()
+    h.deliver(created("c1", 0))
+    h.deliver(updated("c1", 100, "closed"))
+    h.deliver(updated("c1", 50, "open"))  # older, delivered late
+    assert h.state("c1", RESOLVE).status is SlaStatus.MET
+    assert h.state("c1", RESOLVE).cycle == 1
+
+
+def test_stale_timers_change_nothing() -> None:
+    h = Harness()
+    h.deliver(created("c1", 0, "high"))
+    pending = {k: v for k, v in h.timers.pending.items() if k[1] == FIRST}
+    h.deliver(comment("c1", 5))
+    h.timers.pending = pending  # as if the deletes had not happened yet
+    h.clock.set(at(40))
+    saves = h.store.saves
+    h.fire_timers()
+    assert h.state("c1", FIRST).status is SlaStatus.MET
+    assert h.store.saves == saves + 1  # only the horizon moved (the other SLA's target is later)
+    assert h.signal_kinds() == [("first-response-high", SlaSignalKind.MET)]
+
+
+def test_the_warning_timer_signals_at_risk_once_while_active() -> None:
+    h = Harness()
+    h.deliver(created("c1", 0, "high"))
+    warning = h.timers.pending[("c1", FIRST, TimerKind.WARNING)]
+    h.clock.set(warning.fire_at)
+    h.timers.pending = {("c1", FIRST, TimerKind.WARNING): warning}
+    h.fire_timers()
+    assert h.signal_kinds() == [("first-response-high", SlaSignalKind.AT_RISK)]
+
+
+def test_desired_timers_follow_the_state() -> None:
+    h = Harness()
+    h.deliver(created("c1", 0))
+    state = h.state("c1", RESOLVE)
+    timers = desired_timers(DOMAIN, "c1", state, 0.8, at(0))
+    assert timers[TimerKind.BREACH] is not None
+    assert timers[TimerKind.BREACH].fire_at == at(480)
+    assert timers[TimerKind.WARNING] is not None
+    assert timers[TimerKind.WARNING].fire_at == at(384)
+    assert desired_timers(DOMAIN, "c1", state, 0.8, at(400))[TimerKind.WARNING] is None
+    assert desired_timers(DOMAIN, "c1", state, None, at(0))[TimerKind.WARNING] is None
+
+
+def test_compaction_keeps_the_fold() -> None:
+    policy = POLICIES[1]
+    base = [Observation(at(0), ObsKind.CASE, fields=case_fields({"status": "open"}), created=at(0))]
+    noise = [
+        Observation(at(1 + i), ObsKind.CASE, fields=case_fields({"status": "open"}))
+        for i in range(MAX_OBSERVATIONS + 50)
+    ]
+    tail = [
+        Observation(at(5000), ObsKind.CASE, fields=case_fields({"status": "closed"})),
+        Observation(at(10000), ObsKind.CASE, fields=case_fields({"status": "open"})),
+    ]
+    everything = tuple(sorted([*base, *noise, *tail], key=Observation.sort_key))
+    compacted = compact(everything, MAX_OBSERVATIONS)
+    assert len(compacted) <= MAX_OBSERVATIONS
+    full = evaluate(CaseSlaLog(DOMAIN, "c1", everything), [policy])
+    assert evaluate(CaseSlaLog(DOMAIN, "c1", compacted), [policy]) == full
+    assert len(CaseSlaLog(DOMAIN, "c1").merge(everything).observations) <= MAX_OBSERVATIONS
+
+
+def test_observations_round_trip_through_json() -> None:
+    h = Harness()
+    h.deliver(created("c1", 0, "high"))
+    h.deliver(sla_item_raw("c1", at(1), "s1"))
+    h.deliver(comment("c1", 2))
+    log = h.store.records["c1"].log
+    assert tuple(Observation.from_json(o.to_json()) for o in log.observations) == log.observations
+
+
+# --- order independence ----------------------------------------------------------------------------
+
+STATUSES = ("open", "pending-customer", "closed")
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Events of 1..3 cases: created, status changes, comments, Cases SLA items, maybe a deletion."""
+    events: list[dict[str, Any]] = []
+    for n in range(draw(st.integers(1, 3))):
+        case_id = f"case-{n}"
+        start = draw(st.integers(0, 120))
+        priority = draw(st.sampled_from(("high", "low")))
+        events.append(created(case_id, start, priority))
+        now = start
+        for i in range(draw(st.integers(0, 7))):
+            now += draw(st.integers(1, 400))
+            action = draw(st.sampled_from(("status", "status", "comment", "sla")))
+            if action == "status":
+                events.append(updated(case_id, now, draw(st.sampled_from(STATUSES)), priority, start))
+            elif action == "comment":
+                events.append(comment(case_id, now, f"cm-{n}-{i}"))
+            else:
+                minutes = draw(st.integers(5, 240))
+                target = draw(st.sampled_from(("closed", "pending-customer")))
+                events.append(sla_item_raw(case_id, at(now), f"s-{n}-{i}", values=(target,), minutes=minutes))
+        if draw(st.booleans()) and draw(st.booleans()):
+            events.append(deleted(case_id, now + draw(st.integers(1, 600))))
+    return events
+
+
+def _run(events: Sequence[dict[str, Any]], clock_minutes: float = -60) -> Harness:
+    h = Harness(clock_minutes)
+    for raw in events:
+        h.deliver(raw)
+    h.fire_timers()
+    return h
+
+
+def _times(events: Sequence[dict[str, Any]]) -> list[str]:
+    return [e["detail"]["approximateChangeTime"] for e in events]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), events=scenarios())
+def test_any_order_with_duplicates_ends_in_the_in_order_state(
+    data: st.DataObject, events: list[dict[str, Any]]
+) -> None:
+    in_order = _run(sorted(events, key=lambda e: e["detail"]["approximateChangeTime"]))
+    shuffled = data.draw(st.permutations(events), label="order")
+    duplicates = data.draw(st.lists(st.sampled_from(events), max_size=len(events)), label="duplicates")
+    positions = data.draw(
+        st.lists(st.integers(0, len(events)), min_size=len(duplicates), max_size=len(duplicates)),
+        label="positions",
+    )
+    chaotic = list(shuffled)
+    for raw, position in zip(duplicates, positions, strict=True):
+        chaotic.insert(position, raw)
+    late_clock = data.draw(st.sampled_from((-60, 7 * 24 * 60)), label="clock")
+    chaos = _run(chaotic, late_clock)
+    assert chaos.store.states() == in_order.store.states()
+    if late_clock < 0:  # timers converge too
+        assert chaos.timers.pending == in_order.timers.pending == {}
+
+
+@settings(max_examples=60, deadline=None)
+@given(events=scenarios())
+def test_delivering_everything_twice_is_the_same_as_once(events: list[dict[str, Any]]) -> None:
+    once = _run(events)
+    saves = once.store.saves
+    for raw in events:
+        once.deliver(raw)
+    assert once.store.saves == saves
+
+
+def test_merge_is_commutative_and_idempotent() -> None:
+    a = Observation(at(1), ObsKind.CASE, fields=case_fields({"status": "open"}))
+    b = Observation(at(2), ObsKind.ITEM, item_type="Comment", ref="x")
+    b_other = Observation(at(1), ObsKind.CASE, fields=case_fields({"status": "closed"}))  # same identity as a
+    empty = CaseSlaLog(DOMAIN, "c1")
+    one = empty.merge([a, b]).merge([b_other]).merge([a])
+    two = empty.merge([b_other]).merge([b, a])
+    assert one == two
+    assert len(one.observations) == 2
+    assert empty.merge([], horizon=at(5)).merge([], horizon=at(3)).horizon == at(5)
