@@ -1,0 +1,494 @@
+"""The Lambda handlers with fakes: every sample event through its handler, invalid ones parked, logs clean."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from casewatch import aws
+from casewatch.adapters.memory import (
+    CountingMetrics,
+    DictCasesReader,
+    InMemorySnapshotStore,
+    ListDeadLetters,
+    RecordingSink,
+)
+from casewatch.constants import ENV_CONFIG, ENV_DEAD_LETTER_QUEUE_URL, ENV_SLA_TABLE
+from casewatch.errors import CasesThrottledError, CasesUnavailableError, SettingsError
+from casewatch.handlers import case_changed, related_item_created
+from casewatch.models.enriched import Provenance
+from casewatch.models.events import parse_case_event
+from casewatch.observability import get_tracer, logger
+from casewatch.settings import Settings, get_settings, load_cdk_context
+from casewatch.topology import CASE_CHANGED, RELATED_ITEM_CREATED_FN
+from casewatch.wiring import Dependencies, build_sinks, default_dependencies
+from tests.conftest import INVALID_FILES, ROOT, SAMPLE_FILES, load_event
+
+# Handlers given a CountingMetrics leave Powertools' metrics empty: its warning is expected here.
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+
+# The X-Ray SDK opens its UDP emitter socket when imported: build the (lazy) tracer before the unit
+# suite turns sockets off. Tracing itself is disabled outside Lambda.
+get_tracer()
+
+NOW = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
+CASE_1 = "a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
+CASE_2 = "c9e8d7f6-a5b4-4c3d-9e2f-1a0b9c8d7e6f"
+HANDLERS: dict[str, ModuleType] = {
+    CASE_CHANGED.name: case_changed,
+    RELATED_ITEM_CREATED_FN.name: related_item_created,
+}
+ROUTE = {
+    t: name
+    for name, spec in (
+        (CASE_CHANGED.name, CASE_CHANGED),
+        (RELATED_ITEM_CREATED_FN.name, RELATED_ITEM_CREATED_FN),
+    )
+    for t in spec.event_types
+}
+
+
+class FixedClock:
+    def now(self) -> datetime:
+        return NOW
+
+
+class LambdaContext:
+    def __init__(self, function_name: str) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = 256
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        self.aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "2026/11/23/[$LATEST]abc"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@pytest.fixture
+def repo_settings() -> Settings:
+    return load_cdk_context(ROOT / "cdk.json")
+
+
+def make_deps(settings: Settings, **overrides: Any) -> Dependencies:
+    reader = DictCasesReader()
+    for case_id in (CASE_1, CASE_2):
+        reader.add(
+            case_id, {"customer_id": "cust-1", "reference_number": "78412093", "status": "open", "title": "T"}
+        )
+    parts: dict[str, Any] = {
+        "cases": reader,
+        "snapshots": InMemorySnapshotStore(),
+        "dead_letters": ListDeadLetters(),
+        "sinks": [RecordingSink()],
+        "settings": settings,
+        "clock": FixedClock(),
+        "metrics": CountingMetrics(),
+        **overrides,
+    }
+    return Dependencies(**parts)
+
+
+def invoke(function: str, event: Any, deps: Dependencies) -> dict[str, Any]:
+    result: dict[str, Any] = HANDLERS[function].handler(event, LambdaContext(function), deps=deps)
+    return result
+
+
+def raw_of(path: Path) -> Any:
+    text = path.read_text()
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # not JSON: what a local caller could hand over
+
+
+# --- every sample through its handler ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", SAMPLE_FILES, ids=lambda p: p.stem)
+def test_every_sample_event_through_its_handler(path: Path, repo_settings: Settings) -> None:
+    raw = load_event(path.stem)
+    deps = make_deps(repo_settings)
+    event_type = raw["detail"]["eventType"]
+    function = ROUTE.get(event_type, RELATED_ITEM_CREATED_FN.name)  # an unknown type reaches no rule
+    result = invoke(function, raw, deps)
+
+    assert result["eventId"] == raw["id"]
+    assert set(result) == {"outcome", "eventId", "caseId", "getcaseCalls"}
+    sink = deps.sinks[0]
+    assert isinstance(sink, RecordingSink)
+    counts = deps.metrics.counts  # type: ignore[attr-defined]
+    if event_type in ROUTE:
+        assert result["outcome"] == "handled"
+        assert result["caseId"] in {CASE_1, CASE_2}
+        [(event, case)] = sink.received
+        assert event.id == raw["id"]
+        assert case.case_id == result["caseId"]
+        assert set(repo_settings.needed_field_ids) <= set(case.fields) | set(case.missing)
+        assert counts["EventsHandled"] == 1
+        assert counts["GetCaseCalls"] == result["getcaseCalls"]
+    else:
+        assert result["outcome"] == "unhandled"
+        assert sink.received == []
+        assert counts["EventsUnhandled"] == 1
+
+
+@pytest.mark.parametrize("path", SAMPLE_FILES, ids=lambda p: p.stem)
+def test_the_wrong_handler_leaves_an_event_unhandled(path: Path, repo_settings: Settings) -> None:
+    raw = load_event(path.stem)
+    deps = make_deps(repo_settings)
+    right = ROUTE.get(raw["detail"]["eventType"])
+    for function in HANDLERS:
+        if function == right:
+            continue
+        result = invoke(function, raw, deps)
+        assert result["outcome"] == "unhandled"
+        assert result["getcaseCalls"] == 0
+    assert deps.sinks[0].received == []  # type: ignore[attr-defined]
+    assert deps.cases.calls == 0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("stem", "calls"),
+    [
+        ("case-created", 0),  # carries every needed field (or omits them as empty: they are in includedData)
+        ("case-updated", 0),
+        ("case-updated-replayed", 0),
+        ("case-updated-metadata-only", 1),  # no includedData: one GetCase for all 7 needed fields
+        ("case-deleted", 0),
+        ("related-item-comment", 1),  # no snapshot yet
+        ("related-item-contact", 1),
+        ("related-item-file", 1),
+        ("related-item-sla", 1),
+        ("related-item-updated-unhandled", 0),
+    ],
+)
+def test_getcase_calls_per_sample_event_with_the_repo_settings(
+    stem: str, calls: int, repo_settings: Settings
+) -> None:
+    raw = load_event(stem)
+    deps = make_deps(repo_settings)
+    result = invoke(ROUTE.get(raw["detail"]["eventType"], RELATED_ITEM_CREATED_FN.name), raw, deps)
+    assert result["getcaseCalls"] == calls
+    reader = deps.cases
+    assert isinstance(reader, DictCasesReader)
+    assert reader.calls == calls
+    if calls:
+        [(_, _, requested)] = reader.requests
+        assert set(requested) == repo_settings.needed_field_ids  # all of them in that one call
+
+
+def test_the_sample_day_in_time_order_needs_one_getcase(repo_settings: Settings) -> None:
+    events = sorted(
+        (load_event(p.stem) for p in SAMPLE_FILES), key=lambda e: e["detail"]["approximateChangeTime"]
+    )
+    deps = make_deps(repo_settings)
+    calls = {
+        e["id"]: invoke(ROUTE.get(e["detail"]["eventType"], RELATED_ITEM_CREATED_FN.name), e, deps)[
+            "getcaseCalls"
+        ]
+        for e in events
+    }
+    assert sum(calls.values()) == 1  # only the metadata-only update
+    assert calls[load_event("case-updated-metadata-only")["id"]] == 1
+    store = deps.snapshots
+    assert isinstance(store, InMemorySnapshotStore)
+    assert store.views[CASE_2].deleted
+    comment_view = next(
+        c for e, c in deps.sinks[0].received if e.id == load_event("related-item-comment")["id"]
+    )  # type: ignore[attr-defined]
+    assert set(comment_view.sources().values()) == {Provenance.SNAPSHOT}
+
+
+def test_a_deleted_case_builds_its_view_from_the_event_and_the_snapshot(repo_settings: Settings) -> None:
+    deps = make_deps(repo_settings)
+    invoke(CASE_CHANGED.name, load_event("case-updated-metadata-only"), deps)  # case 2: GetCase once
+    result = invoke(CASE_CHANGED.name, load_event("case-deleted"), deps)
+    assert result["getcaseCalls"] == 0
+    [_, (_, view)] = deps.sinks[0].received  # type: ignore[attr-defined]
+    assert view.deleted
+    assert view.value("title") == "T"
+    assert view.fields["title"].source is Provenance.SNAPSHOT
+
+
+# --- invalid and poison events -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", INVALID_FILES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("function", list(HANDLERS))
+def test_invalid_events_are_parked_with_their_reason_and_nothing_is_raised(
+    path: Path, function: str, repo_settings: Settings
+) -> None:
+    raw = raw_of(path)
+    deps = make_deps(repo_settings)
+    result = invoke(function, raw, deps)
+    assert result["outcome"] == "invalid"
+    assert result["reason"]
+    parked = deps.dead_letters.parked  # type: ignore[attr-defined]
+    assert len(parked) == 1
+    assert parked[0].raw is raw
+    assert parked[0].reason == result["reason"]
+    assert parked[0].function == function
+    expected_id = raw.get("id") if isinstance(raw, dict) else None
+    assert parked[0].event_id == expected_id == result["eventId"]
+    assert deps.metrics.counts["EventsInvalid"] == 1  # type: ignore[attr-defined]
+    assert deps.sinks[0].received == []  # type: ignore[attr-defined]
+
+
+def _mutations() -> st.SearchStrategy[Any]:
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+        max_leaves=12,
+    )
+
+    @st.composite
+    def mutated(draw: st.DrawFn) -> Any:
+        raw = load_event(draw(st.sampled_from([p.stem for p in SAMPLE_FILES])))
+        target = raw if draw(st.booleans()) else raw["detail"]
+        key = draw(st.sampled_from(sorted(target)))
+        if draw(st.booleans()):
+            del target[key]
+        else:
+            target[key] = draw(json_values)
+        return raw
+
+    return json_values | mutated() | st.binary(max_size=50)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=_mutations())
+def test_a_poison_event_never_raises(raw: Any, repo_settings: Settings) -> None:
+    for function in HANDLERS:
+        deps = make_deps(repo_settings)
+        result = invoke(function, raw, deps)
+        assert result["outcome"] in {"handled", "unhandled", "invalid"}
+        if result["outcome"] == "invalid":
+            assert len(deps.dead_letters.parked) == 1  # type: ignore[attr-defined]
+
+
+# --- transient errors propagate ----------------------------------------------------------------
+
+
+def test_getcase_throttled_after_retries_propagates_and_is_counted(repo_settings: Settings) -> None:
+    deps = make_deps(repo_settings)
+    deps.cases.fail_with.append(CasesThrottledError("budget spent"))  # type: ignore[attr-defined]
+    with pytest.raises(CasesThrottledError):
+        invoke(CASE_CHANGED.name, load_event("case-updated-metadata-only"), deps)
+    counts = deps.metrics.counts  # type: ignore[attr-defined]
+    assert counts["GetCaseThrottled"] == 1
+    assert counts["GetCaseCalls"] == 1
+    assert counts["EventsHandled"] == 0
+    assert deps.sinks[0].received == []  # type: ignore[attr-defined]
+    assert deps.dead_letters.parked == []  # type: ignore[attr-defined]
+
+
+def test_cases_unavailable_propagates(repo_settings: Settings) -> None:
+    deps = make_deps(repo_settings)
+    deps.cases.fail_with.append(CasesUnavailableError("500"))  # type: ignore[attr-defined]
+    with pytest.raises(CasesUnavailableError):
+        invoke(RELATED_ITEM_CREATED_FN.name, load_event("related-item-comment"), deps)
+
+
+def test_a_failing_sink_propagates_after_the_snapshot_is_stored(repo_settings: Settings) -> None:
+    class Broken:
+        def on_case_event(self, event: Any, case: Any) -> None:
+            raise RuntimeError("SNS is down")
+
+    deps = make_deps(repo_settings, sinks=[Broken()])
+    with pytest.raises(RuntimeError):
+        invoke(RELATED_ITEM_CREATED_FN.name, load_event("related-item-comment"), deps)
+    # The retry finds the fetched fields in the snapshot: no second GetCase.
+    deps.sinks = [RecordingSink()]
+    assert invoke(RELATED_ITEM_CREATED_FN.name, load_event("related-item-comment"), deps)["getcaseCalls"] == 0
+
+
+def test_a_deleted_case_is_processed_with_what_the_event_carries(repo_settings: Settings) -> None:
+    deps = make_deps(repo_settings, cases=DictCasesReader())  # GetCase answers 404
+    result = invoke(RELATED_ITEM_CREATED_FN.name, load_event("related-item-file"), deps)
+    assert result["outcome"] == "handled"
+    [(_, view)] = deps.sinks[0].received  # type: ignore[attr-defined]
+    assert view.flags == ("case_not_found",)
+    assert set(view.missing) == repo_settings.needed_field_ids
+    assert deps.metrics.counts["CaseNotFound"] == 1  # type: ignore[attr-defined]
+
+
+# --- logs and metrics --------------------------------------------------------------------------
+
+
+def _field_values() -> set[str]:
+    """Distinctive case data in the samples: string field values and comment bodies."""
+    values: set[str] = set()
+    for path in SAMPLE_FILES:
+        event = parse_case_event(load_event(path.stem))
+        values |= {v for v in event.field_values().values() if isinstance(v, str) and len(v) >= 6}
+        item = event.related_item
+        if item is not None and item.comment is not None and item.comment.body:
+            values.add(item.comment.body)
+    return values
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[io.StringIO]:
+    """What the Powertools logger writes (JSON lines), at DEBUG level."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logger.registered_formatter)
+    target = logging.getLogger(logger.name)
+    previous = logger.log_level
+    target.addHandler(handler)
+    logger.setLevel("DEBUG")
+    yield stream
+    logger.setLevel(previous)
+    target.removeHandler(handler)
+
+
+def test_logs_hold_ids_and_never_field_values(repo_settings: Settings, captured_logs: io.StringIO) -> None:
+    deps = make_deps(repo_settings)
+    for path in [*SAMPLE_FILES, *INVALID_FILES]:
+        raw = raw_of(path)
+        detail = raw.get("detail") if isinstance(raw, dict) else None
+        event_type = detail.get("eventType") if isinstance(detail, dict) else None
+        invoke(ROUTE.get(str(event_type), CASE_CHANGED.name), raw, deps)
+    out = captured_logs.getvalue()
+    assert "Refund not received" in json.dumps(load_event("case-created"))  # the check below means something
+    leaked = sorted(v for v in _field_values() if v in out)
+    assert leaked == []
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{") and '"level"' in line]
+    handled = [line for line in lines if line.get("message") == "event handled"]
+    assert len(handled) == 9
+    assert all(line["correlation_id"] == line["event_id"] for line in handled)  # EventBridge `id`
+    assert all(line["function_name"] in HANDLERS for line in handled)
+    assert handled[0]["sources"]["event"]  # field ids by provenance
+
+
+def test_case_data_is_logged_only_when_configured(
+    repo_settings: Settings, captured_logs: io.StringIO
+) -> None:
+    configured = repo_settings.model_copy(update={"log_case_data": True})
+    invoke(CASE_CHANGED.name, load_event("case-created"), make_deps(configured))
+    assert "Refund not received" in captured_logs.getvalue()
+
+
+def test_metrics_are_emf_in_the_casewatch_namespace(
+    repo_settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deps = make_deps(repo_settings)
+    deps.metrics = Dependencies.__dataclass_fields__["metrics"].default_factory()  # type: ignore[misc]
+    invoke(CASE_CHANGED.name, load_event("case-updated-metadata-only"), deps)
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    [emf] = blobs
+    [directive] = emf["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "Casewatch"
+    assert directive["Dimensions"] == [["service"]]
+    assert emf["service"] == "casewatch"
+    assert emf["EventsHandled"] == [1.0] or emf["EventsHandled"] == 1.0
+    assert emf["GetCaseCalls"] in (1.0, [1.0])
+
+
+# --- wiring ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lambda_env(monkeypatch: pytest.MonkeyPatch, repo_settings: Settings) -> Iterator[None]:
+    monkeypatch.setenv(ENV_CONFIG, repo_settings.runtime_json())
+    monkeypatch.setenv(ENV_SLA_TABLE, "casewatch-state")
+    monkeypatch.setenv(ENV_DEAD_LETTER_QUEUE_URL, "https://sqs.us-east-1.amazonaws.com/123456789012/dlq")
+    for name, value in {
+        "CASEWATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:casewatch",
+        "CASEWATCH_EVENT_BUS": "casewatch-enriched",
+        "CASEWATCH_IDEMPOTENCY_TABLE": "casewatch-idempotency",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    default_dependencies.cache_clear()
+    aws.reset_clients()
+    yield
+    get_settings.cache_clear()
+    default_dependencies.cache_clear()
+    aws.reset_clients()
+
+
+def test_default_dependencies_are_built_once_per_container(lambda_env: None) -> None:
+    from casewatch.adapters.cases_api import CasesApiReader
+    from casewatch.adapters.dynamodb_snapshots import DynamoDbSnapshotStore
+    from casewatch.adapters.sqs_dead_letters import SqsDeadLetters
+
+    deps = default_dependencies()
+    assert default_dependencies() is deps
+    assert isinstance(deps.cases, CasesApiReader)
+    assert isinstance(deps.snapshots, DynamoDbSnapshotStore)
+    assert deps.snapshots.table_name == "casewatch-state"
+    assert isinstance(deps.dead_letters, SqsDeadLetters)
+    assert deps.settings.domain_id == "b7f3c2a1-5d4e-4f6a-9b8c-0d1e2f3a4b5c"
+    assert deps.sinks  # the SLA tracker and the notification sink when present, else a recorder
+
+
+def test_default_dependencies_name_a_missing_variable(
+    lambda_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(ENV_SLA_TABLE)
+    with pytest.raises(SettingsError, match=ENV_SLA_TABLE):
+        default_dependencies()
+
+
+def test_sinks_fall_back_to_a_recorder_without_sla_and_notification_wiring(
+    repo_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from casewatch import wiring
+
+    monkeypatch.setattr(wiring, "SLA_WIRING", "casewatch.adapters.no_such_sla_wiring")
+    monkeypatch.setattr(wiring, "NOTIFICATION_WIRING", "casewatch.adapters.no_such_notification_wiring")
+    [sink] = build_sinks(repo_settings)
+    assert isinstance(sink, RecordingSink)
+
+
+def test_a_broken_sink_module_is_not_mistaken_for_a_missing_one(
+    repo_settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from casewatch import wiring
+
+    (tmp_path / "broken_wiring_for_test.py").write_text("import casewatch.no_such_module\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(wiring, "SLA_WIRING", "broken_wiring_for_test")
+    with pytest.raises(ModuleNotFoundError):
+        build_sinks(repo_settings)
+
+
+def test_sla_and_notification_sinks_share_the_signal_path(
+    repo_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from casewatch import wiring
+
+    made: dict[str, Any] = {}
+
+    def notification(settings: Settings) -> Any:
+        made["notification"] = RecordingSink()
+        return made["notification"]
+
+    def sla(settings: Settings, signal_sink: Any, *, cases_reader: Any = None) -> Any:
+        made["signal_sink"], made["cases_reader"] = signal_sink, cases_reader
+        return RecordingSink()
+
+    factories = {wiring.NOTIFICATION_WIRING: notification, wiring.SLA_WIRING: sla}
+    monkeypatch.setattr(wiring, "_optional_factory", lambda module, attribute: factories[module])
+    reader = DictCasesReader()
+    sinks = build_sinks(repo_settings, cases=reader, snapshots=InMemorySnapshotStore())
+    assert sinks[1] is made["notification"]
+    assert made["signal_sink"] is made["notification"]
+    assert made["cases_reader"] is reader  # `snapshots` is not passed: this factory does not take it
