@@ -105,6 +105,7 @@ class CasewatchFunction(lambda_.Function):
         settings: Settings,
         failure_queue: sqs.IQueue,
         environment: Mapping[str, str] | None = None,
+        function_name: str | None = None,
     ) -> None:
         log_group = logs.LogGroup(
             scope,
@@ -122,6 +123,7 @@ class CasewatchFunction(lambda_.Function):
         super().__init__(
             scope,
             spec.construct_id,
+            function_name=function_name,
             description=f"casewatch {spec.name}: {spec.description}",
             code=code,
             handler=spec.handler,

@@ -3,19 +3,20 @@
 One code asset (the `functions/` directory without the dev-only `casewatch/local`) and one
 dependencies layer are shared by all four. Each role gets exact actions on exact ARNs:
 
-| function             | Cases                                     | state table   | timers        |
-| -------------------- | ----------------------------------------- | ------------- | ------------- |
-| case-changed         | GetCase                                   | read/write    | arm + delete  |
-| related-item-created | GetCase                                   | read/write    | arm + delete  |
-| sla-timer            | GetCase                                   | read/write    | delete        |
-| reconcile            | GetCase, SearchCases, SearchRelatedItems  | + `due` index | arm + delete  |
+| function             | Cases                                     | state table          |
+| -------------------- | ----------------------------------------- | -------------------- |
+| case-changed         | GetCase                                   | read/write           |
+| related-item-created | GetCase                                   | read/write           |
+| sla-timer            | GetCase                                   | read/write           |
+| reconcile            | GetCase, SearchCases, SearchRelatedItems  | + query `due` index  |
 
-and all four: the idempotency table, publishing (topic + key, enriched bus) and parking invalid
-events on the invalid-events queue.
+and all four: SLA timers (schedules of casewatch's group, passing the scheduler role), the
+idempotency table, publishing (topic + key, enriched bus), parking invalid events.
 """
 
 from __future__ import annotations
 
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 
@@ -82,37 +83,37 @@ class Functions(Construct):
         )
         self.code = lambda_.Code.from_asset(str(FUNCTIONS_DIR), exclude=ASSET_EXCLUDES)
 
-        shared_env = {
+        stack = Stack.of(self)
+        # The sla-timer has a fixed name, so every function (the sla-timer too: it re-arms and cancels
+        # timers) can name it as the timers' target without a circular reference to its own ARN.
+        sla_timer_name = f"{stack.stack_name}-{SLA_TIMER.name}"
+        sla_timer_arn = stack.format_arn(
+            service="lambda",
+            resource="function",
+            resource_name=sla_timer_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        environment = {
             ENV_SLA_TABLE: store.state_table.table_name,
             ENV_IDEMPOTENCY_TABLE: store.idempotency_table.table_name,
             ENV_TOPIC_ARN: notifications.topic.topic_arn,
             ENV_EVENT_BUS: notifications.bus.event_bus_name,
             ENV_SCHEDULE_GROUP: store.schedule_group_name,
+            ENV_SCHEDULER_ROLE_ARN: store.scheduler_role.role_arn,
+            ENV_SLA_TIMER_ARN: sla_timer_arn,
             ENV_DEAD_LETTER_QUEUE_URL: dead_letters.invalid_events.queue_url,
         }
-        # The sla-timer first: the others arm timers that target it. It finds its own ARN in the
-        # invocation context (an env var holding it would be a circular reference).
-        self.sla_timer = self._function(SLA_TIMER, shared_env)
+        self.sla_timer = self._function(SLA_TIMER, environment, function_name=sla_timer_name)
         store.allow_scheduler_to_invoke(self.sla_timer)
-        arming_env = {
-            **shared_env,
-            ENV_SCHEDULER_ROLE_ARN: store.scheduler_role.role_arn,
-            ENV_SLA_TIMER_ARN: self.sla_timer.function_arn,
-        }
-        self.case_changed = self._function(CASE_CHANGED, arming_env)
-        self.related_item_created = self._function(RELATED_ITEM_CREATED_FN, arming_env)
-        self.reconcile = self._function(RECONCILE, arming_env)
+        self.case_changed = self._function(CASE_CHANGED, environment)
+        self.related_item_created = self._function(RELATED_ITEM_CREATED_FN, environment)
+        self.reconcile = self._function(RECONCILE, environment)
 
         for fn in self.all:
             self._grant_common(fn)
             self._grant_get_case(fn)
-        for fn in (self.case_changed, self.related_item_created):
-            store.grant_state(fn)
+            store.grant_state(fn, due_index=fn is self.reconcile)
             store.grant_timers(fn)
-        store.grant_state(self.sla_timer)
-        store.grant_timers(self.sla_timer, arm=False)
-        store.grant_state(self.reconcile, due_index=True)
-        store.grant_timers(self.reconcile)
         self._grant_search(self.reconcile)
 
     @property
@@ -126,7 +127,9 @@ class Functions(Construct):
             for fn in (self.case_changed, self.related_item_created, self.sla_timer, self.reconcile)
         }
 
-    def _function(self, spec: FunctionSpec, environment: dict[str, str]) -> CasewatchFunction:
+    def _function(
+        self, spec: FunctionSpec, environment: dict[str, str], function_name: str | None = None
+    ) -> CasewatchFunction:
         return CasewatchFunction(
             self,
             spec,
@@ -135,6 +138,7 @@ class Functions(Construct):
             settings=self.settings,
             failure_queue=self.dead_letters.failure,
             environment=environment,
+            function_name=function_name,
         )
 
     def _grant_common(self, fn: CasewatchFunction) -> None:

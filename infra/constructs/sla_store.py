@@ -25,23 +25,13 @@ _ATTRIBUTE_TYPES = {
     "B": dynamodb.AttributeType.BINARY,
 }
 
-STATE_ACTIONS = [
-    "dynamodb:GetItem",
-    "dynamodb:BatchGetItem",
-    "dynamodb:Query",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:ConditionCheckItem",
-]
+# What the adapters call (snapshots, SLA store incl. TransactWriteItems of conditional Puts, status
+# order): nothing deletes from the state table (TTL does).
+STATE_ACTIONS = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"]
 # Powertools Idempotency's DynamoDBPersistenceLayer.
 IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
-TIMER_ACTIONS = [
-    "scheduler:CreateSchedule",
-    "scheduler:UpdateSchedule",
-    "scheduler:DeleteSchedule",
-    "scheduler:GetSchedule",
-]
+# `SchedulerTimers`: create (update on conflict) and delete one-time schedules.
+TIMER_ACTIONS = ["scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"]
 SCHEDULER_SERVICE = "scheduler.amazonaws.com"
 
 
@@ -111,10 +101,9 @@ class SlaStore(Construct):
             iam.PolicyStatement(actions=IDEMPOTENCY_ACTIONS, resources=[self.idempotency_table.table_arn])
         )
 
-    def grant_timers(self, fn: lambda_.Function, *, arm: bool = True) -> None:
-        """Manage the SLA timers in the group; `arm=False`: only delete them (the sla-timer)."""
-        actions = TIMER_ACTIONS if arm else ["scheduler:DeleteSchedule"]
-        fn.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=[self.schedule_arns]))
+    def grant_timers(self, fn: lambda_.Function) -> None:
+        """Arm and cancel SLA timers: schedules in the group, passing the scheduler role to Scheduler."""
+        fn.add_to_role_policy(iam.PolicyStatement(actions=TIMER_ACTIONS, resources=[self.schedule_arns]))
         acknowledge(
             fn,
             "IAM5",
@@ -125,14 +114,13 @@ class SlaStore(Construct):
                 f"{self.schedule_group_name}/*"
             ],
         )
-        if arm:
-            fn.add_to_role_policy(
-                iam.PolicyStatement(
-                    actions=["iam:PassRole"],
-                    resources=[self.scheduler_role.role_arn],
-                    conditions={"StringEquals": {"iam:PassedToService": SCHEDULER_SERVICE}},
-                )
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"],
+                resources=[self.scheduler_role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": SCHEDULER_SERVICE}},
             )
+        )
 
     def allow_scheduler_to_invoke(self, fn: lambda_.IFunction) -> None:
         """The scheduler role may invoke this function (the sla-timer) and nothing else."""

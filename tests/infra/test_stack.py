@@ -101,32 +101,18 @@ def expected_permissions(synth: Synthesized, spec: FunctionSpec) -> set[Permissi
         | allow(["sqs:SendMessage"], [queue_arn(synth, "InvalidEventsQueue")])
         | allow(["cases:GetCase"], [domain, f"{domain}/case/*", f"{domain}/field/*"])
         | allow(
-            [
-                "dynamodb:GetItem",
-                "dynamodb:BatchGetItem",
-                "dynamodb:Query",
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-                "dynamodb:DeleteItem",
-                "dynamodb:ConditionCheckItem",
-            ],
+            ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"],
             [state, f"{state}/index/due"] if spec == RECONCILE else [state],
         )
-    )
-    if spec == SLA_TIMER:
-        return granted | allow(["scheduler:DeleteSchedule"], [schedules])
-    granted |= allow(
-        [
-            "scheduler:CreateSchedule",
-            "scheduler:UpdateSchedule",
-            "scheduler:DeleteSchedule",
-            "scheduler:GetSchedule",
-        ],
-        [schedules],
-    ) | allow(
-        ["iam:PassRole"],
-        [getatt(synth, "SlaStore/SchedulerRole/Resource")],
-        {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+        | allow(
+            ["scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"],
+            [schedules],
+        )
+        | allow(
+            ["iam:PassRole"],
+            [getatt(synth, "SlaStore/SchedulerRole/Resource")],
+            {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
+        )
     )
     if spec == RECONCILE:
         granted |= allow(["cases:SearchCases"], [domain]) | allow(
@@ -286,12 +272,13 @@ def test_function_environment(synth: Synthesized, spec: FunctionSpec) -> None:
     for name, path in ref.items():
         assert env[name] == {"Ref": logical_id(synth, path)}, name
     assert env[ENV_SCHEDULE_GROUP] == "casewatch-sla-timers"
-    if spec == SLA_TIMER:  # it reads its own ARN from the invocation context
-        assert ENV_SLA_TIMER_ARN not in env and ENV_SCHEDULER_ROLE_ARN not in env
-    else:
-        sla_timer_id, _ = function(synth, SLA_TIMER)
-        assert env[ENV_SLA_TIMER_ARN] == {"Fn::GetAtt": [sla_timer_id, "Arn"]}
-        assert render(env[ENV_SCHEDULER_ROLE_ARN]) == getatt(synth, "SlaStore/SchedulerRole/Resource")
+    assert render(env[ENV_SCHEDULER_ROLE_ARN]) == getatt(synth, "SlaStore/SchedulerRole/Resource")
+    # The timers' target, the sla-timer (named, so it can name itself without a circular reference).
+    _, sla_timer = function(synth, SLA_TIMER)
+    assert sla_timer["Properties"]["FunctionName"] == "Casewatch-sla-timer"
+    assert render(env[ENV_SLA_TIMER_ARN]) == (
+        "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:Casewatch-sla-timer"
+    )
 
 
 # -- IAM ---------------------------------------------------------------------------------------------
