@@ -31,7 +31,8 @@ def client_config(*, max_attempts: int = 3, mode: str = "standard") -> Any:
     return Config(
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=READ_TIMEOUT_S,
-        retries={"mode": mode, "max_attempts": max_attempts},  # type: ignore[typeddict-item,arg-type]
+        # `total_max_attempts` counts the first request too (botocore's `max_attempts` counts retries only).
+        retries={"mode": mode, "total_max_attempts": max_attempts},  # type: ignore[typeddict-item,arg-type]
         tcp_keepalive=True,
     )
 
