@@ -332,7 +332,9 @@ class SlaTracker:
                 states = evaluate(log, self.policies)
             old = {key: stored.state for key, stored in record.slas.items()}
             changed = [state for key, state in states.items() if old.get(key) != state]
-            if log == record.log and not changed:
+            if not changed and log.observations == record.log.observations:
+                # Nothing new (a duplicate), or only the horizon moved without changing any SLA (a
+                # stale timer): nothing to write. A later apply re-derives the horizon from its clock.
                 return SlaOutcome(case_id, attempts=attempt, states=states)
             self._sync_timers(log.domain_id or domain_id, case_id, record, changed, now)
             transitions = self._signal(log.domain_id or domain_id, case_id, record, changed, case)
