@@ -1,0 +1,93 @@
+"""A second synthesis with `-c casewatch.<setting>=...` overrides: the optional parts and the other choices.
+
+The overrides are given as the CLI gives them (strings), so this also checks that a single setting
+overrides the cdk.json object end to end.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from casewatch.topology import ARCHIVE_PATTERN, EVENT_ROUTED
+from tests.infra.conftest import Synthesized, domain_arn, render, synthesize
+
+OVERRIDES = {
+    "casewatch.domain_id": "0123456789",  # looks like a number: must stay a string
+    "casewatch.capture_events": "true",
+    "casewatch.alarm_email": "ops@example.com",
+    "casewatch.removal_policy": "destroy",
+    "casewatch.reserved_concurrency": "null",
+    "casewatch.archive_retention_days": "0",
+    "casewatch.auto_include_fields": "All",
+}
+
+
+@pytest.fixture(scope="module")
+def variant(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synthesize(tmp_path_factory.mktemp("cdk-out-variant"), OVERRIDES)
+
+
+def test_variant_passes_cdk_nag(variant: Synthesized) -> None:
+    assert variant.error is None, variant.error
+    (report,) = variant.validation_report()["pluginReports"]
+    assert report["violations"] == []
+
+
+def test_overrides_reach_the_event_configuration_and_iam(variant: Synthesized) -> None:
+    assert variant.settings.domain_id == "0123456789"
+    _, resource = variant.by_path("CaseEventConfiguration/Resource/Resource/Default")
+    params = json.loads(resource["Properties"]["Create"])["parameters"]
+    assert params["domainId"] == "0123456789"
+    assert params["eventBridge"]["includedData"]["caseData"]["autoIncludeFields"] == "All"
+    _, policy = variant.by_path("CaseEventConfiguration/Resource/CustomResourcePolicy/Resource")
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert render(statement["Resource"]) == domain_arn("0123456789")
+
+
+def test_capture_rule_writes_cases_events_to_a_log_group(variant: Synthesized) -> None:
+    log_group_id, log_group = variant.by_path("Routing/CaptureLogs/Resource")
+    assert log_group["Properties"]["LogGroupName"] == "/aws/events/casewatch-capture"
+    rule_id, rule = variant.by_path("Routing/CaptureRule/Resource")
+    assert rule["Properties"]["EventPattern"] == ARCHIVE_PATTERN
+    (target,) = rule["Properties"]["Targets"]
+    assert render(target["Arn"]) == (
+        "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${" + log_group_id + "}"
+    )
+    _, policy = variant.by_path("Routing/CapturePolicy/ResourcePolicy")
+    document = render(policy["Properties"]["PolicyDocument"])
+    assert '"Principal":{"Service":"events.amazonaws.com"}' in document
+    assert "${" + rule_id + ".Arn}" in document  # aws:SourceArn: only this rule may write
+    assert variant.template["Outputs"]["CaptureLogGroupName"]["Value"] == {"Ref": log_group_id}
+    assert not variant.of_type("Custom::CloudwatchLogResourcePolicy")  # no extra custom resource
+
+
+def test_alarm_email_subscribes_to_the_alarm_topic(variant: Synthesized) -> None:
+    variant.assertions.has_resource_properties(
+        "AWS::SNS::Subscription",
+        {
+            "Protocol": "email",
+            "Endpoint": "ops@example.com",
+            "TopicArn": {"Ref": variant.by_path("Monitoring/AlarmTopic/Resource")[0]},
+        },
+    )
+
+
+def test_destroy_removes_tables_logs_and_key(variant: Synthesized) -> None:
+    for path in (
+        "SlaStore/StateTable/Resource",
+        "SlaStore/IdempotencyTable/Resource",
+        "Notifications/Key/Resource",
+    ):
+        assert variant.by_path(path)[1]["DeletionPolicy"] == "Delete", path
+    for log_group in variant.of_type("AWS::Logs::LogGroup").values():
+        assert log_group["DeletionPolicy"] == "Delete"
+
+
+def test_unreserved_concurrency_and_an_indefinite_archive(variant: Synthesized) -> None:
+    for spec in EVENT_ROUTED:
+        _, fn = variant.by_path(f"Functions/{spec.construct_id}/Resource")
+        assert "ReservedConcurrentExecutions" not in fn["Properties"]
+    _, archive = variant.by_path("Routing/Archive/Archive")
+    assert archive["Properties"].get("RetentionDays", 0) == 0  # 0: keep events indefinitely
