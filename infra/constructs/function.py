@@ -19,6 +19,7 @@ from aws_cdk import aws_sqs as sqs
 
 from casewatch.constants import ENV_CONFIG
 from casewatch.errors import SettingsError
+from casewatch.observability import DEFAULT_NAMESPACE, SERVICE
 from casewatch.settings import Settings
 from casewatch.topology import RECONCILE, FunctionSpec
 from constructs import Construct
@@ -92,8 +93,8 @@ class CasewatchFunction(lambda_.Function):
     # failure destination; events older than this are sent there too instead of being processed.
     RETRY_ATTEMPTS = 2
     MAX_EVENT_AGE = Duration.hours(6)
-    SERVICE_NAME = "casewatch"
-    METRICS_NAMESPACE = "Casewatch"
+    SERVICE_NAME = SERVICE  # POWERTOOLS_SERVICE_NAME: also the `service` dimension of every metric
+    METRICS_NAMESPACE = DEFAULT_NAMESPACE
 
     def __init__(
         self,

@@ -8,7 +8,7 @@ dependencies layer are shared by all four. Each role gets exact actions on exact
 | case-changed         | GetCase                                   | read/write           |
 | related-item-created | GetCase                                   | read/write           |
 | sla-timer            | GetCase                                   | read/write           |
-| reconcile            | GetCase, SearchCases, SearchRelatedItems  | + query `due` index  |
+| reconcile            | GetCase, SearchRelatedItems               | + query `due` index  |
 
 and all four: SLA timers (schedules of casewatch's group, passing the scheduler role), the
 idempotency table, publishing (topic + key, enriched bus), parking invalid events.
@@ -161,11 +161,9 @@ class Functions(Construct):
         )
 
     def _grant_search(self, fn: CasewatchFunction) -> None:
-        # Service Authorization Reference: SearchCases takes the domain; SearchRelatedItems the
-        # domain and the case.
-        fn.add_to_role_policy(
-            iam.PolicyStatement(actions=["cases:SearchCases"], resources=[self.cases.domain])
-        )
+        # Reconciliation reads Cases SLAs per case: SearchRelatedItems authorizes the domain and the
+        # case (Service Authorization Reference). It finds its cases in the `due` index, so it needs
+        # no SearchCases.
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["cases:SearchRelatedItems"], resources=[self.cases.domain, self.cases.cases]

@@ -22,14 +22,14 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 
+from casewatch.handlers.reconcile import SLA_REPAIRS
+from casewatch.observability import GETCASE_THROTTLED
 from casewatch.settings import Settings
 from constructs import Construct
 from infra.constructs.function import CasewatchFunction
 
 NAMESPACE = CasewatchFunction.METRICS_NAMESPACE
 SERVICE_DIMENSION = {"service": CasewatchFunction.SERVICE_NAME}  # Powertools Metrics' default dimension
-GETCASE_THROTTLED = "GetCaseThrottled"
-SLA_REPAIRS = "SlaRepairs"
 PERIOD = Duration.minutes(5)
 
 

@@ -115,9 +115,7 @@ def expected_permissions(synth: Synthesized, spec: FunctionSpec) -> set[Permissi
         )
     )
     if spec == RECONCILE:
-        granted |= allow(["cases:SearchCases"], [domain]) | allow(
-            ["cases:SearchRelatedItems"], [domain, f"{domain}/case/*"]
-        )
+        granted |= allow(["cases:SearchRelatedItems"], [domain, f"{domain}/case/*"])
     return granted
 
 
