@@ -49,7 +49,7 @@ from casewatch.domain.sla_ports import (
     SlaTimers,
     StoredSla,
 )
-from casewatch.errors import CaseNotFoundError, CasesThrottledError
+from casewatch.errors import CaseNotFoundError, CasesThrottledError, CasesUnavailableError
 from casewatch.models.enriched import EnrichedCase
 from casewatch.models.events import CaseEvent
 from casewatch.models.signals import SlaSignal, SlaSignalKind
@@ -126,6 +126,7 @@ class SlaTracker:
         cases_reader: CasesReader | None = None,
         snapshots: SnapshotStore | None = None,
         max_attempts: int = MAX_ATTEMPTS,
+        verify_breaches: bool = True,
     ) -> None:
         self.store = store
         self.signals = signals
@@ -137,6 +138,7 @@ class SlaTracker:
         self.cases_reader = cases_reader
         self.snapshots = snapshots
         self.max_attempts = max_attempts
+        self.verify_breaches = verify_breaches  # a breach timer first asks Cases (see `on_timer`)
         # Every transition applied by this tracker (the local pipeline reports them), newest last.
         self.transitions: deque[SlaTransition] = deque(maxlen=TRANSITIONS_KEPT)
 
@@ -201,14 +203,38 @@ class SlaTracker:
 
     # -- use case: a timer fired ---------------------------------------------------------------
     def on_timer(self, payload: SlaTimerPayload) -> SlaOutcome:
-        """A breach timer: time reached the target (judged at the timer's time, not when it ran).
+        """A breach timer: time reached the target (judged at the timer's time, not when it ran); if
+        that breaches an SLA, Cases is asked first whether it was completed after all (missed event).
         A warning timer: emit AT_RISK if the SLA is still Active, running, with that target.
         A stale timer (the SLA met, moved, or gone) changes nothing."""
         now = self.clock.now()
         if payload.kind == TimerKind.WARNING.value:
             return self._warn(payload, now)
         tick = min(payload.target_time, now)
-        return self._apply(payload.domain_id, payload.case_id, lambda _log: [], tick=tick)
+        check = self._verify_breach(payload.domain_id, payload.case_id, tick, now)
+        return self._apply(payload.domain_id, payload.case_id, check.observe, tick=tick)
+
+    def _verify_breach(self, domain_id: str, case_id: str, tick: datetime, now: datetime) -> _CaseCheck:
+        """Before declaring a breach, ask Cases whether the SLA was in fact completed (an event Cases
+        never delivered): one call for the rare timer that would breach, none for stale timers."""
+        if not self.verify_breaches or (self.cases_reader is None and self.cases_slas is None):
+            return _CaseCheck()
+        record = self.store.load(domain_id, case_id)
+        states = evaluate(record.log.merge((), horizon=tick), self.policies)
+        breaching = [
+            stored
+            for key, stored in record.slas.items()
+            if stored.state.status is SlaStatus.ACTIVE
+            and key in states
+            and states[key].status is SlaStatus.OVERDUE
+        ]
+        if not breaching:
+            return _CaseCheck()
+        try:
+            return self._check_case(domain_id, case_id, breaching, now)
+        except (CasesThrottledError, CasesUnavailableError):
+            logger.warning("could not verify a breach with Cases: judging on what was seen", case_id=case_id)
+            return _CaseCheck()
 
     def _warn(self, payload: SlaTimerPayload, now: datetime) -> SlaOutcome:
         record = self.store.load(payload.domain_id, payload.case_id)
@@ -256,9 +282,9 @@ class SlaTracker:
         for (domain_id, case_id), slas in cases[:max_cases]:
             try:
                 check = self._check_case(domain_id, case_id, slas, now)
-            except CasesThrottledError:
+            except (CasesThrottledError, CasesUnavailableError) as exc:
                 throttled = True
-                logger.warning("reconciliation throttled by Cases", case_id=case_id)
+                logger.warning("reconciliation stopped: Cases", case_id=case_id, error=type(exc).__name__)
                 break
             calls += check.calls
             checked += 1
