@@ -319,6 +319,23 @@ def test_invalid_events_are_parked_on_the_queue_with_their_reason(
         assert "truncated" not in body
 
 
+def test_an_event_too_big_for_sqs_is_parked_truncated(
+    emu: CasesEmulator, moto: Aws, repo_settings: Settings
+) -> None:
+    raw = load_event("case-created")
+    raw["detail"]["case"]["fields"]["summary"] = {"value": {"stringValue": "x" * 300_000}}  # > 4100: invalid
+    deps = real_deps(emu, moto, repo_settings)
+    assert run(raw, deps)["outcome"] == "invalid"
+    [message] = moto.parked()
+    body = message["body"]
+    assert body["truncated"] is True
+    assert len(json.dumps(body, separators=(",", ":")).encode()) <= 262_144  # SQS's classic limit
+    assert body["eventBytes"] > 262_144
+    assert body["event"].startswith('{"version":"0","id":"0f3b5a1e')
+    assert body["eventId"] == raw["id"]
+    assert "4100" in body["reason"]
+
+
 # --- the enrichment request --------------------------------------------------------------------
 
 
