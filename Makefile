@@ -47,8 +47,21 @@ format: install ## apply ruff fixes and formatting
 unit: install ## pytest (unit, integration, infra, e2e)
 	$(BIN)/pytest -q
 
-synth: install ## synthesize the stack into cdk.out (offline)
-	$(CDK) synth --quiet
+# Deployment settings come from cdk.json (context key `casewatch`); override one for a run with
+# DOMAIN_ID=<id>, or any with CONTEXT='-c casewatch.alarm_email=ops@example.com'.
+DOMAIN_ID ?=
+CONTEXT ?=
+CDK_CONTEXT := $(if $(DOMAIN_ID),-c casewatch.domain_id=$(DOMAIN_ID)) $(CONTEXT)
+
+synth: install ## synthesize the stack into cdk.out (offline; DOMAIN_ID=... overrides cdk.json)
+	$(CDK) synth --quiet $(CDK_CONTEXT)
+
+deploy: install ## cdk bootstrap (idempotent) + deploy Casewatch to your AWS account (DOMAIN_ID=...)
+	$(CDK) bootstrap $(CDK_CONTEXT)
+	$(CDK) deploy Casewatch $(CDK_CONTEXT) --outputs-file cdk.out/outputs.json
+
+destroy: install ## delete the Casewatch stack (tables, logs and key are retained unless removal_policy=destroy)
+	$(CDK) destroy Casewatch $(CDK_CONTEXT)
 
 bench: install ## benchmarks: writes bench-results.json and prints a table
 	$(BIN)/python -m casewatch.local.bench

@@ -112,7 +112,7 @@ class Monitoring(Construct):
         self.dashboard = cloudwatch.Dashboard(
             self,
             "Dashboard",
-            dashboard_name=f"{Stack.of(self).stack_name}-casewatch",
+            dashboard_name=Stack.of(self).stack_name,
             default_interval=Duration.hours(24),
         )
         self.dashboard.add_widgets(
