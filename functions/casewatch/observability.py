@@ -50,6 +50,18 @@ class PowertoolsMetrics:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
+def tracing_disabled() -> bool:
+    """Powertools' rule: off with `POWERTOOLS_TRACE_DISABLED`, outside Lambda, and in SAM/Chalice local."""
+    from aws_lambda_powertools.shared import constants
+    from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
+
+    if resolve_truthy_env_var_choice(env=os.getenv(constants.TRACER_DISABLED_ENV, "false")):
+        return True
+    in_lambda = bool(os.getenv(constants.LAMBDA_TASK_ROOT_ENV))
+    emulated = bool(os.getenv(constants.SAM_LOCAL_ENV) or os.getenv(constants.CHALICE_LOCAL_ENV))
+    return not in_lambda or emulated
+
+
 @functools.cache
 def get_tracer() -> Tracer:
     """The Powertools Tracer, built on first use (it imports the X-Ray SDK), patching botocore only."""
@@ -61,7 +73,11 @@ def get_tracer() -> Tracer:
 
 
 class LazyTracer:
-    """`tracer.capture_lambda_handler(...)` as Powertools spells it, applied on the first invocation."""
+    """`tracer.capture_lambda_handler(...)` as Powertools spells it, applied on the first invocation.
+
+    When tracing is disabled (see `tracing_disabled`) the handler runs untraced and the X-Ray SDK
+    (about a quarter of a second to import) is never loaded.
+    """
 
     @overload
     def capture_lambda_handler(self, lambda_handler: F, *, capture_response: bool | None = None) -> F: ...
@@ -87,7 +103,9 @@ class LazyTracer:
         def decorate(event: Any, context: Any, **kwargs: Any) -> Any:
             if not traced:
                 traced.append(
-                    get_tracer().capture_lambda_handler(handler_fn, capture_response=capture_response)
+                    handler_fn
+                    if tracing_disabled()
+                    else get_tracer().capture_lambda_handler(handler_fn, capture_response=capture_response)
                 )
             return traced[0](event, context, **kwargs)
 
@@ -109,4 +127,5 @@ __all__ = [
     "logger",
     "metrics",
     "tracer",
+    "tracing_disabled",
 ]

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from casewatch import aws
+from casewatch import aws, observability
 from casewatch.adapters.memory import (
     CountingMetrics,
     DictCasesReader,
@@ -28,7 +28,7 @@ from casewatch.errors import CasesThrottledError, CasesUnavailableError, Setting
 from casewatch.handlers import case_changed, related_item_created
 from casewatch.models.enriched import Provenance
 from casewatch.models.events import parse_case_event
-from casewatch.observability import get_tracer, logger
+from casewatch.observability import LazyTracer, logger, tracing_disabled
 from casewatch.settings import Settings, get_settings, load_cdk_context
 from casewatch.topology import CASE_CHANGED, RELATED_ITEM_CREATED_FN
 from casewatch.wiring import Dependencies, build_sinks, default_dependencies
@@ -36,10 +36,6 @@ from tests.conftest import INVALID_FILES, ROOT, SAMPLE_FILES, load_event
 
 # Handlers given a CountingMetrics leave Powertools' metrics empty: its warning is expected here.
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
-
-# The X-Ray SDK opens its UDP emitter socket when imported: build the (lazy) tracer before the unit
-# suite turns sockets off. Tracing itself is disabled outside Lambda.
-get_tracer()
 
 NOW = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
 CASE_1 = "a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
@@ -492,3 +488,57 @@ def test_sla_and_notification_sinks_share_the_signal_path(
     assert sinks[1] is made["notification"]
     assert made["signal_sink"] is made["notification"]
     assert made["cases_reader"] is reader  # `snapshots` is not passed: this factory does not take it
+
+
+# --- tracing -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "disabled"),
+    [
+        ({}, True),  # outside Lambda
+        ({"LAMBDA_TASK_ROOT": "/var/task"}, False),
+        ({"LAMBDA_TASK_ROOT": "/var/task", "POWERTOOLS_TRACE_DISABLED": "true"}, True),
+        ({"LAMBDA_TASK_ROOT": "/var/task", "AWS_SAM_LOCAL": "true"}, True),
+    ],
+)
+def test_tracing_follows_the_powertools_rule(
+    env: dict[str, str], disabled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("LAMBDA_TASK_ROOT", "POWERTOOLS_TRACE_DISABLED", "AWS_SAM_LOCAL", "AWS_CHALICE_CLI_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert tracing_disabled() is disabled
+
+
+def test_the_tracer_decorator_is_applied_on_the_first_invocation(monkeypatch: pytest.MonkeyPatch) -> None:
+    applied: list[dict[str, Any]] = []
+
+    class FakeTracer:
+        def capture_lambda_handler(self, fn: Any, capture_response: bool | None = None) -> Any:
+            applied.append({"fn": fn.__name__, "capture_response": capture_response})
+            return lambda event, context, **kwargs: ("traced", fn(event, context, **kwargs))
+
+    monkeypatch.setattr(observability, "get_tracer", FakeTracer)
+    monkeypatch.setattr(observability, "tracing_disabled", lambda: False)
+
+    @LazyTracer().capture_lambda_handler(capture_response=False)
+    def handler(event: Any, context: Any, deps: Any = None) -> Any:
+        return event, deps
+
+    assert applied == []  # nothing at import time
+    assert handler(1, None, deps=2) == ("traced", (1, 2))
+    assert handler(3, None) == ("traced", (3, None))
+    assert applied == [{"fn": "handler", "capture_response": False}]  # once per container
+
+
+def test_no_tracer_is_built_while_tracing_is_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(observability, "get_tracer", lambda: pytest.fail("the X-Ray SDK was loaded"))
+    monkeypatch.setattr(observability, "tracing_disabled", lambda: True)
+
+    @LazyTracer().capture_lambda_handler
+    def handler(event: Any, context: Any) -> Any:
+        return event
+
+    assert handler("e", None) == "e"
