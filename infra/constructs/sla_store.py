@@ -54,14 +54,19 @@ class SlaStore(Construct):
             resource="schedule",
             resource_name=f"{self.schedule_group_name}/*",
         )
-        # Assumed by EventBridge Scheduler (this account only) to invoke the sla-timer function.
+        # Assumed by EventBridge Scheduler, for schedules of this group only, to invoke the sla-timer.
         self.scheduler_role = iam.Role(
             self,
             "SchedulerRole",
             description="EventBridge Scheduler: invoke the casewatch sla-timer function",
             assumed_by=iam.ServicePrincipal(
                 SCHEDULER_SERVICE,
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+                conditions={
+                    "StringEquals": {
+                        "aws:SourceAccount": stack.account,
+                        "aws:SourceArn": self.schedule_group.attr_arn,
+                    }
+                },
             ),
         )
 

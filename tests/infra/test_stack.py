@@ -312,7 +312,12 @@ def test_scheduler_group_and_role_invoke_only_the_sla_timer(synth: Synthesized) 
     role_id, role = synth.by_path("SlaStore/SchedulerRole/Resource")
     (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
-    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    assert trust["Condition"] == {
+        "StringEquals": {
+            "aws:SourceAccount": {"Ref": "AWS::AccountId"},
+            "aws:SourceArn": {"Fn::GetAtt": [logical_id(synth, "SlaStore/ScheduleGroup"), "Arn"]},
+        }
+    }
     sla_timer_id, _ = function(synth, SLA_TIMER)
     assert role_permissions(synth, role_id) == allow(["lambda:InvokeFunction"], [f"${{{sla_timer_id}.Arn}}"])
 
