@@ -132,8 +132,12 @@ def plan(
     )
 
 
-def _empty() -> FieldValue:
-    return FieldValue(empty_value=EmptyValue())
+EMPTY = FieldValue(empty_value=EmptyValue())  # frozen: one instance serves every empty field
+
+
+def _field(value: FieldValue, source: Provenance, as_of: datetime) -> EnrichedField:
+    # The parts are validated already (a parsed event, GetCase values, a stored view): skip revalidation.
+    return EnrichedField.model_construct(value=value, source=source, as_of=as_of)
 
 
 def merge(
@@ -159,19 +163,18 @@ def merge(
         carry = snapshot.fields.keys() if plan.kind != "case" else plan.from_snapshot
         for field_id in carry:
             kept = snapshot.fields[field_id]
-            fields[field_id] = EnrichedField(value=kept.value, source=Provenance.SNAPSHOT, as_of=kept.as_of)
+            fields[field_id] = _field(kept.value, Provenance.SNAPSHOT, kept.as_of)
     for field_id, value in event.fields.items():
-        fields[field_id] = EnrichedField(value=value, source=Provenance.EVENT, as_of=change_time)
+        fields[field_id] = _field(value, Provenance.EVENT, change_time)
     for field_id in plan.empty_in_event:
-        fields[field_id] = EnrichedField(value=_empty(), source=Provenance.EVENT, as_of=change_time)
+        fields[field_id] = _field(EMPTY, Provenance.EVENT, change_time)
     fetched_now = bool(plan.fetch) and not case_not_found
     if fetched_now:
         if fetched_at is None:
             raise ValueError("merge needs fetched_at when the plan fetched fields")
         got = fetched or {}
         for field_id in plan.fetch:
-            value = got.get(field_id) or _empty()
-            fields[field_id] = EnrichedField(value=value, source=Provenance.GETCASE, as_of=fetched_at)
+            fields[field_id] = _field(got.get(field_id) or EMPTY, Provenance.GETCASE, fetched_at)
 
     flags: list[str] = []
     if case_not_found:
