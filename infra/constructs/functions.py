@@ -55,6 +55,7 @@ ASSET_EXCLUDES = [
     "casewatch/__main__.py",
     "**/__pycache__",
     "**/*.pyc",
+    "*.egg-info",
 ]
 
 
