@@ -116,7 +116,7 @@ def test_wait_for_polls_until_a_terminal_state() -> None:
     states = iter(["STARTING", "RUNNING", "FAILED"])
 
     class Events:
-        def describe_replay(self, ReplayName: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        def describe_replay(self, ReplayName: str) -> dict[str, Any]:
             return {"State": next(states), "StateReason": "boom"}
 
     slept: list[float] = []
