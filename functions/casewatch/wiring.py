@@ -99,20 +99,15 @@ def build_sinks(
     return sinks
 
 
-@cache
-def default_dependencies() -> Dependencies:
-    """The real adapters, built once per container from the settings and the environment."""
+def build_dependencies(settings: Settings, env: Mapping[str, str], clock: Clock) -> Dependencies:
+    """The real adapters for `settings`, the resource names in `env`, and `clock` (clients lazy)."""
     from casewatch.adapters.cases_api import CasesApiReader
     from casewatch.adapters.dynamodb_snapshots import DynamoDbSnapshotStore
     from casewatch.adapters.sqs_dead_letters import SqsDeadLetters
-    from casewatch.settings import get_settings
 
-    settings = get_settings()
-    env = os.environ
     cases = CasesApiReader(max_attempts=settings.getcase_max_attempts)
     snapshots = DynamoDbSnapshotStore(_required(env, ENV_SLA_TABLE), cache_size=settings.snapshot_cache_size)
     dead_letters = SqsDeadLetters(_required(env, ENV_DEAD_LETTER_QUEUE_URL))
-    clock = UtcClock()
     return Dependencies(
         cases=cases,
         snapshots=snapshots,
@@ -123,4 +118,12 @@ def default_dependencies() -> Dependencies:
     )
 
 
-__all__ = ["Dependencies", "UtcClock", "build_sinks", "default_dependencies"]
+@cache
+def default_dependencies() -> Dependencies:
+    """The real adapters, built once per container from the settings and the environment."""
+    from casewatch.settings import get_settings
+
+    return build_dependencies(get_settings(), os.environ, UtcClock())
+
+
+__all__ = ["Dependencies", "UtcClock", "build_dependencies", "build_sinks", "default_dependencies"]
