@@ -97,7 +97,7 @@ def process_event(raw: object, deps: Dependencies, *, function: str) -> Outcome:
         logger.info(
             "event type not handled here",
             event_id=event.id,
-            event_type=event.event_type,
+            event_type=event.event_type[:128],  # free text for an unknown type: bounded
             case_id=event.case_id,
             function=function,
         )
