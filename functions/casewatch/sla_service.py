@@ -10,6 +10,8 @@ carry a stable `signal_id`) instead of losing them; a duplicate event changes no
 
 from __future__ import annotations
 
+import random
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +59,9 @@ from casewatch.observability import logger
 from casewatch.ports import CasesReader, Clock, SlaSignalSink, SnapshotStore
 from casewatch.settings import Settings
 
-MAX_ATTEMPTS: Final = 5  # load-fold-write rounds before giving up on a contended case (retryable)
+MAX_ATTEMPTS: Final = 8  # load-fold-write rounds before giving up on a contended case (retryable)
+BACKOFF_BASE_S: Final = 0.01
+BACKOFF_CAP_S: Final = 0.5
 TRANSITIONS_KEPT: Final = 10_000
 # Reconciliation looks again at an open SLA after a quarter of its age, between these bounds.
 RECHECK_MIN: Final = timedelta(minutes=30)
@@ -127,6 +131,7 @@ class SlaTracker:
         snapshots: SnapshotStore | None = None,
         max_attempts: int = MAX_ATTEMPTS,
         verify_breaches: bool = True,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.store = store
         self.signals = signals
@@ -139,6 +144,7 @@ class SlaTracker:
         self.snapshots = snapshots
         self.max_attempts = max_attempts
         self.verify_breaches = verify_breaches  # a breach timer first asks Cases (see `on_timer`)
+        self._sleep = sleep
         # Every transition applied by this tracker (the local pipeline reports them), newest last.
         self.transitions: deque[SlaTransition] = deque(maxlen=TRANSITIONS_KEPT)
 
@@ -368,6 +374,9 @@ class SlaTracker:
                 self.store.save(record, log, changed)
             except SlaConflictError:
                 logger.info("sla write lost a race, applying again", case_id=case_id, attempt=attempt)
+                if attempt < self.max_attempts:
+                    # full jitter: contending writers of one case spread out instead of colliding again
+                    self._sleep(random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)))  # noqa: S311
                 continue
             self.transitions.extend(transitions)
             return SlaOutcome(case_id, tuple(transitions), True, attempt, states)

@@ -1,22 +1,23 @@
 """`DynamoDbSlaStore`: SLA state in the single state table (`casewatch.tables.STATE_TABLE`).
 
 Items of a case (partition `CASE#<caseId>`):
-- `sk=SLALOG`: the case's observation log (`observations`: canonical JSON strings in time order),
+- `sk=SLALOG`: the case's observation log (`observations`: a JSON array, in time order),
   `horizon`, `version` (newest approximateChangeTime), `revision` (optimistic lock);
 - `sk=SLA#policy#<name>` / `SLA#cases#<relatedItemId>`: one per SLA — `status`, `target_time`,
-  `completion_time`, `history`, `version`, ... and, while open, the sparse `due` index keys
-  (`due_shard`, `due_at`) that reconciliation queries for "SLAs due before T".
+  `completion_time`, `history` (a JSON array of transitions), `version`, ... and, while open, the
+  sparse `due` index keys (`due_shard`, `due_at`) that reconciliation queries for "SLAs due before T".
 Both item kinds expire (`expires_at`) `RETENTION` after the case's last change.
 
 A save is one TransactWriteItems: the log, conditional on the revision that was loaded (so two writers
 cannot both win; the loser gets `SlaConflictError`, reloads and applies again), and the changed SLA
 items, each conditional on its stored `version` not being newer (an older state never overwrites a
-newer one).
+newer one). When no SLA changed, the log alone is written with a conditional PutItem.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -116,6 +117,24 @@ def _num(item: Mapping[str, Any], name: str, default: float = 0) -> float:
 # --- items ---------------------------------------------------------------------------------------
 
 
+def history_json(history: Sequence[Transition]) -> str:
+    """The transitions as a compact JSON array: `[{"at", "status", "cycle", "target"}, ...]`."""
+    return json.dumps(
+        [
+            {"at": iso(t.at), "status": t.status.value, "cycle": t.cycle, "target": iso(t.target_time)}
+            for t in history
+        ],
+        separators=(",", ":"),
+    )
+
+
+def parse_history(text: str) -> tuple[Transition, ...]:
+    return tuple(
+        Transition(parse_iso(e["at"]), SlaStatus(e["status"]), int(e["cycle"]), parse_iso(e["target"]))
+        for e in json.loads(text)
+    )
+
+
 def sla_item(
     domain_id: str,
     case_id: str,
@@ -141,19 +160,7 @@ def sla_item(
         "target_time": _s(iso(state.target_time)),
         "duration_s": _n(state.duration.total_seconds()),
         "paused_s": _n(state.paused_seconds),
-        "history": {
-            "L": [
-                {
-                    "M": {
-                        "at": _s(iso(t.at)),
-                        "status": _s(t.status.value),
-                        "cycle": _n(t.cycle),
-                        "target_time": _s(iso(t.target_time)),
-                    }
-                }
-                for t in state.history
-            ]
-        },
+        "history": _s(history_json(state.history)),
         "revision": _n(revision),
     }
     if state.paused_since is not None:
@@ -179,15 +186,7 @@ def sla_item(
 
 def stored_sla(item: Mapping[str, Any]) -> StoredSla:
     """A `StoredSla` from its item."""
-    history = tuple(
-        Transition(
-            at=parse_iso(entry["M"]["at"]["S"]),
-            status=SlaStatus(entry["M"]["status"]["S"]),
-            cycle=int(entry["M"]["cycle"]["N"]),
-            target_time=parse_iso(entry["M"]["target_time"]["S"]),
-        )
-        for entry in item.get("history", {}).get("L", [])
-    )
+    history = parse_history(_str(item, "history") or "[]")
     started = _time(item, "started_at")
     target = _time(item, "target_time")
     assert started is not None
@@ -226,7 +225,7 @@ def log_item(log: CaseSlaLog, revision: int) -> Item:
         "record": _s(LOG_RECORD),
         "domain_id": _s(log.domain_id),
         "case_id": _s(log.case_id),
-        "observations": {"L": [_s(o.to_json()) for o in log.observations]},
+        "observations": _s("[" + ",".join(o.to_json() for o in log.observations) + "]"),
         "revision": _n(revision),
     }
     if log.horizon is not None:
@@ -241,7 +240,7 @@ def case_log(item: Mapping[str, Any]) -> CaseSlaLog:
     return CaseSlaLog(
         domain_id=str(item["domain_id"]["S"]),
         case_id=str(item["case_id"]["S"]),
-        observations=tuple(Observation.from_json(v["S"]) for v in item.get("observations", {}).get("L", [])),
+        observations=tuple(Observation.from_doc(d) for d in json.loads(_str(item, "observations") or "[]")),
         horizon=_time(item, "horizon"),
     )
 
@@ -309,7 +308,10 @@ class DynamoDbSlaStore:
             writes.append({"Put": put})  # type: ignore[typeddict-item]
             slas[state.key] = StoredSla(log.domain_id, log.case_id, state, version, revision, next_check)
         try:
-            self._client.transact_write_items(TransactItems=writes)
+            if len(writes) == 1:  # only the log changed: one conditional put (a transaction costs double)
+                self._client.put_item(**log_put)
+            else:
+                self._client.transact_write_items(TransactItems=writes)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in (

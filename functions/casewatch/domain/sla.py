@@ -237,7 +237,11 @@ class Observation:
 
     @classmethod
     def from_json(cls, text: str) -> Observation:
-        doc = json.loads(text)
+        return cls.from_doc(json.loads(text))
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Observation:
+        """From the decoded canonical JSON."""
         sla = doc.get("sla")
         return cls(
             at=parse_iso(doc["at"]),
