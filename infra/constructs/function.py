@@ -8,8 +8,8 @@ bottleneck: more concurrent enrichers only turn into throttles.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_lambda as lambda_
@@ -146,9 +146,7 @@ class CasewatchFunction(lambda_.Function):
         )
         self.spec = spec
         # `sam local invoke <construct id>` (SAM also derives it from aws:cdk:path; this is explicit).
-        cfn = self.node.default_child
-        assert isinstance(cfn, lambda_.CfnFunction)
-        cfn.add_metadata("SamResourceId", spec.construct_id)
+        cast(lambda_.CfnFunction, self.node.default_child).add_metadata("SamResourceId", spec.construct_id)
         self._acknowledge_house_defaults()
 
     def _acknowledge_house_defaults(self) -> None:
@@ -175,12 +173,11 @@ class CasewatchFunction(lambda_.Function):
 
     @staticmethod
     def _check_environment_size(spec: FunctionSpec, variables: Mapping[str, str]) -> None:
-        # Tokens (ARNs, names) resolve to short strings; count their placeholders as an estimate.
+        # References (names, ARNs) are still tokens here: their placeholders stand in for the values.
         size = sum(len(k) + len(v) for k, v in variables.items())
         if size > ENVIRONMENT_LIMIT_BYTES:
-            config = len(variables.get(ENV_CONFIG, ""))
             raise SettingsError(
-                f"casewatch: the settings make the {spec.name} environment ~{size} bytes, over Lambda's "
-                f"{ENVIRONMENT_LIMIT_BYTES}; {ENV_CONFIG} alone is {config} bytes "
-                f"({json.dumps(spec.name)}): shorten the policies and rules"
+                f"casewatch: the {spec.name} environment would be ~{size} bytes, over Lambda's "
+                f"{ENVIRONMENT_LIMIT_BYTES} ({ENV_CONFIG}: {len(variables[ENV_CONFIG])} bytes); "
+                "shorten sla_policies, notification_rules or field_names"
             )
