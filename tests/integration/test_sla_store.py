@@ -386,3 +386,30 @@ def test_unknown_case_timers_are_noops(aws_env: None) -> None:
     }
     assert sla_timer.handler(payload, LambdaContext(), deps=tracker)["slaChanges"] == []
     assert aws.dynamodb_client().scan(TableName=TABLE)["Count"] == 0
+
+
+def test_build_sla_sink_from_the_environment(aws_env: None) -> None:
+    from casewatch.adapters.sla_wiring import build_sla_sink
+    from casewatch.constants import (
+        ENV_SCHEDULE_GROUP,
+        ENV_SCHEDULER_ROLE_ARN,
+        ENV_SLA_TABLE,
+        ENV_SLA_TIMER_ARN,
+    )
+    from casewatch.errors import SettingsError
+
+    env = {
+        ENV_SLA_TABLE: TABLE,
+        ENV_SCHEDULE_GROUP: GROUP,
+        ENV_SLA_TIMER_ARN: TIMER_ARN,
+        ENV_SCHEDULER_ROLE_ARN: ROLE_ARN,
+    }
+    tracker = build_sla_sink(SETTINGS, RecordingSignalSink(), env=env, clock=VirtualClock(at(-1)))
+    assert isinstance(tracker.store, DynamoDbSlaStore)
+    assert isinstance(tracker.timers, SchedulerTimers)
+    assert tracker.warning_fraction == SETTINGS.sla_warning_fraction
+    deliver(tracker, created("c1", 0, "high"))
+    assert len(schedules()) == 4
+    assert build_sla_sink(SETTINGS, RecordingSignalSink(), env={ENV_SLA_TABLE: TABLE}).timers is None
+    with pytest.raises(SettingsError):
+        build_sla_sink(SETTINGS, RecordingSignalSink(), env={})

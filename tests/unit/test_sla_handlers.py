@@ -1,0 +1,373 @@
+"""The sla-timer and reconcile handlers, observation building, and `casewatch sla show`, on fakes."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from casewatch.adapters.memory import DictCasesReader, RecordingSignalSink
+from casewatch.domain.sla import CasesSlaSpec, ObsKind, SlaStatus, TimerKind, parse_iso
+from casewatch.domain.sla_observations import (
+    CasesSlaReport,
+    needs_sla_lookup,
+    observe_case_read,
+    observe_event,
+    tracked_fields,
+)
+from casewatch.domain.sla_ports import SlaTimerPayload
+from casewatch.handlers import reconcile, sla_timer
+from casewatch.local import cli
+from casewatch.local.clock import VirtualClock
+from casewatch.local.sla_cli import render_slas, sla_document, time_left
+from casewatch.models.enriched import EnrichedCase, EnrichedField, Provenance
+from casewatch.models.fields import FieldValue
+from casewatch.models.signals import SlaSignalKind
+from casewatch.sla_service import SlaTracker
+from tests.conftest import EVENTS, SAMPLE_FILES
+from tests.unit.test_sla_fakes import (
+    DOMAIN,
+    PRIORITY,
+    T0,
+    InMemorySlaStore,
+    RecordingTimers,
+    at,
+    case_event_raw,
+    enriched,
+    parsed,
+    related_raw,
+)
+from tests.unit.test_sla_state_machine import FIRST, POLICIES, RESOLVE, SETTINGS, comment, created, updated
+
+
+@dataclass
+class Context:
+    function_name: str = "casewatch-sla-timer"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:casewatch-sla-timer"
+    aws_request_id: str = "req"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@dataclass
+class FakeCasesSlas:
+    """`CasesSlaSource` over dicts."""
+
+    slas: dict[str, list[CasesSlaReport]] = field(default_factory=dict)
+    items: dict[tuple[str, str], list[tuple[str, datetime]]] = field(default_factory=dict)
+    calls: int = 0
+
+    def case_slas(self, domain_id: str, case_id: str) -> list[CasesSlaReport]:
+        self.calls += 1
+        return self.slas.get(case_id, [])
+
+    def related_items(self, domain_id: str, case_id: str, item_type: str) -> list[tuple[str, datetime]]:
+        self.calls += 1
+        return self.items.get((case_id, item_type), [])
+
+
+def make(
+    clock: VirtualClock, reader: DictCasesReader | None = None, source: FakeCasesSlas | None = None
+) -> tuple[SlaTracker, RecordingSignalSink]:
+    signals = RecordingSignalSink()
+    tracker = SlaTracker.from_settings(
+        SETTINGS,
+        store=InMemorySlaStore(),
+        signals=signals,
+        timers=RecordingTimers(),
+        clock=clock,
+        cases_reader=reader,
+        cases_slas=source,
+    )
+    return tracker, signals
+
+
+def deliver(tracker: SlaTracker, raw: dict[str, Any]) -> None:
+    event = parsed(raw)
+    tracker.on_case_event(event, enriched(event))
+
+
+def payload(kind: str, key: str, name: str, target: datetime, case_id: str = "c1") -> dict[str, Any]:
+    return SlaTimerPayload(
+        kind=kind, domain_id=DOMAIN, case_id=case_id, sla_name=name, sla_key=key, target_time=target
+    ).wire()
+
+
+# --- handlers ----------------------------------------------------------------------------------------
+
+
+def test_sla_timer_handler_breaches_and_reports_ids_only() -> None:
+    clock = VirtualClock(at(-1))
+    tracker, signals = make(clock)
+    deliver(tracker, created("c1", 0, "high"))
+    clock.set(at(30))
+    response = sla_timer.handler(
+        payload("breach", FIRST, "first-response-high", at(30)), Context(), deps=tracker
+    )
+    assert response == {
+        "outcome": "handled",
+        "kind": "breach",
+        "caseId": "c1",
+        "slaChanges": [
+            {
+                "sla": FIRST,
+                "status": "Overdue",
+                "at": "2026-11-23T09:30:00+00:00",
+                "target_time": "2026-11-23T09:30:00+00:00",
+            }
+        ],
+    }
+    assert [s.kind for s, _ in signals.signals] == [SlaSignalKind.BREACHED]
+
+
+def test_sla_timer_handler_finds_the_sla_by_name_without_a_key() -> None:
+    clock = VirtualClock(at(-1))
+    tracker, signals = make(clock)
+    deliver(tracker, created("c1", 0, "high"))
+    clock.set(at(24))
+    body = payload("warning", FIRST, "first-response-high", at(30))
+    del body["slaKey"]
+    sla_timer.handler(body, Context(), deps=tracker)
+    assert [s.kind for s, _ in signals.signals] == [SlaSignalKind.AT_RISK]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {},
+        {"kind": "breach"},
+        {
+            "kind": "nope",
+            "domainId": DOMAIN,
+            "caseId": "c1",
+            "slaName": "x",
+            "targetTime": "2026-11-23T09:00:00Z",
+        },
+        {"kind": "breach", "domainId": DOMAIN, "caseId": "c1", "slaName": "x", "targetTime": "yesterday"},
+    ],
+)
+def test_sla_timer_handler_parks_nothing_and_retries_nothing_on_invalid_payloads(
+    event: dict[str, Any],
+) -> None:
+    tracker, _ = make(VirtualClock(at(0)))
+    response = sla_timer.handler(event, Context(), deps=tracker)
+    assert response["outcome"] == "invalid"
+    assert "2026" not in response["reason"]  # locations, not values
+
+
+def test_reconcile_handler_repairs_a_missed_closing_from_getcase() -> None:
+    clock = VirtualClock(at(-1))
+    reader = DictCasesReader()
+    tracker, signals = make(clock, reader)
+    deliver(tracker, created("c1", 0))
+    reader.add(
+        "c1",
+        {
+            "status": "closed",
+            PRIORITY: "low",
+            "last_updated_datetime": "2026-11-23T11:00:00.000Z",
+            "last_closed_datetime": "2026-11-23T10:00:00.000Z",
+        },
+    )
+    clock.set(at(8 * 60 + 15))
+    response = reconcile.handler({"id": "r1", "detail": {}}, Context(function_name="reconcile"), deps=tracker)
+    assert (response["due"], response["casesChecked"], response["repairs"], response["casesCalls"]) == (
+        1,
+        1,
+        1,
+        1,
+    )
+    assert response["slaChanges"] == [
+        {"case": "c1", "sla": RESOLVE, "status": "Met", "at": "2026-11-23T10:00:00+00:00"}
+    ]
+    assert set(reader.requests[0][2]) >= {"status", PRIORITY, "last_updated_datetime", "last_closed_datetime"}
+    assert [s.kind for s, _ in signals.signals] == [SlaSignalKind.MET]
+
+
+def test_reconcile_dates_a_field_change_by_the_last_update() -> None:
+    clock = VirtualClock(at(-1))
+    reader = DictCasesReader()
+    tracker, _ = make(clock, reader)
+    deliver(tracker, created("c1", 0))
+    reader.add("c1", {"status": "closed", "last_updated_datetime": "2026-11-23T17:30:00.000Z"})
+    clock.set(at(9 * 60))
+    tracker.reconcile()
+    state = tracker.store.load(DOMAIN, "c1").slas[RESOLVE].state
+    assert (state.status, state.completion_time) == (SlaStatus.NOT_MET, at(8 * 60 + 30))
+
+
+def test_reconcile_finds_a_missed_first_comment() -> None:
+    clock = VirtualClock(at(-1))
+    source = FakeCasesSlas(items={("c1", "Comment"): [("cm9", at(12)), ("cm10", at(40))]})
+    tracker, _ = make(clock, DictCasesReader({"c1": (None, {"status": "open"})}), source)
+    deliver(tracker, created("c1", 0, "high"))
+    clock.set(at(45))
+    report = tracker.reconcile()
+    assert report.repairs == 1
+    assert tracker.store.load(DOMAIN, "c1").slas[FIRST].state.completion_time == at(12)
+
+
+def test_reconcile_reads_cases_slas_with_search_related_items() -> None:
+    clock = VirtualClock(at(-1))
+    source = FakeCasesSlas()
+    tracker, _ = make(clock, None, source)
+    deliver(tracker, created("c1", 0))
+    spec = CasesSlaSpec("Callback", "status", ("closed",), at(61))
+    deliver(
+        tracker,
+        related_raw(
+            "c1",
+            at(1),
+            "Sla",
+            "s1",
+            {
+                "sla": {
+                    "slaConfiguration": {
+                        "name": "Callback",
+                        "fieldId": "status",
+                        "targetFieldValues": [{"stringValue": "closed"}],
+                        "targetTime": "2026-11-23T10:01:00.000Z",
+                    }
+                }
+            },
+        ),
+    )
+    source.slas["c1"] = [CasesSlaReport("s1", at(1), spec, "NotMet", at(70))]
+    clock.set(at(75))
+    report = tracker.reconcile()
+    assert (report.cases_calls, report.repairs) == (1, 1)
+    state = tracker.store.load(DOMAIN, "c1").slas["cases#s1"].state
+    assert (state.status, state.completion_time) == (SlaStatus.NOT_MET, at(70))
+
+
+def test_the_tracker_reads_an_sla_definition_an_event_lacks() -> None:
+    clock = VirtualClock(at(-1))
+    spec = CasesSlaSpec("Callback", "status", ("closed",), at(61))
+    source = FakeCasesSlas(slas={"c1": [CasesSlaReport("s1", at(1), spec, "Active")]})
+    tracker, _ = make(clock, None, source)
+    raw = related_raw("c1", at(1), "Sla", "s1")
+    assert needs_sla_lookup(parsed(raw))
+    deliver(tracker, raw)
+    assert tracker.store.load(DOMAIN, "c1").slas["cases#s1"].state.target_time == at(61)
+    assert source.calls == 1
+
+
+# --- observations ------------------------------------------------------------------------------------
+
+
+def test_a_metadata_only_update_takes_changed_fields_from_the_enriched_case() -> None:
+    raw = case_event_raw("CASE.UPDATED", "c1", at(5), {}, changed=["status", "title"])
+    raw["detail"]["case"].pop("fields")
+    event = parsed(raw)
+    view = EnrichedCase(
+        domain_id=DOMAIN,
+        case_id="c1",
+        version=at(5),
+        fields={
+            "status": EnrichedField(value=FieldValue.of("closed"), source=Provenance.GETCASE, as_of=at(5)),
+            PRIORITY: EnrichedField(value=FieldValue.of("high"), source=Provenance.SNAPSHOT, as_of=at(1)),
+        },
+    )
+    (obs,) = observe_event(event, view, tracked_fields(POLICIES))
+    assert dict(obs.fields) == {"status": "closed"}  # priority did not change: unknown at this time
+
+
+def test_a_created_event_takes_initial_values_from_the_enriched_case() -> None:
+    raw = case_event_raw("CASE.CREATED", "c1", at(0), {"status": "open"})
+    event = parsed(raw)
+    view = enriched(event, {PRIORITY: "high"})
+    (obs,) = observe_event(event, view, tracked_fields(POLICIES))
+    assert dict(obs.fields) == {"status": "open", PRIORITY: "high"}
+    assert obs.created == at(0)
+
+
+def test_a_comment_ignores_the_snapshot() -> None:
+    event = parsed(comment("c1", 3))
+    (obs,) = observe_event(event, enriched(event, {"status": "closed"}), tracked_fields(POLICIES))
+    assert (obs.kind, obs.item_type, obs.fields) == (ObsKind.ITEM, "Comment", ())
+
+
+def test_a_case_read_is_dated_by_cases() -> None:
+    values = {
+        "status": FieldValue.of("closed"),
+        "last_updated_datetime": FieldValue.of("2026-11-23T11:00:00.000Z"),
+        "last_closed_datetime": FieldValue.of("2026-11-23T10:00:00.000Z"),
+    }
+    read = observe_case_read(values, frozenset({"status", PRIORITY}), at(600))
+    assert [(o.at, dict(o.fields)) for o in read] == [
+        (at(120), {"status": "closed", PRIORITY: None}),
+        (at(60), {"status": "closed"}),
+    ]
+    undated = observe_case_read({"status": FieldValue.of("open")}, frozenset({"status"}), at(600))
+    assert [o.at for o in undated] == [at(600)]
+
+
+def test_every_sample_event_goes_through_the_tracker() -> None:
+    tracker, _ = make(VirtualClock(T0 - timedelta(days=1)))
+    for path in SAMPLE_FILES:
+        event = parsed(json.loads(path.read_text()))
+        tracker.on_case_event(event, enriched(event))
+    sla = json.loads((EVENTS / "related-item-sla.json").read_text())["detail"]["relatedItem"]
+    states = tracker.store.load(DOMAIN, sla["caseId"]).slas
+    cases_sla = states[f"cases#{sla['relatedItemId']}"].state
+    assert (cases_sla.name, cases_sla.target_time.isoformat()) == (
+        "First response",
+        "2026-11-23T09:30:01.650000+00:00",
+    )
+    # case 1: status to pending-customer at 09:14:37.905 meets the Cases SLA and pauses the resolve
+    # policy; the comment at 09:12 is the first response to a high-priority case
+    assert (cases_sla.status, cases_sla.completion_time) == (
+        SlaStatus.MET,
+        parse_iso("2026-11-23T09:14:37.905Z"),
+    )
+    assert states[FIRST].state.status is SlaStatus.MET
+    assert states[RESOLVE].state.paused_since == parse_iso("2026-11-23T09:14:37.905Z")
+    # case 2 (metadata-only update, then deleted): its resolve SLA is cancelled
+    case2 = tracker.store.load(DOMAIN, "c9e8d7f6-a5b4-4c3d-9e2f-1a0b9c8d7e6f").slas
+    assert {k: s.state.status for k, s in case2.items()} == {RESOLVE: SlaStatus.CANCELLED}
+
+
+# --- the CLI -----------------------------------------------------------------------------------------
+
+
+def test_render_and_json_show_state_time_left_and_completion() -> None:
+    clock = VirtualClock(at(-1))
+    tracker, _ = make(clock)
+    deliver(tracker, created("c1", 0, "high"))
+    deliver(tracker, comment("c1", 40))
+    deliver(tracker, updated("c1", 100, "closed", "high"))
+    deliver(tracker, updated("c1", 200, "open", "high"))
+    slas = list(tracker.store.load(DOMAIN, "c1").slas.values())
+    text = render_slas(slas, at(260))
+    assert "first-response-high     policy  NotMet" in text
+    assert "10m 00s late" in text
+    assert "resolve-within-8h (#2)  policy  Active" in text
+    assert "7h 00m left" in text
+    document = sla_document(slas[1], at(260))
+    assert (document["status"], document["cycle"], document["secondsLeft"]) == ("Active", 2, 7 * 3600.0)
+    assert [h["status"] for h in document["history"]] == ["Active", "Met", "Active"]
+    overdue = tracker.store.load(DOMAIN, "c1").slas[RESOLVE].state
+    assert time_left(overdue, at(200 + 480 + 65)) == "due 1h 05m ago"
+
+
+def test_sla_show_needs_a_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CASEWATCH_SLA_TABLE", raising=False)
+    assert cli.main(["sla", "show", "c1"], out=io.StringIO()) == 2
+    assert cli.main(["sla"], out=io.StringIO()) == 2
+
+
+def test_timer_names_are_short_and_deterministic() -> None:
+    from casewatch.adapters.scheduler_timers import schedule_name
+
+    name = schedule_name("a" * 36, "cases#" + "b" * 36, TimerKind.WARNING)
+    assert name == schedule_name("a" * 36, "cases#" + "b" * 36, TimerKind.WARNING)
+    assert len(name) <= 64
+    assert name != schedule_name("a" * 36, "cases#" + "b" * 36, TimerKind.BREACH)
+    assert Path(__file__).exists()
