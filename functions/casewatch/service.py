@@ -187,8 +187,15 @@ def enrich(event: CaseEvent, deps: Dependencies) -> tuple[EnrichedCase, int]:
         case_not_found=not_found,
     )
     if kind != "related_item" or (decided.fetch and not not_found):
-        deps.snapshots.put(case)  # conditional: an older view never replaces a newer one
+        deps.snapshots.put(_stored_view(case, needed))  # conditional: never over a newer view
     return case, calls
+
+
+def _stored_view(case: EnrichedCase, needed: frozenset[str]) -> EnrichedCase:
+    """What the snapshot keeps: the needed fields only (all later plans ask for; bounded item size)."""
+    if case.fields.keys() <= needed:
+        return case
+    return case.model_copy(update={"fields": {f: v for f, v in case.fields.items() if f in needed}})
 
 
 def _case_id(event: CaseEvent) -> str:

@@ -208,6 +208,16 @@ def test_the_sample_day_in_time_order_needs_one_getcase(repo_settings: Settings)
     assert set(comment_view.sources().values()) == {Provenance.SNAPSHOT}
 
 
+def test_the_snapshot_keeps_the_needed_fields_only(repo_settings: Settings) -> None:
+    deps = make_deps(repo_settings)
+    invoke(CASE_CHANGED.name, load_event("case-created"), deps)
+    [(_, view)] = deps.sinks[0].received  # type: ignore[attr-defined]
+    assert {"summary", "created_datetime"} <= set(view.fields)  # the sinks get all the event carries
+    stored = deps.snapshots.get(view.domain_id, view.case_id)
+    assert stored is not None
+    assert set(stored.fields) == repo_settings.needed_field_ids
+
+
 def test_a_deleted_case_builds_its_view_from_the_event_and_the_snapshot(repo_settings: Settings) -> None:
     deps = make_deps(repo_settings)
     invoke(CASE_CHANGED.name, load_event("case-updated-metadata-only"), deps)  # case 2: GetCase once
