@@ -148,7 +148,11 @@ class LocalPipeline:
         self.emulator: CasesEmulator
         self.invocations: list[Invocation] = []
         self.counts: Counter[str] = Counter()
+        self.transitions: list[Any] = []
         self._urls: dict[str, str] = {}
+        self.deps: Any = None
+        self.tracker: Any = None
+        self.notifier: Any = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> LocalPipeline:
@@ -167,6 +171,11 @@ class LocalPipeline:
             self.emulator.seed_domain(domain_id=self.settings.domain_id)
         self._create_resources()
         self._configure_environment()
+        from casewatch.wiring import build_dependencies
+
+        self.deps = build_dependencies(self.settings, os.environ, self.clock)
+        self.tracker = next((s for s in self.deps.sinks if hasattr(s, "take_transitions")), None)
+        self.notifier = next((s for s in self.deps.sinks if hasattr(s, "notifications_by_rule")), None)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -239,10 +248,11 @@ class LocalPipeline:
         spec = function_named(spec) if isinstance(spec, str) else spec
         module = importlib.import_module(f"casewatch.handlers.{spec.module}")
         event_id = event.get("id") if isinstance(event.get("id"), str) else None
+        deps = self.deps if spec.event_types else self.tracker
         reason = None
         for attempt in range(1, RETRY_ATTEMPTS + 2):
             try:
-                result = module.handler(event, FakeLambdaContext(spec.name))
+                result = module.handler(event, FakeLambdaContext(spec.name), deps=deps)
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {exc}"[:500]
                 self.counts["retries" if attempt <= RETRY_ATTEMPTS else "failed"] += 1
@@ -274,6 +284,70 @@ class LocalPipeline:
     def _record(self, invocation: Invocation) -> None:
         self.invocations.append(invocation)
         self.counts[invocation.outcome] += 1
+        if self.tracker is not None:
+            self.transitions.extend(self.tracker.take_transitions())
+
+    def park_malformed(self, origin: str, raw: object, reason: str) -> None:
+        """A line of an archive that is not an event: parked with its reason, like an invalid event."""
+        self.deps.dead_letters.park(raw if raw is not None else {"origin": origin}, reason, function="replay")
+        self.counts["malformed"] += 1
+
+    # -- reporting -----------------------------------------------------------------------------
+    def sla_items(self) -> list[Any]:
+        """Every (case, SLA) in the state table (a scan: fine for a local table)."""
+        from casewatch.adapters.dynamodb_sla_store import SLA_PREFIX, stored_sla
+
+        ddb = aws.dynamodb_client()
+        items: list[Any] = []
+        kwargs: dict[str, Any] = {"TableName": self.resources.state_table}
+        while True:
+            page = ddb.scan(**kwargs)
+            items += [stored_sla(i) for i in page.get("Items", []) if i["sk"]["S"].startswith(SLA_PREFIX)]
+            if "LastEvaluatedKey" not in page:
+                return sorted(items, key=lambda i: (i.case_id, i.state.key))
+
+    def describe_invocation(self, invocation: Invocation) -> dict[str, Any]:
+        """One invocation and every side effect it had (drains the local queues)."""
+        effects = self.effects()
+        return {
+            "function": invocation.function,
+            "outcome": invocation.outcome,
+            "reason": invocation.reason or (invocation.result or {}).get("reason"),
+            "attempts": invocation.attempts,
+            "getcase_calls": effects.getcase_calls,
+            "sla_changes": [
+                {
+                    "case": t.case_id,
+                    "sla": t.sla_key,
+                    "status": t.status.value,
+                    "at": t.at.isoformat(),
+                    "target_time": t.target_time.isoformat(),
+                }
+                for t in self.transitions
+            ],
+            "notifications": [_notification_summary(m) for m in effects.notifications],
+            "bus_events": [_bus_summary(m) for m in effects.bus_events],
+            "dead_letters": [_dead_letter_summary(m) for m in effects.dead_letters + effects.failures],
+        }
+
+    def fill_report(self, report: Any) -> None:
+        """Complete a replay report with what the local resources saw."""
+        effects = self.effects()
+        report.getcase_calls = effects.getcase_calls
+        report.notifications = dict(Counter(_notification_summary(m)["rule"] for m in effects.notifications))
+        report.bus_events = dict(Counter(_bus_summary(m)["detail-type"] for m in effects.bus_events))
+        report.sla_transitions = len(self.transitions)
+        slas = self.sla_items()
+        report.sla_status = dict(Counter(item.state.status.value for item in slas))
+        report.sla_breaches = sum(1 for item in slas if _breached(item.state))
+        report.timers_fired = self.counts["timers_fired"]
+        report.reconciliations = self.counts["reconcile_runs"]
+        if self.notifier is not None:
+            report.duplicates_suppressed = int(self.notifier.report()["duplicates_suppressed"])
+        parked = len(effects.dead_letters) + len(effects.failures)
+        if parked != report.dead_lettered:
+            # Every dead-lettered event must be on a queue with its reason; anything else is lost.
+            report.lost += max(0, report.dead_lettered - parked)
 
     # -- time ----------------------------------------------------------------------------------
     def advance_to(self, moment: datetime) -> None:
@@ -308,6 +382,7 @@ class LocalPipeline:
 
     def reconcile(self) -> Invocation:
         """Run the reconciliation function now (as its schedule would)."""
+        self.counts["reconcile_runs"] += 1
         event = {
             "version": "0",
             "id": str(uuid.uuid4()),
@@ -403,6 +478,10 @@ def _local_environment() -> Iterator[None]:
         "POWERTOOLS_METRICS_NAMESPACE": "Casewatch",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_DEV": "false",
+        # Local runs print a report on stdout: metrics (EMF) are off and logs go to stderr at WARNING,
+        # unless the user asks for more (CASEWATCH_LOCAL_LOG_LEVEL=INFO).
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": os.environ.get("CASEWATCH_LOCAL_LOG_LEVEL", "WARNING"),
     }
     touched = {
         *keys,
@@ -419,6 +498,7 @@ def _local_environment() -> Iterator[None]:
     }
     saved = {k: os.environ.get(k) for k in touched}
     os.environ.update(keys)
+    _route_logs_to_stderr(keys["POWERTOOLS_LOG_LEVEL"])
     try:
         yield
     finally:
@@ -427,6 +507,18 @@ def _local_environment() -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def _route_logs_to_stderr(level: str) -> None:
+    import logging
+    import sys
+
+    from casewatch.observability import logger
+
+    logger.setLevel(level)
+    handler = logger.registered_handler
+    if isinstance(handler, logging.StreamHandler):
+        handler.setStream(sys.stderr)
 
 
 def _forget_cached_dependencies() -> None:
@@ -441,3 +533,37 @@ def _forget_cached_dependencies() -> None:
         cached = getattr(wiring, name, None)
         if cached is not None and hasattr(cached, "cache_clear"):
             cached.cache_clear()
+
+
+def _attributes(message: dict[str, Any]) -> dict[str, str]:
+    return {k: v.get("StringValue", "") for k, v in message.get("MessageAttributes", {}).items()}
+
+
+def _notification_summary(message: dict[str, Any]) -> dict[str, Any]:
+    attributes = _attributes(message)
+    try:
+        body = json.loads(message["Body"])
+    except ValueError:
+        body = {}
+    return {"rule": attributes.get("rule", "?"), "subject": body.get("subject", ""), "attributes": attributes}
+
+
+def _bus_summary(message: dict[str, Any]) -> dict[str, Any]:
+    body = json.loads(message["Body"])
+    case = body.get("detail", {}).get("case", {})
+    return {"detail-type": body.get("detail-type"), "caseId": case.get("caseId"), "id": body.get("id")}
+
+
+def _dead_letter_summary(message: dict[str, Any]) -> dict[str, Any]:
+    body = json.loads(message["Body"])
+    return {
+        "reason": body.get("reason"),
+        "function": body.get("function") or "failure-destination",
+        "eventId": body.get("eventId"),
+    }
+
+
+def _breached(state: Any) -> bool:
+    from casewatch.domain.sla import SlaStatus
+
+    return state.status is SlaStatus.NOT_MET or any(t.status is SlaStatus.OVERDUE for t in state.history)
