@@ -30,8 +30,8 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-demo: install ## replay the sample events through the local pipeline and print a report
-	$(BIN)/casewatch validate events/
+demo: install ## replay the sample archive through the local pipeline (offline) and print the report
+	$(BIN)/casewatch replay events/archive/
 
 test: install lint unit ## ruff, mypy and every test suite
 

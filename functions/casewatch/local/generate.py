@@ -4,8 +4,10 @@ A seeded script plays a contact centre's day against the emulator through the re
 (cases created from contacts, assigned, commented, put on hold, closed, some reopened or deleted;
 Cases SLA items on some), so the archive holds exactly the events Cases would publish under the
 configured `includedData`. Then the delivery is made realistic: a few duplicate deliveries, a few
-late ones, and a few malformed lines. Written next to the archive: the emulator's final state
-(`state/cases.json`), which the local pipeline loads so GetCase answers during replay.
+late ones, and a few malformed lines. Written next to the archive (`state/cases.json`): the domain as
+it was before the day, and Cases' ground truth as a timeline (each case after each change). The local
+pipeline applies the timeline as its virtual clock passes each change, so GetCase, SearchRelatedItems
+and reconciliation see Cases as it was at that moment — also when an event was never delivered.
 """
 
 from __future__ import annotations
@@ -177,6 +179,8 @@ def run_day(settings: Settings, cases: int, seed: int, day: datetime = DEFAULT_D
             include_content=settings.include_content,
         )
         client = emu.client()
+        state = emu.export_state()  # the domain before the day: no cases yet
+        timeline: list[dict[str, Any]] = []
         case_ids: dict[str, str] = {}
         for action in actions:
             clock.set(action.at)
@@ -191,6 +195,7 @@ def run_day(settings: Settings, cases: int, seed: int, day: datetime = DEFAULT_D
                     performedBy=performer,  # type: ignore[arg-type]
                 )
                 case_ids[action.case] = created["caseId"]
+                timeline.append({"at": _iso(action.at), "case": emu.case_record(domain, created["caseId"])})
                 continue
             assert case_id is not None
             if action.kind == "update":
@@ -202,6 +207,8 @@ def run_day(settings: Settings, cases: int, seed: int, day: datetime = DEFAULT_D
                 )
             elif action.kind == "delete":
                 client.delete_case(domainId=domain, caseId=case_id)
+                timeline.append({"at": _iso(action.at), "deleted": case_id})
+                continue
             else:
                 client.create_related_item(
                     domainId=domain,
@@ -210,12 +217,17 @@ def run_day(settings: Settings, cases: int, seed: int, day: datetime = DEFAULT_D
                     content=_related_content(action.kind, action.params, rng, domain),  # type: ignore[arg-type]
                     performedBy=performer,  # type: ignore[arg-type]
                 )
-        state = emu.export_state()
+            timeline.append({"at": _iso(action.at), "case": emu.case_record(domain, case_id)})
+    state["timeline"] = timeline
     lines, delivered = _deliver(emitted, rng)
     facts["events_emitted"] = len(emitted)
     facts["deliveries"] = len(delivered)
     facts["malformed_lines"] = len(lines) - len(delivered)
     return GeneratedDay(events=delivered, lines=lines, state=state, facts=facts)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _related_type(kind: str) -> str:
@@ -274,7 +286,7 @@ def write_day(generated: GeneratedDay, out: Path, name: str) -> tuple[Path, Path
     state = out / STATE_FILE
     state.parent.mkdir(parents=True, exist_ok=True)
     archive.write_text("\n".join(generated.lines) + "\n")
-    state.write_text(json.dumps(generated.state, indent=1, sort_keys=True) + "\n")
+    state.write_text(json.dumps(generated.state, separators=(",", ":"), sort_keys=True) + "\n")
     return archive, state
 
 

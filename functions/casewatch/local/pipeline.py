@@ -151,6 +151,7 @@ class LocalPipeline:
         self.transitions: list[Any] = []
         self._urls: dict[str, str] = {}
         self.deps: Any = None
+        self._truth: list[dict[str, Any]] = []  # Cases' ground truth still to come (latest first)
         self.tracker: Any = None
         self.notifier: Any = None
 
@@ -167,6 +168,9 @@ class LocalPipeline:
         )
         if self._cases_state is not None:
             self.emulator.load_state(self._cases_state)
+            self._truth = sorted(
+                self._cases_state.get("timeline", []), key=lambda change: change["at"], reverse=True
+            )
         elif self.settings.domain_id not in self.emulator.domain_ids():
             self.emulator.seed_domain(domain_id=self.settings.domain_id)
         self._create_resources()
@@ -365,6 +369,10 @@ class LocalPipeline:
 
     def _next_due(self, limit: datetime) -> tuple[datetime, Callable[[], None]] | None:
         candidates: list[tuple[datetime, Callable[[], None]]] = []
+        if self._truth:
+            at = datetime.fromisoformat(self._truth[-1]["at"])
+            if at <= limit:
+                candidates.append((at, self._apply_truth))
         schedule = self._earliest_schedule()
         if schedule is not None and schedule[0] <= limit:
             candidates.append(schedule)
@@ -373,7 +381,16 @@ class LocalPipeline:
         if self._next_reconcile <= limit:
             at = self._next_reconcile
             candidates.append((at, self._run_reconcile))
+        # Ties: Cases' truth first, then timers, then reconciliation (candidates are in that order).
         return min(candidates, key=lambda c: c[0]) if candidates else None
+
+    def _apply_truth(self) -> None:
+        """Cases changed (whether or not an event about it is ever delivered)."""
+        change = self._truth.pop()
+        if "deleted" in change:
+            self.emulator.remove_case(self.settings.domain_id, change["deleted"])
+        else:
+            self.emulator.put_case_record(self.settings.domain_id, change["case"])
 
     def _run_reconcile(self) -> None:
         assert self._next_reconcile is not None
@@ -429,12 +446,17 @@ class LocalPipeline:
         return at, fire
 
     def drain(self, horizon: timedelta = timedelta(hours=48)) -> None:
-        """Let time run until every pending schedule has fired (at most `horizon` ahead)."""
+        """Let time run until every pending schedule has fired and Cases' timeline is applied
+        (at most `horizon` ahead)."""
         limit = self.clock.now() + horizon
-        pending = self.pending_schedules()
-        while pending and pending[0][0] <= limit:
-            self.advance_to(pending[-1][0])
-            pending = self.pending_schedules()
+        while True:
+            pending = [at for at, _, _ in self.pending_schedules()]
+            if self._truth:
+                pending.append(datetime.fromisoformat(self._truth[0]["at"]))
+            due = [at for at in pending if at <= limit]
+            if not due:
+                return
+            self.advance_to(max(due))
 
     # -- observing -----------------------------------------------------------------------------
     def effects(self) -> Effects:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,37 @@ def _dump_related(item: RelatedItem) -> dict[str, Any]:
     return data
 
 
+def dump_case(case: Case) -> dict[str, Any]:
+    """One case with its related items (SLA target and completion times included)."""
+    return {
+        "case_id": case.case_id,
+        "template_id": case.template_id,
+        "created": iso(case.created),
+        "fields": json.loads(json.dumps(case.fields)),
+        "tags": dict(case.tags),
+        "related": [_dump_related(r) for r in case.related.values()],
+    }
+
+
+def load_case(c: dict[str, Any]) -> Case:
+    case_created = _time(c["created"])
+    assert case_created is not None
+    case = Case(c["case_id"], c["template_id"], case_created, fields=c["fields"], tags=c["tags"])
+    for r in c["related"]:
+        item_created = _time(r["created"])
+        assert item_created is not None
+        case.related[r["related_item_id"]] = RelatedItem(
+            related_item_id=r["related_item_id"],
+            type=r["type"],
+            content=r["content"],
+            created=item_created,
+            performed_by=r["performed_by"],
+            target_time=_time(r["target_time"]),
+            completion_time=_time(r["completion_time"]),
+        )
+    return case
+
+
 def dump_domains(domains: dict[str, Domain]) -> dict[str, Any]:
     out: list[dict[str, Any]] = []
     for domain in domains.values():
@@ -34,17 +66,7 @@ def dump_domains(domains: dict[str, Domain]) -> dict[str, Any]:
                 "event_config": domain.event_config,
                 "fields": [asdict(f) for f in domain.fields.values() if f.namespace != "System"],
                 "templates": [asdict(t) for t in domain.templates.values()],
-                "cases": [
-                    {
-                        "case_id": case.case_id,
-                        "template_id": case.template_id,
-                        "created": iso(case.created),
-                        "fields": case.fields,
-                        "tags": case.tags,
-                        "related": [_dump_related(r) for r in case.related.values()],
-                    }
-                    for case in domain.cases.values()
-                ],
+                "cases": [dump_case(case) for case in domain.cases.values()],
             }
         )
     return {"format": FORMAT, "domains": out}
@@ -65,21 +87,7 @@ def load_domains(state: dict[str, Any]) -> dict[str, Domain]:
         for t in data["templates"]:
             domain.templates[t["template_id"]] = Template(**t)
         for c in data["cases"]:
-            case_created = _time(c["created"])
-            assert case_created is not None
-            case = Case(c["case_id"], c["template_id"], case_created, fields=c["fields"], tags=c["tags"])
-            for r in c["related"]:
-                item_created = _time(r["created"])
-                assert item_created is not None
-                case.related[r["related_item_id"]] = RelatedItem(
-                    related_item_id=r["related_item_id"],
-                    type=r["type"],
-                    content=r["content"],
-                    created=item_created,
-                    performed_by=r["performed_by"],
-                    target_time=_time(r["target_time"]),
-                    completion_time=_time(r["completion_time"]),
-                )
+            case = load_case(c)
             domain.cases[case.case_id] = case
         domains[domain.domain_id] = domain
     return domains

@@ -450,6 +450,26 @@ class CasesEmulator:
             self._service.domains.clear()
             self._service.domains.update(domains)
 
+    def case_record(self, domain_id: str, case_id: str) -> dict[str, Any]:
+        """One case as stored now (fields, related items, SLA times): a ground-truth snapshot."""
+        from casewatch.local.cases_emulator._persist import dump_case
+
+        with self._lock:
+            return dump_case(self._service.case(self._service.domain(domain_id), case_id))
+
+    def put_case_record(self, domain_id: str, record: dict[str, Any]) -> None:
+        """Make a case exactly `record` (a `case_record`), emitting nothing: Cases' truth moved on."""
+        from casewatch.local.cases_emulator._persist import load_case
+
+        case = load_case(record)
+        with self._lock:
+            self._service.domain(domain_id).cases[case.case_id] = case
+
+    def remove_case(self, domain_id: str, case_id: str) -> None:
+        """Delete a case without emitting an event."""
+        with self._lock:
+            self._service.domain(domain_id).cases.pop(case_id, None)
+
     def domain_ids(self) -> list[str]:
         with self._lock:
             return list(self._service.domains)
