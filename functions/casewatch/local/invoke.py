@@ -30,7 +30,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("function", metavar="FUNCTION", help=f"one of: {', '.join(NAMES)}")
     parser.add_argument("-e", "--event", required=True, help="the event file (.json)")
     parser.add_argument(
-        "--state", help="Cases state for the emulator (default: state/cases.json beside the event)"
+        "--state",
+        help="Cases state for the emulator (default: state/cases.json beside the event or its folder)",
+    )
+    parser.add_argument(
+        "--prime",
+        action="append",
+        default=[],
+        metavar="EVENT.json",
+        help="deliver these events through the pipeline first (e.g. the case event that armed an SLA timer)",
     )
     parser.add_argument("--config", default="cdk.json", help="cdk.json with the `casewatch` settings")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -50,11 +58,17 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"{args.event}: expected one event, found {len(raws)}")
     raw = raws[0]
     if raw.problem is not None or not isinstance(raw.raw, dict):
-        print(f"casewatch: {args.event}: invalid event: {raw.problem or 'not a JSON object'}", file=out)
+        # Not even an event: EventBridge could never deliver it, so no function runs.
+        reason = raw.problem or "not a JSON object"
+        if args.json:
+            print(json.dumps({"function": spec.name, "outcome": "invalid", "reason": reason}), file=out)
+        else:
+            print(f"casewatch: {args.event}: invalid event: {reason}", file=out)
         return 1
-    state_path = Path(args.state) if args.state else path.parent / STATE_FILE
-    state = json.loads(state_path.read_text()) if state_path.is_file() else None
-    result = invoke_once(load_cdk_context(args.config), spec.name, raw.raw, state)
+    state_path = Path(args.state) if args.state else _find_state(path)
+    state = json.loads(state_path.read_text()) if state_path is not None and state_path.is_file() else None
+    primes = [p.raw for name in args.prime for p in read_events(Path(name)) if isinstance(p.raw, dict)]
+    result = invoke_once(load_cdk_context(args.config), spec.name, raw.raw, state, primes)
     if args.json:
         print(json.dumps(result, sort_keys=True, default=str), file=out)
     else:
@@ -62,14 +76,35 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     return 0 if result["outcome"] in {"handled", "unhandled"} else 1
 
 
+def _find_state(event_file: Path) -> Path | None:
+    for folder in (event_file.parent, event_file.parent.parent):
+        if (folder / STATE_FILE).is_file():
+            return folder / STATE_FILE
+    return None
+
+
 def invoke_once(
-    settings: Any, function: str, event: dict[str, Any], state: dict[str, Any] | None
+    settings: Any,
+    function: str,
+    event: dict[str, Any],
+    state: dict[str, Any] | None,
+    primes: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """Run `function` on `event` in a fresh local pipeline; report what that invocation did."""
     from casewatch.local.pipeline import LocalPipeline
 
     with LocalPipeline(settings, cases_state=state) as pipeline:
-        if isinstance(event.get("time"), str):
-            pipeline.advance_to(_time(event["time"]))
+        for prime in primes or []:
+            pipeline.deliver(prime, at=_time(prime["time"]) if isinstance(prime.get("time"), str) else None)
+        if primes:
+            pipeline.effects()  # what priming did is not this invocation's
+            pipeline.transitions.clear()
+            pipeline.emulator.reset_counters()
+        # The invocation happens at the event's time (a timer's: its targetTime). The clock is set, not
+        # advanced, so no schedule fires on its own: only this invocation's effects are reported.
+        moment = event.get("time") or event.get("targetTime")
+        if isinstance(moment, str) and _time(moment) > pipeline.clock.now():
+            pipeline.clock.set(_time(moment))
         invocation = pipeline.invoke(function, event)
         return pipeline.describe_invocation(invocation)
 
