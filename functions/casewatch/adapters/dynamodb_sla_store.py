@@ -2,7 +2,8 @@
 
 Items of a case (partition `CASE#<caseId>`):
 - `sk=SLALOG`: the case's observation log (`observations`: a JSON array, in time order),
-  `horizon`, `version` (newest approximateChangeTime), `revision` (optimistic lock);
+  `horizon`, `version` (newest approximateChangeTime), `revision` (optimistic lock), and a copy of
+  the case's SLA items (`slas`, JSON) so that loading a case is one GetItem;
 - `sk=SLA#policy#<name>` / `SLA#cases#<relatedItemId>`: one per SLA — `status`, `target_time`,
   `completion_time`, `history` (a JSON array of transitions), `version`, ... and, while open, the
   sparse `due` index keys (`due_shard`, `due_at`) that reconciliation queries for "SLAs due before T".
@@ -218,7 +219,8 @@ def stored_sla(item: Mapping[str, Any]) -> StoredSla:
     )
 
 
-def log_item(log: CaseSlaLog, revision: int) -> Item:
+def log_item(log: CaseSlaLog, revision: int, slas: Mapping[str, Item] | None = None) -> Item:
+    """The log item; `slas` embeds the case's SLA items too, so a load is one GetItem."""
     item: Item = {
         "pk": _s(case_pk(log.case_id)),
         "sk": _s(LOG_SK),
@@ -228,6 +230,8 @@ def log_item(log: CaseSlaLog, revision: int) -> Item:
         "observations": _s("[" + ",".join(o.to_json() for o in log.observations) + "]"),
         "revision": _n(revision),
     }
+    if slas is not None:
+        item["slas"] = _s(json.dumps(slas, sort_keys=True, separators=(",", ":")))
     if log.horizon is not None:
         item["horizon"] = _s(iso(log.horizon))
     if log.version is not None:
@@ -263,25 +267,28 @@ class DynamoDbSlaStore:
             kwargs["ExclusiveStartKey"] = last
 
     def load(self, domain_id: str, case_id: str) -> SlaCaseRecord:
-        items = self._query(
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :sla)",
-            ExpressionAttributeValues={":pk": _s(case_pk(case_id)), ":sla": _s("SLA")},
+        found = self._client.get_item(
+            TableName=self.table_name,
+            Key={"pk": _s(case_pk(case_id)), "sk": _s(LOG_SK)},
             ConsistentRead=True,
-        )
-        log: CaseSlaLog | None = None
-        revision = 0
-        slas: dict[str, StoredSla] = {}
-        for item in items:
-            if item["sk"]["S"] == LOG_SK:
-                log, revision = case_log(item), int(_num(item, "revision"))
-            elif item["sk"]["S"].startswith(SLA_PREFIX):
-                stored = stored_sla(item)
-                slas[stored.state.key] = stored
-        return SlaCaseRecord(log or CaseSlaLog(domain_id, case_id), slas, revision)
+        ).get("Item")
+        if found is None:
+            return SlaCaseRecord(CaseSlaLog(domain_id, case_id), {}, 0)
+        embedded = _str(found, "slas")
+        if embedded is not None:
+            items = list(json.loads(embedded).values())
+        else:  # written without the embedded copy: read the SLA items themselves
+            items = self._query(
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :sla)",
+                ExpressionAttributeValues={":pk": _s(case_pk(case_id)), ":sla": _s(SLA_PREFIX)},
+                ConsistentRead=True,
+            )
+        slas = {stored.state.key: stored for stored in map(stored_sla, items)}
+        return SlaCaseRecord(case_log(found), slas, int(_num(found, "revision")))
 
     def save(self, old: SlaCaseRecord, log: CaseSlaLog, changed: Sequence[SlaState]) -> SlaCaseRecord:
         revision = old.revision + 1
-        log_put: dict[str, Any] = {"TableName": self.table_name, "Item": log_item(log, revision)}
+        log_put: dict[str, Any] = {"TableName": self.table_name}
         if old.revision == 0:
             log_put["ConditionExpression"] = "attribute_not_exists(pk)"
         else:
@@ -289,6 +296,17 @@ class DynamoDbSlaStore:
             log_put["ExpressionAttributeValues"] = {":rev": _n(old.revision)}
         writes: list[TransactWriteItemTypeDef] = [{"Put": log_put}]  # type: ignore[typeddict-item]
         slas = dict(old.slas)
+        embedded = {
+            key: sla_item(
+                s.domain_id,
+                s.case_id,
+                s.state,
+                version=s.version,
+                revision=s.revision,
+                next_check_at=s.next_check_at,
+            )
+            for key, s in old.slas.items()
+        }
         version = log.version
         for state in changed:
             before = old.slas.get(state.key)
@@ -307,6 +325,8 @@ class DynamoDbSlaStore:
                 put["ExpressionAttributeValues"] = {":version": _s(iso(version))}
             writes.append({"Put": put})  # type: ignore[typeddict-item]
             slas[state.key] = StoredSla(log.domain_id, log.case_id, state, version, revision, next_check)
+            embedded[state.key] = item
+        log_put["Item"] = log_item(log, revision, embedded)
         try:
             if len(writes) == 1:  # only the log changed: one conditional put (a transaction costs double)
                 self._client.put_item(**log_put)

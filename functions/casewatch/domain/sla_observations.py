@@ -135,11 +135,11 @@ def observe_case_read(
     """What a GetCase read says, at the times it became true (reconciliation).
 
     The values held since the case's last update (`last_updated_datetime`, else `now`); a `closed`
-    status since `last_closed_datetime`, which dates a missed closing exactly.
+    status since `last_closed_datetime`, which dates a missed closing exactly. Cases' own times are
+    used as they are (not capped at `now`): a fact is placed where it happened.
     """
     updated = values.get(LAST_UPDATED_FIELD)
     since = (updated.as_datetime() if updated is not None else None) or now
-    since = min(since, now)
     fields = {fid: _value(values[fid]) if fid in values else None for fid in tracked}
     out = [Observation(since, ObsKind.CASE, source=RECONCILE, fields=case_fields(fields))]
     closed = values.get(LAST_CLOSED_FIELD)
