@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from mypy_boto3_connectcases import ConnectCasesClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
@@ -85,6 +86,12 @@ def sqs_client() -> SQSClient:
     return client
 
 
+@cache
+def logs_client() -> CloudWatchLogsClient:
+    client: CloudWatchLogsClient = _session().client("logs", config=client_config())
+    return client
+
+
 def reset_clients() -> None:
     """Forget every cached client (tests and the local pipeline switch endpoints/mocks)."""
     for factory in (
@@ -95,5 +102,6 @@ def reset_clients() -> None:
         events_client,
         scheduler_client,
         sqs_client,
+        logs_client,
     ):
         factory.cache_clear()

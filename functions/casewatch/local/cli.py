@@ -9,10 +9,10 @@ from typing import TextIO
 
 from casewatch import __version__
 from casewatch.errors import CasewatchError
-from casewatch.local import generate, invoke, replay, sla_cli, validate
+from casewatch.local import capture, generate, invoke, replay, sla_cli, validate
 from casewatch.local.event_files import UsageError
 
-COMMANDS = [validate, generate, invoke, replay, sla_cli]
+COMMANDS = [validate, generate, invoke, replay, sla_cli, capture]
 
 
 def build_parser() -> argparse.ArgumentParser:
