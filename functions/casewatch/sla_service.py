@@ -238,8 +238,8 @@ class SlaTracker:
             return _CaseCheck()
         try:
             return self._check_case(domain_id, case_id, breaching, now)
-        except (CasesThrottledError, CasesUnavailableError):
-            logger.warning("could not verify a breach with Cases: judging on what was seen", case_id=case_id)
+        except Exception as exc:  # best effort: throttled, unavailable, not allowed... judge on what was seen
+            logger.warning("could not verify a breach with Cases", case_id=case_id, error=type(exc).__name__)
             return _CaseCheck()
 
     def _warn(self, payload: SlaTimerPayload, now: datetime) -> SlaOutcome:

@@ -371,3 +371,27 @@ def test_timer_names_are_short_and_deterministic() -> None:
     assert len(name) <= 64
     assert name != schedule_name("a" * 36, "cases#" + "b" * 36, TimerKind.BREACH)
     assert Path(__file__).exists()
+
+
+def test_a_breach_is_still_declared_when_cases_cannot_be_asked() -> None:
+    clock = VirtualClock(at(-1))
+    reader = DictCasesReader()
+    reader.fail_with = [RuntimeError("AccessDenied")]
+    tracker, signals = make(clock, reader)
+    deliver(tracker, created("c1", 0))
+    clock.set(at(480))
+    sla_timer.handler(payload("breach", RESOLVE, "resolve-within-8h", at(480)), Context(), deps=tracker)
+    assert tracker.store.load(DOMAIN, "c1").slas[RESOLVE].state.status is SlaStatus.OVERDUE
+    assert [s.kind for s, _ in signals.signals] == [SlaSignalKind.BREACHED]
+    assert len(reader.requests) == 1
+
+
+def test_a_stale_breach_timer_asks_cases_nothing() -> None:
+    clock = VirtualClock(at(-1))
+    reader = DictCasesReader({"c1": (None, {"status": "open"})})
+    tracker, _ = make(clock, reader)
+    deliver(tracker, created("c1", 0))
+    deliver(tracker, updated("c1", 60, "closed"))
+    clock.set(at(480))
+    sla_timer.handler(payload("breach", RESOLVE, "resolve-within-8h", at(480)), Context(), deps=tracker)
+    assert reader.requests == []
