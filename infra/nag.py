@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import Acknowledgment, Validations
-
 from constructs import IConstruct
 
 PACK = "AwsSolutions"

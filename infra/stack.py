@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import CfnOutput, Fn, Stack
+from constructs import Construct
 
 from casewatch.settings import Settings
-from constructs import Construct
 from infra.constructs.dead_letters import DeadLetters
 from infra.constructs.event_config import CaseEventConfiguration
 from infra.constructs.functions import Functions

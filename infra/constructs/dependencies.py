@@ -33,9 +33,8 @@ from aws_cdk import (
     ILocalBundling,
 )
 from aws_cdk import aws_lambda as lambda_
-from packaging.markers import Marker
-
 from constructs import Construct
+from packaging.markers import Marker
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 UV_LOCK = REPO_ROOT / "uv.lock"

@@ -13,9 +13,9 @@ from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
+from constructs import Construct
 
 from casewatch.settings import Settings
-from constructs import Construct
 from infra.constructs.cases import CasesDomainArns
 from infra.constructs.function import LAMBDA_BASIC_EXECUTION, log_retention, removal_policy
 from infra.nag import acknowledge

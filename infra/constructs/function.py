@@ -16,13 +16,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
+from constructs import Construct
 
 from casewatch.constants import ENV_CONFIG
 from casewatch.errors import SettingsError
 from casewatch.observability import DEFAULT_NAMESPACE, SERVICE
 from casewatch.settings import Settings
 from casewatch.topology import RECONCILE, FunctionSpec
-from constructs import Construct
 from infra.nag import acknowledge
 
 LAMBDA_BASIC_EXECUTION = (

@@ -19,6 +19,7 @@ from __future__ import annotations
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
 
 from casewatch.constants import (
     ENV_DEAD_LETTER_QUEUE_URL,
@@ -39,7 +40,6 @@ from casewatch.topology import (
     SLA_TIMER,
     FunctionSpec,
 )
-from constructs import Construct
 from infra.constructs.cases import CasesDomainArns
 from infra.constructs.dead_letters import DeadLetters
 from infra.constructs.dependencies import REPO_ROOT, DependenciesLayer

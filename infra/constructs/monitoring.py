@@ -21,11 +21,11 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
+from constructs import Construct
 
 from casewatch.handlers.reconcile import SLA_REPAIRS
 from casewatch.observability import GETCASE_THROTTLED
 from casewatch.settings import Settings
-from constructs import Construct
 from infra.constructs.function import CasewatchFunction
 
 NAMESPACE = CasewatchFunction.METRICS_NAMESPACE

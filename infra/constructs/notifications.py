@@ -8,9 +8,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
+from constructs import Construct
 
 from casewatch.settings import Settings
-from constructs import Construct
 from infra.constructs.function import removal_policy
 
 

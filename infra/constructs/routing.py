@@ -23,10 +23,10 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk.interfaces.aws_events import IRuleRef
+from constructs import Construct
 
 from casewatch.settings import Settings
 from casewatch.topology import ARCHIVE_PATTERN, EVENT_ROUTED
-from constructs import Construct
 from infra.constructs.dead_letters import DeadLetters
 from infra.constructs.function import log_retention, removal_policy
 from infra.constructs.functions import Functions

@@ -12,10 +12,10 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_scheduler as scheduler
+from constructs import Construct
 
 from casewatch.settings import Settings
 from casewatch.tables import IDEMPOTENCY_TABLE, STATE_TABLE, KeySpec, TableSpec
-from constructs import Construct
 from infra.constructs.function import removal_policy
 from infra.nag import acknowledge
 
