@@ -478,3 +478,18 @@ def test_merge_is_commutative_and_idempotent() -> None:
     assert one == two
     assert len(one.observations) == 2
     assert empty.merge([], horizon=at(5)).merge([], horizon=at(3)).horizon == at(5)
+
+
+def test_a_policy_arms_when_the_case_starts_to_match() -> None:
+    h = Harness()
+    h.deliver(created("c1", 0, "low"))
+    h.deliver(updated("c1", 50, "open", "high"))  # raised to high priority at 09:50
+    first = h.state("c1", FIRST)
+    assert (first.started_at, first.target_time) == (at(50), at(80))
+
+
+def test_a_policy_first_seen_matching_runs_from_the_case_creation() -> None:
+    h = Harness()
+    h.deliver(updated("c1", 50, "open", "high", created_at=0))  # CASE.CREATED never arrived
+    assert h.state("c1", FIRST).started_at == at(0)
+    assert h.state("c1", FIRST).status is SlaStatus.OVERDUE  # its target (09:30) passed before 09:50
