@@ -6,8 +6,8 @@ dependencies layer are shared by all four. Each role gets exact actions on exact
 | function             | Cases                                     | state table          |
 | -------------------- | ----------------------------------------- | -------------------- |
 | case-changed         | GetCase                                   | read/write           |
-| related-item-created | GetCase                                   | read/write           |
-| sla-timer            | GetCase                                   | read/write           |
+| related-item-created | GetCase, SearchRelatedItems               | read/write           |
+| sla-timer            | GetCase, SearchRelatedItems               | read/write           |
 | reconcile            | GetCase, SearchRelatedItems               | + query `due` index  |
 
 and all four: SLA timers (schedules of casewatch's group, passing the scheduler role), the
@@ -115,7 +115,8 @@ class Functions(Construct):
             self._grant_get_case(fn)
             store.grant_state(fn, due_index=fn is self.reconcile)
             store.grant_timers(fn)
-        self._grant_search(self.reconcile)
+        for fn in (self.related_item_created, self.sla_timer, self.reconcile):
+            self._grant_search(fn)
 
     @property
     def all(self) -> list[CasewatchFunction]:
@@ -162,9 +163,10 @@ class Functions(Construct):
         )
 
     def _grant_search(self, fn: CasewatchFunction) -> None:
-        # Reconciliation reads Cases SLAs per case: SearchRelatedItems authorizes the domain and the
-        # case (Service Authorization Reference). It finds its cases in the `due` index, so it needs
-        # no SearchCases.
+        # Cases SLAs are read per case with SearchRelatedItems (authorizes the domain and the case, per
+        # the Service Authorization Reference): by reconciliation, by the SLA timer before it declares a
+        # breach, and by related-item-created when an Sla item's event carries no content
+        # (include_content off). Reconciliation finds its cases in the `due` index: no SearchCases.
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["cases:SearchRelatedItems"], resources=[self.cases.domain, self.cases.cases]

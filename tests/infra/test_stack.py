@@ -23,7 +23,15 @@ from casewatch.constants import (
 )
 from casewatch.settings import Settings
 from casewatch.tables import IDEMPOTENCY_TABLE, STATE_TABLE, TableSpec
-from casewatch.topology import ARCHIVE_PATTERN, EVENT_ROUTED, FUNCTIONS, RECONCILE, SLA_TIMER, FunctionSpec
+from casewatch.topology import (
+    ARCHIVE_PATTERN,
+    EVENT_ROUTED,
+    FUNCTIONS,
+    RECONCILE,
+    RELATED_ITEM_CREATED_FN,
+    SLA_TIMER,
+    FunctionSpec,
+)
 from tests.infra.conftest import Synthesized, domain_arn, render
 
 QUEUES = ("RuleDeadLetterQueue", "FailureQueue", "InvalidEventsQueue")
@@ -114,7 +122,7 @@ def expected_permissions(synth: Synthesized, spec: FunctionSpec) -> set[Permissi
             {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
         )
     )
-    if spec == RECONCILE:
+    if spec in (RECONCILE, SLA_TIMER, RELATED_ITEM_CREATED_FN):
         granted |= allow(["cases:SearchRelatedItems"], [domain, f"{domain}/case/*"])
     return granted
 
