@@ -2,7 +2,9 @@
 
 The state table is a single table holding, per case:
 - `pk=CASE#<caseId>, sk=SNAPSHOT`: the latest enriched case view (versioned by approximateChangeTime);
-- `pk=CASE#<caseId>, sk=SLA#<name>`: one item per (case, SLA) with its state and history;
+- `pk=CASE#<caseId>, sk=SLALOG`: the case's SLA observation log (the facts SLA states are folded from);
+- `pk=CASE#<caseId>, sk=SLA#policy#<name>` / `SLA#cases#<relatedItemId>`: one item per (case, SLA) with
+  its state and history (see `casewatch.adapters.dynamodb_sla_store`);
 - `pk=CASE#<caseId>, sk=NOTIFY#STATUS` (and `NOTIFY#STATUS#REPLAY#<replayName>` per replay): the latest
   status notification sent — `latest_at` (N, epoch ms of approximateChangeTime), `latest_status` (S, a
   hash of the status value), `notification_id` (S), `expires_at` (N, TTL) — written only forward in time
