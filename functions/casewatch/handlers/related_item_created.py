@@ -1,32 +1,6 @@
-"""related-item-created: RELATED_ITEM.CREATED (comment, contact, file, SLA, ...) -> case view -> sinks.
+"""related-item-created: RELATED_ITEM.CREATED (comment, contact, file, SLA, ...) -> case view -> sinks."""
 
-Only wiring. The import is kept light for cold starts: the event models (pydantic, the Powertools
-parser), boto3 and the adapters load on the first event, the X-Ray SDK with the first trace.
-"""
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING, Any
-
-from aws_lambda_powertools.logging import correlation_paths
-
-from casewatch.observability import logger, metrics, tracer
+from casewatch.handlers._event_handler import event_handler
 from casewatch.topology import RELATED_ITEM_CREATED_FN
 
-if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.typing import LambdaContext
-
-    from casewatch.wiring import Dependencies
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
-def handler(
-    event: dict[str, Any], context: LambdaContext, deps: Dependencies | None = None
-) -> dict[str, Any]:
-    from casewatch.service import process_event
-    from casewatch.wiring import default_dependencies
-
-    outcome = process_event(event, deps or default_dependencies(), function=RELATED_ITEM_CREATED_FN.name)
-    return outcome.response()
+handler = event_handler(RELATED_ITEM_CREATED_FN)
