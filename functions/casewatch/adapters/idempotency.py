@@ -87,8 +87,12 @@ class PowertoolsIdempotency:
         expires_after_seconds: int = DEFAULT_EXPIRES_AFTER_SECONDS,
         key_prefix: str = KEY_PREFIX,
         local_cache_max_items: int = 1024,
+        persistence: Any = None,
     ) -> None:
+        """`persistence`: a Powertools `BasePersistenceLayer` to use instead of the DynamoDB one on
+        `table_name` (the local pipeline's in-memory backend)."""
         self.table_name = table_name
+        self._persistence = persistence
         self.expires_after_seconds = expires_after_seconds
         self.key_prefix = key_prefix
         self._client = client
@@ -117,10 +121,12 @@ class PowertoolsIdempotency:
                 local_cache_max_items=max(1, self._local_cache_max_items),
             )
             config.register_lambda_context(self._deadline)  # type: ignore[arg-type]
-            persistence = DynamoDBPersistenceLayer(
-                table_name=self.table_name,
-                boto3_client=self._client or dynamodb_client(),
-            )
+            persistence = self._persistence
+            if persistence is None:
+                persistence = DynamoDBPersistenceLayer(
+                    table_name=self.table_name,
+                    boto3_client=self._client or dynamodb_client(),
+                )
 
             def side_effect(
                 *, request: dict[str, str], action: Callable[[], dict[str, Any]]

@@ -1,22 +1,42 @@
 """The deployed topology in one process, offline: the Docker-less way to run casewatch.
 
-- moto (`mock_aws`) provides DynamoDB, SNS, SQS, EventBridge and Scheduler; the Cases emulator
-  provides Cases; the real handlers run with real boto3 clients and the real adapters.
+- The real handlers, service, domain code and adapters run in-process; the Cases emulator provides
+  Cases (the real boto3 `connectcases` client over HTTP on 127.0.0.1). AWS comes from one of two
+  backends (`LocalPipeline(settings, backend=...)`, `casewatch replay --backend ...`):
+  - `moto` (the default, full fidelity): moto (`mock_aws`) provides DynamoDB, SNS, SQS, EventBridge
+    and Scheduler; every adapter is the real boto3 one. Used by `casewatch invoke`, `make demo` and
+    the moto-backed reliability run. About 5-20 events/s (moto costs ~5 ms per call).
+  - `memory` (fast, for large replays, the reliability suite and benchmarks): the same handlers and
+    adapters where they only send (SNS, EventBridge, SQS, Scheduler: fake clients), in-memory ports
+    with the DynamoDB adapters' semantics (conditional and versioned writes, revision conflicts, the
+    `due` index) and Powertools' own idempotency on an in-memory persistence layer. See
+    `casewatch.local.memory_backend`; contract tests hold the two backends to the same results.
 - Everything is built from the definitions the CDK stack uses: `topology.FUNCTIONS` (functions and
   their EventBridge patterns), `tables.TABLES`, and the settings of cdk.json.
 - Routing evaluates each event against the rule patterns with EventBridge pattern semantics (moto's
-  pattern engine) and invokes the matching handlers in-process, like Lambda's asynchronous invocation:
-  up to `RETRY_ATTEMPTS` retries, then the on-failure destination (a queue).
+  pattern engine, on both backends) and invokes the matching handlers in-process, like Lambda's
+  asynchronous invocation: up to `RETRY_ATTEMPTS` retries, `RETRY_DELAYS` of virtual time apart (the
+  clock moves on meanwhile), then the on-failure destination (a queue).
 - A virtual clock drives time. Events are processed in delivery order; EventBridge Scheduler
   schedules (which moto never fires) fire when the clock passes them, and the reconciliation schedule
-  runs every `reconcile_every_minutes` of virtual time — a replay of yesterday takes seconds.
+  runs every `reconcile_every_minutes` of virtual time — a replay of yesterday takes seconds. The
+  Lambda context's remaining time is on the virtual clock too, and botocore's retry back-off (a
+  throttled GetCase) sleeps on it instead of the wall clock, so a throttled event finishes later in
+  virtual time (lag), not in wall time.
+- Faults (`casewatch.local.faults.Faults`): GetCase throttling/500s are the emulator's; handler
+  timeouts wrap the notification sink's idempotency guard; delivery faults (duplicates, reordering,
+  drops, malformed events) are the replay's (`casewatch.local.faults.arrange_deliveries`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import math
 import os
+import random
+import threading
 import time
 import uuid
 from collections import Counter
@@ -24,7 +44,8 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, Literal, Protocol
 
 from casewatch import aws
 from casewatch.constants import (
@@ -42,6 +63,8 @@ from casewatch.constants import (
 )
 from casewatch.local.cases_emulator import CasesEmulator
 from casewatch.local.clock import VirtualClock
+from casewatch.local.event_files import UsageError
+from casewatch.local.faults import Faults, SimulatedTimeout, TimeoutInjector
 from casewatch.settings import Settings, get_settings
 from casewatch.tables import IDEMPOTENCY_TABLE, STATE_TABLE
 from casewatch.topology import EVENT_ROUTED, RECONCILE, SLA_TIMER, FunctionSpec, function_named
@@ -49,8 +72,11 @@ from casewatch.topology import EVENT_ROUTED, RECONCILE, SLA_TIMER, FunctionSpec,
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 RETRY_ATTEMPTS = 2  # Lambda async invocation retries (the stack sets the same)
-RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=2))
+RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=2))  # virtual time before retry 1 and 2
+FUNCTION_TIMEOUT = timedelta(seconds=30)  # the stack's timeout of the event-routed functions
 STACK = "casewatch-local"
+BACKENDS = ("moto", "memory")
+BackendName = Literal["moto", "memory"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,20 +103,25 @@ class Effects:
 
 
 class FakeLambdaContext:
-    """Enough of the Lambda context for Powertools (and a remaining-time budget)."""
+    """Enough of the Lambda context for Powertools, with the remaining time on the pipeline's clock."""
 
     memory_limit_in_mb = 256
 
-    def __init__(self, function: str, timeout_s: int = 30) -> None:
+    def __init__(self, function: str, clock: Any = None, timeout: timedelta = FUNCTION_TIMEOUT) -> None:
         self.function_name = f"{STACK}-{function}"
         self.function_version = "$LATEST"
         self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{self.function_name}"
         self.aws_request_id = str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{self.function_name}"
         self.log_stream_name = "local"
-        self._deadline = time.monotonic() + timeout_s
+        self._clock = clock
+        if clock is not None:
+            self._deadline_at: datetime = clock.now() + timeout
+        self._deadline = time.monotonic() + timeout.total_seconds()
 
     def get_remaining_time_in_millis(self) -> int:
+        if self._clock is not None:
+            return max(0, int((self._deadline_at - self._clock.now()).total_seconds() * 1000))
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
@@ -113,12 +144,43 @@ class Resources:
     def function_arn(self, spec: FunctionSpec) -> str:
         return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK}-{spec.name}"
 
+    def queue_url(self, name: str) -> str:
+        return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"
+
 
 def _matcher(pattern: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
     from moto.events.models import EventPattern
 
     compiled = EventPattern.load(json.dumps(pattern))
     return lambda event: bool(compiled.matches_event(event))  # type: ignore[arg-type]
+
+
+class Backend(Protocol):
+    """Where the pipeline's AWS services live (`MotoBackend`, `memory_backend.MemoryBackend`)."""
+
+    name: str
+
+    def dependencies(self) -> Any: ...
+
+    def earliest_schedule(self) -> tuple[datetime, str, dict[str, Any]] | None: ...
+
+    def pending_schedules(self) -> list[tuple[datetime, str, dict[str, Any]]]: ...
+
+    def remove_schedule(self, name: str) -> None: ...
+
+    def send_failure(self, body: str) -> None: ...
+
+    def take_notifications(self) -> list[dict[str, Any]]: ...
+
+    def take_bus_events(self) -> list[dict[str, Any]]: ...
+
+    def take_dead_letters(self) -> list[dict[str, Any]]: ...
+
+    def take_failures(self) -> list[dict[str, Any]]: ...
+
+    def sla_items(self) -> list[Any]: ...
+
+    def close(self) -> None: ...
 
 
 class LocalPipeline:
@@ -133,34 +195,60 @@ class LocalPipeline:
         seed: int = 0,
         getcase_quota: bool = False,
         emulator_options: dict[str, Any] | None = None,
+        backend: BackendName = "moto",
+        faults: Faults | None = None,
     ) -> None:
+        if backend not in BACKENDS:
+            raise UsageError(f"backend {backend!r}: one of {', '.join(BACKENDS)}")
+        self.faults = (faults or Faults()).with_seed(seed)
+        if self.faults.timeouts and backend != "memory":
+            raise UsageError(
+                "timeouts need --backend memory: Powertools' DynamoDB layer times in-progress records by "
+                "the wall clock, which a replay on a virtual clock does not move"
+            )
         self.settings = settings
         self.clock = clock or VirtualClock()
         self.resources = Resources()
         self.seed = seed
+        self.backend_name: BackendName = backend
         self._cases_state = cases_state
-        self._emulator_options = {"getcase_quota": getcase_quota, **(emulator_options or {})}
+        self._emulator_options = {
+            "getcase_quota": getcase_quota,
+            **self.faults.emulator_options(),
+            **(emulator_options or {}),
+        }
         self._stack = ExitStack()
         self._routes = [
             (spec, _matcher(pattern)) for spec in EVENT_ROUTED if (pattern := spec.event_pattern())
         ]
         self._next_reconcile: datetime | None = None
         self.emulator: CasesEmulator
+        self.backend: Backend
         self.invocations: list[Invocation] = []
         self.counts: Counter[str] = Counter()
         self.transitions: list[Any] = []
-        self._urls: dict[str, str] = {}
         self.deps: Any = None
         self._truth: list[dict[str, Any]] = []  # Cases' ground truth still to come (latest first)
         self.tracker: Any = None
         self.notifier: Any = None
+        self.timeouts: TimeoutInjector | None = None
+        self.observed = Effects()  # every side effect drained by `effects()` so far
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> LocalPipeline:
-        self._stack.enter_context(_local_environment())
-        from moto import mock_aws
+        try:
+            return self._start()
+        except BaseException:
+            self._stack.close()
+            raise
 
-        self._stack.enter_context(mock_aws())
+    def _start(self) -> LocalPipeline:
+        self._stack.enter_context(_local_environment())
+        self._stack.enter_context(_botocore_sleeps_on(self.clock))
+        if self.backend_name == "moto":
+            from moto import mock_aws
+
+            self._stack.enter_context(mock_aws())
         self.emulator = self._stack.enter_context(
             CasesEmulator(
                 clock=self.clock, seed=self.seed, account_id=ACCOUNT, region=REGION, **self._emulator_options
@@ -173,65 +261,34 @@ class LocalPipeline:
             )
         elif self.settings.domain_id not in self.emulator.domain_ids():
             self.emulator.seed_domain(domain_id=self.settings.domain_id)
-        self._create_resources()
-        self._configure_environment()
-        from casewatch.wiring import build_dependencies
+        if self.backend_name == "moto":
+            self.backend = MotoBackend(self.settings, self.clock, self.resources, self.emulator.url)
+        else:
+            from casewatch.local.memory_backend import MemoryBackend
 
-        self.deps = build_dependencies(self.settings, os.environ, self.clock)
+            _configure_environment(self.settings, self.resources, self.emulator.url, {})
+            r = self.resources
+            self.backend = MemoryBackend(
+                self.settings,
+                self.clock,
+                schedule_group=r.schedule_group,
+                timer_arn=r.function_arn(SLA_TIMER),
+                scheduler_role_arn=r.scheduler_role_arn,
+                dead_letter_url=r.queue_url(r.invalid_queue),
+                failure_url=r.queue_url(r.failure_queue),
+            )
+        self._stack.callback(self.backend.close)
+        self.deps = self.backend.dependencies()
         self.tracker = next((s for s in self.deps.sinks if hasattr(s, "take_transitions")), None)
         self.notifier = next((s for s in self.deps.sinks if hasattr(s, "notifications_by_rule")), None)
+        if self.faults.timeouts and self.notifier is not None:
+            rng = random.Random(f"timeouts-{self.faults.seed}")  # noqa: S311 - reproducible chaos
+            self.timeouts = TimeoutInjector(self.notifier.once, self.faults.timeouts, rng)
+            self.notifier.once = self.timeouts
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
-        _forget_cached_dependencies()
-
-    def _create_resources(self) -> None:
-        r = self.resources
-        ddb = aws.dynamodb_client()
-        ddb.create_table(**STATE_TABLE.create_table_args(r.state_table))
-        ddb.create_table(**IDEMPOTENCY_TABLE.create_table_args(r.idempotency_table))
-        sqs = aws.sqs_client()
-        for name in (r.invalid_queue, r.failure_queue, r.subscriber_queue, r.bus_queue):
-            self._urls[name] = sqs.create_queue(QueueName=name)["QueueUrl"]
-        sns = aws.sns_client()
-        self.topic_arn = sns.create_topic(Name=r.topic_name)["TopicArn"]
-        sns.subscribe(
-            TopicArn=self.topic_arn,
-            Protocol="sqs",
-            Endpoint=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{r.subscriber_queue}",
-            Attributes={"RawMessageDelivery": "true"},
-        )
-        events = aws.events_client()
-        events.create_event_bus(Name=r.bus_name)
-        events.put_rule(
-            Name=f"{STACK}-all-enriched",
-            EventBusName=r.bus_name,
-            EventPattern=json.dumps({"source": [ENRICHED_SOURCE]}),
-        )
-        events.put_targets(
-            Rule=f"{STACK}-all-enriched",
-            EventBusName=r.bus_name,
-            Targets=[{"Id": "subscriber", "Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{r.bus_queue}"}],
-        )
-        aws.scheduler_client().create_schedule_group(Name=r.schedule_group)
-
-    def _configure_environment(self) -> None:
-        r = self.resources
-        os.environ.update(
-            {
-                ENV_CONFIG: self.settings.runtime_json(),
-                ENV_SLA_TABLE: r.state_table,
-                ENV_IDEMPOTENCY_TABLE: r.idempotency_table,
-                ENV_TOPIC_ARN: self.topic_arn,
-                ENV_EVENT_BUS: r.bus_name,
-                ENV_SCHEDULE_GROUP: r.schedule_group,
-                ENV_SCHEDULER_ROLE_ARN: r.scheduler_role_arn,
-                ENV_SLA_TIMER_ARN: r.function_arn(SLA_TIMER),
-                ENV_DEAD_LETTER_QUEUE_URL: self._urls[r.invalid_queue],
-                ENV_CASES_ENDPOINT: self.emulator.url,
-            }
-        )
         _forget_cached_dependencies()
 
     # -- delivery ------------------------------------------------------------------------------
@@ -248,15 +305,25 @@ class LocalPipeline:
         return invocations
 
     def invoke(self, spec: FunctionSpec | str, event: dict[str, Any]) -> Invocation:
-        """Invoke a function like Lambda's asynchronous invocation (retries, then the failure queue)."""
+        """Invoke a function like Lambda's asynchronous invocation: on an error (or a timeout), retry
+        `RETRY_DELAYS` of virtual time later (the clock moves on meanwhile), then the failure queue."""
         spec = function_named(spec) if isinstance(spec, str) else spec
         module = importlib.import_module(f"casewatch.handlers.{spec.module}")
         event_id = event.get("id") if isinstance(event.get("id"), str) else None
         deps = self.deps if spec.event_types else self.tracker
         reason = None
         for attempt in range(1, RETRY_ATTEMPTS + 2):
+            if attempt > 1:
+                self.advance_to(self.clock.now() + RETRY_DELAYS[attempt - 2])
+            context = FakeLambdaContext(spec.name, self.clock)
             try:
-                result = module.handler(event, FakeLambdaContext(spec.name), deps=deps)
+                with contextlib.redirect_stdout(_EMF_OUTPUT):  # Lambda would ship EMF lines to CloudWatch
+                    result = module.handler(event, context, deps=deps)
+            except SimulatedTimeout as exc:
+                reason = f"Task timed out ({exc})"
+                self.counts["timeouts"] += 1
+                self.counts["retries" if attempt <= RETRY_ATTEMPTS else "failed"] += 1
+                continue
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {exc}"[:500]
                 self.counts["retries" if attempt <= RETRY_ATTEMPTS else "failed"] += 1
@@ -267,9 +334,8 @@ class LocalPipeline:
             )
             self._record(invocation)
             return invocation
-        aws.sqs_client().send_message(
-            QueueUrl=self._urls[self.resources.failure_queue],
-            MessageBody=json.dumps(
+        self.backend.send_failure(
+            json.dumps(
                 {
                     "requestContext": {
                         "condition": "RetriesExhausted",
@@ -279,7 +345,7 @@ class LocalPipeline:
                     "requestPayload": event,
                     "reason": reason,
                 }
-            ),
+            )
         )
         invocation = Invocation(spec.name, event_id, "failed", RETRY_ATTEMPTS + 1, reason=reason)
         self._record(invocation)
@@ -298,17 +364,8 @@ class LocalPipeline:
 
     # -- reporting -----------------------------------------------------------------------------
     def sla_items(self) -> list[Any]:
-        """Every (case, SLA) in the state table (a scan: fine for a local table)."""
-        from casewatch.adapters.dynamodb_sla_store import SLA_PREFIX, stored_sla
-
-        ddb = aws.dynamodb_client()
-        items: list[Any] = []
-        kwargs: dict[str, Any] = {"TableName": self.resources.state_table}
-        while True:
-            page = ddb.scan(**kwargs)
-            items += [stored_sla(i) for i in page.get("Items", []) if i["sk"]["S"].startswith(SLA_PREFIX)]
-            if "LastEvaluatedKey" not in page:
-                return sorted(items, key=lambda i: (i.case_id, i.state.key))
+        """Every (case, SLA) in the state table, sorted by case and SLA key."""
+        return self.backend.sla_items()
 
     def describe_invocation(self, invocation: Invocation) -> dict[str, Any]:
         """One invocation and every side effect it had (drains the local queues)."""
@@ -415,33 +472,20 @@ class LocalPipeline:
 
     def pending_schedules(self) -> list[tuple[datetime, str, dict[str, Any]]]:
         """Scheduler one-time schedules in casewatch's group: (time, name, input)."""
-        from moto.scheduler.models import scheduler_backends
-
-        group = scheduler_backends[ACCOUNT][REGION].schedule_groups.get(self.resources.schedule_group)
-        if group is None:
-            return []
-        found = []
-        for name, schedule in group.schedules.items():
-            expression = schedule.schedule_expression
-            if expression.startswith("at(") and expression.endswith(")"):
-                at = datetime.fromisoformat(expression[3:-1]).replace(tzinfo=self.clock.now().tzinfo)
-                found.append((at, name, json.loads(schedule.target.get("Input") or "{}")))
-        return sorted(found, key=lambda item: (item[0], item[1]))
+        return self.backend.pending_schedules()
 
     def _earliest_schedule(self) -> tuple[datetime, Callable[[], None]] | None:
-        pending = self.pending_schedules()
-        if not pending:
+        earliest = self.backend.earliest_schedule()
+        if earliest is None:
             return None
-        at, name, payload = pending[0]
+        at, name, payload = earliest
 
         def fire() -> None:
+            # ActionAfterCompletion=DELETE: a one-time schedule is consumed when it fires (a timer the
+            # handler sets again while running is a new schedule).
+            self.backend.remove_schedule(name)
             self.counts["timers_fired"] += 1
             self.invoke(SLA_TIMER, payload)
-            # ActionAfterCompletion=DELETE: the schedule is gone after it ran (if the handler kept it).
-            from moto.scheduler.models import scheduler_backends
-
-            group = scheduler_backends[ACCOUNT][REGION].schedule_groups[self.resources.schedule_group]
-            group.schedules.pop(name, None)
 
         return at, fire
 
@@ -460,14 +504,124 @@ class LocalPipeline:
 
     # -- observing -----------------------------------------------------------------------------
     def effects(self) -> Effects:
-        """What arrived on the topic's subscriber, the bus subscriber and the queues (drains them)."""
-        effects = Effects(getcase_calls=self.emulator.calls["GetCase"])
+        """What arrived on the topic's subscriber, the bus subscriber and the queues since the last call
+        (drains them; `observed` keeps everything ever drained)."""
+        found = Effects(
+            getcase_calls=self.emulator.calls["GetCase"],
+            notifications=self.backend.take_notifications(),
+            bus_events=self.backend.take_bus_events(),
+            dead_letters=self.backend.take_dead_letters(),
+            failures=self.backend.take_failures(),
+        )
+        self.observed.getcase_calls = found.getcase_calls
+        self.observed.notifications += found.notifications
+        self.observed.bus_events += found.bus_events
+        self.observed.dead_letters += found.dead_letters
+        self.observed.failures += found.failures
+        return found
+
+
+class MotoBackend:
+    """AWS on moto (`mock_aws`, entered by the pipeline): the real adapters with real boto3 clients."""
+
+    name = "moto"
+
+    def __init__(self, settings: Settings, clock: VirtualClock, resources: Resources, cases_url: str) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.resources = resources
+        self._urls: dict[str, str] = {}
+        self._create_resources()
+        _configure_environment(settings, resources, cases_url, self._urls, topic_arn=self.topic_arn)
+
+    def _create_resources(self) -> None:
         r = self.resources
-        effects.notifications = self._drain_queue(r.subscriber_queue)
-        effects.bus_events = self._drain_queue(r.bus_queue)
-        effects.dead_letters = self._drain_queue(r.invalid_queue)
-        effects.failures = self._drain_queue(r.failure_queue)
-        return effects
+        ddb = aws.dynamodb_client()
+        ddb.create_table(**STATE_TABLE.create_table_args(r.state_table))
+        ddb.create_table(**IDEMPOTENCY_TABLE.create_table_args(r.idempotency_table))
+        sqs = aws.sqs_client()
+        for name in (r.invalid_queue, r.failure_queue, r.subscriber_queue, r.bus_queue):
+            self._urls[name] = sqs.create_queue(QueueName=name)["QueueUrl"]
+        sns = aws.sns_client()
+        self.topic_arn = sns.create_topic(Name=r.topic_name)["TopicArn"]
+        sns.subscribe(
+            TopicArn=self.topic_arn,
+            Protocol="sqs",
+            Endpoint=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{r.subscriber_queue}",
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        events = aws.events_client()
+        events.create_event_bus(Name=r.bus_name)
+        events.put_rule(
+            Name=f"{STACK}-all-enriched",
+            EventBusName=r.bus_name,
+            EventPattern=json.dumps({"source": [ENRICHED_SOURCE]}),
+        )
+        events.put_targets(
+            Rule=f"{STACK}-all-enriched",
+            EventBusName=r.bus_name,
+            Targets=[{"Id": "subscriber", "Arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{r.bus_queue}"}],
+        )
+        aws.scheduler_client().create_schedule_group(Name=r.schedule_group)
+
+    def dependencies(self) -> Any:
+        from casewatch.wiring import build_dependencies
+
+        return build_dependencies(self.settings, os.environ, self.clock)
+
+    def pending_schedules(self) -> list[tuple[datetime, str, dict[str, Any]]]:
+        from moto.scheduler.models import scheduler_backends
+
+        group = scheduler_backends[ACCOUNT][REGION].schedule_groups.get(self.resources.schedule_group)
+        if group is None:
+            return []
+        found = []
+        for name, schedule in group.schedules.items():
+            expression = schedule.schedule_expression
+            if expression.startswith("at(") and expression.endswith(")"):
+                at = datetime.fromisoformat(expression[3:-1]).replace(tzinfo=self.clock.now().tzinfo)
+                found.append((at, name, json.loads(schedule.target.get("Input") or "{}")))
+        return sorted(found, key=lambda item: (item[0], item[1]))
+
+    def earliest_schedule(self) -> tuple[datetime, str, dict[str, Any]] | None:
+        pending = self.pending_schedules()
+        return pending[0] if pending else None
+
+    def remove_schedule(self, name: str) -> None:
+        from moto.scheduler.models import scheduler_backends
+
+        group = scheduler_backends[ACCOUNT][REGION].schedule_groups.get(self.resources.schedule_group)
+        if group is not None:
+            group.schedules.pop(name, None)
+
+    def send_failure(self, body: str) -> None:
+        aws.sqs_client().send_message(QueueUrl=self._urls[self.resources.failure_queue], MessageBody=body)
+
+    def take_notifications(self) -> list[dict[str, Any]]:
+        return self._drain_queue(self.resources.subscriber_queue)
+
+    def take_bus_events(self) -> list[dict[str, Any]]:
+        return self._drain_queue(self.resources.bus_queue)
+
+    def take_dead_letters(self) -> list[dict[str, Any]]:
+        return self._drain_queue(self.resources.invalid_queue)
+
+    def take_failures(self) -> list[dict[str, Any]]:
+        return self._drain_queue(self.resources.failure_queue)
+
+    def sla_items(self) -> list[Any]:
+        """Every (case, SLA) in the state table (a scan: fine for a local table)."""
+        from casewatch.adapters.dynamodb_sla_store import SLA_PREFIX, stored_sla
+
+        ddb = aws.dynamodb_client()
+        items: list[Any] = []
+        kwargs: dict[str, Any] = {"TableName": self.resources.state_table}
+        while True:
+            page = ddb.scan(**kwargs)
+            items += [stored_sla(i) for i in page.get("Items", []) if i["sk"]["S"].startswith(SLA_PREFIX)]
+            if "LastEvaluatedKey" not in page:
+                return sorted(items, key=lambda i: (i.case_id, i.state.key))
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _drain_queue(self, name: str) -> list[dict[str, Any]]:
         sqs = aws.sqs_client()
@@ -486,6 +640,114 @@ class LocalPipeline:
                 Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(received)],
             )
 
+    def close(self) -> None:
+        return None
+
+
+def _configure_environment(
+    settings: Settings,
+    r: Resources,
+    cases_url: str,
+    urls: dict[str, str],
+    *,
+    topic_arn: str | None = None,
+) -> None:
+    """The environment the stack gives the functions (the moto backend's handlers read it)."""
+    os.environ.update(
+        {
+            ENV_CONFIG: settings.runtime_json(),
+            ENV_SLA_TABLE: r.state_table,
+            ENV_IDEMPOTENCY_TABLE: r.idempotency_table,
+            ENV_TOPIC_ARN: topic_arn or f"arn:aws:sns:{REGION}:{ACCOUNT}:{r.topic_name}",
+            ENV_EVENT_BUS: r.bus_name,
+            ENV_SCHEDULE_GROUP: r.schedule_group,
+            ENV_SCHEDULER_ROLE_ARN: r.scheduler_role_arn,
+            ENV_SLA_TIMER_ARN: r.function_arn(SLA_TIMER),
+            ENV_DEAD_LETTER_QUEUE_URL: urls.get(r.invalid_queue, r.queue_url(r.invalid_queue)),
+            ENV_CASES_ENDPOINT: cases_url,
+        }
+    )
+    _forget_cached_dependencies()
+
+
+def _virtual_seconds(seconds: float) -> timedelta:
+    """`seconds` as a timedelta, rounded *up* to the microsecond (a wait never falls short)."""
+    return timedelta(microseconds=math.ceil(max(seconds, 0.0) * 1_000_000))
+
+
+class _VirtualSleepTime:
+    """`time` as botocore's endpoint sees it inside the pipeline: `sleep` advances the virtual clock."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self._clock = clock
+
+    def sleep(self, seconds: float) -> None:
+        self._clock.advance(_virtual_seconds(seconds))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+class _VirtualBucketClock:
+    """botocore's adaptive-mode clock (`botocore.retries.bucket.Clock`) on the virtual clock."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self._clock = clock
+
+    def sleep(self, amount: float) -> None:
+        self._clock.advance(_virtual_seconds(amount))
+
+    def current_time(self) -> float:
+        return self._clock.now().timestamp()
+
+
+class _VirtualCondition:
+    """The token bucket's condition variable: waiting for tokens advances the virtual clock."""
+
+    def __init__(self, clock: VirtualClock, lock: Any = None) -> None:
+        self._clock = clock
+        self._lock = lock if lock is not None else threading.RLock()
+
+    def __enter__(self) -> _VirtualCondition:
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._clock.advance(_virtual_seconds(timeout or 0.0) or timedelta(microseconds=1))
+        return False
+
+    def notify(self, n: int = 1) -> None:
+        return None
+
+    def notify_all(self) -> None:
+        return None
+
+
+@contextmanager
+def _botocore_sleeps_on(clock: VirtualClock) -> Iterator[None]:
+    """botocore's waits on the virtual clock, for the clients created inside the pipeline: the retry
+    back-off (`time.sleep` in `botocore.endpoint`) and adaptive mode's client-side rate limiter (its
+    token bucket's clock and condition variable), so a throttled GetCase costs virtual time, not wall
+    time, exactly as botocore would spend it."""
+    endpoint: Any = importlib.import_module("botocore.endpoint")
+    bucket: Any = importlib.import_module("botocore.retries.bucket")
+    threads = SimpleNamespace(
+        Lock=threading.Lock,
+        RLock=threading.RLock,
+        Condition=lambda lock=None: _VirtualCondition(clock, lock),
+    )
+    saved = (endpoint.time, bucket.Clock, bucket.threading)
+    endpoint.time = _VirtualSleepTime(clock)
+    bucket.Clock = lambda: _VirtualBucketClock(clock)
+    bucket.threading = threads
+    try:
+        yield
+    finally:
+        endpoint.time, bucket.Clock, bucket.threading = saved
+
 
 @contextmanager
 def _local_environment() -> Iterator[None]:
@@ -500,9 +762,10 @@ def _local_environment() -> Iterator[None]:
         "POWERTOOLS_METRICS_NAMESPACE": "Casewatch",
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_DEV": "false",
-        # Local runs print a report on stdout: metrics (EMF) are off and logs go to stderr at WARNING,
-        # unless the user asks for more (CASEWATCH_LOCAL_LOG_LEVEL=INFO).
-        "POWERTOOLS_METRICS_DISABLED": "true",
+        # Local runs print a report on stdout: the functions' EMF metric lines are discarded (see
+        # `_EMF_OUTPUT`) and their logs go to stderr at WARNING, unless the user asks for more
+        # (CASEWATCH_LOCAL_LOG_LEVEL=INFO). Metrics are not disabled: Powertools then never clears its
+        # buffer and prints it when 100 values pile up.
         "POWERTOOLS_LOG_LEVEL": os.environ.get("CASEWATCH_LOCAL_LOG_LEVEL", "WARNING"),
     }
     touched = {
@@ -520,10 +783,13 @@ def _local_environment() -> Iterator[None]:
     }
     saved = {k: os.environ.get(k) for k in touched}
     os.environ.update(keys)
-    _route_logs_to_stderr(keys["POWERTOOLS_LOG_LEVEL"])
+    restore_logs = _route_logs_to_stderr(
+        keys["POWERTOOLS_LOG_LEVEL"], saved["POWERTOOLS_LOG_LEVEL"] or "INFO"
+    )
     try:
         yield
     finally:
+        restore_logs()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -531,7 +797,22 @@ def _local_environment() -> Iterator[None]:
                 os.environ[key] = value
 
 
-def _route_logs_to_stderr(level: str) -> None:
+class _Discard:
+    """A text sink for the EMF lines Powertools prints (in Lambda they go to CloudWatch)."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+
+_EMF_OUTPUT: Any = _Discard()
+
+
+def _route_logs_to_stderr(level: str, previous_level: str) -> Callable[[], None]:
+    """Send the functions' logs to stderr at `level`; returns how to put things back (to
+    `previous_level`: the logger may have been created inside this environment, at `level`)."""
     import logging
     import sys
 
@@ -539,8 +820,14 @@ def _route_logs_to_stderr(level: str) -> None:
 
     logger.setLevel(level)
     handler = logger.registered_handler
-    if isinstance(handler, logging.StreamHandler):
-        handler.setStream(sys.stderr)
+    previous_stream = handler.setStream(sys.stderr) if isinstance(handler, logging.StreamHandler) else None
+
+    def restore() -> None:
+        logger.setLevel(previous_level)
+        if previous_stream is not None and isinstance(handler, logging.StreamHandler):
+            handler.setStream(previous_stream)
+
+    return restore
 
 
 def _forget_cached_dependencies() -> None:

@@ -6,6 +6,10 @@ order on a virtual clock; SLA timers fire as the clock passes them and reconcili
 schedule. A report follows. Exit 1 if any event was lost: neither handled, deliberately ignored
 (unhandled eventType, no matching rule) nor dead-lettered with its reason.
 
+`--backend memory` runs the same code on in-memory AWS services (hundreds of events per second instead
+of ~10; see `casewatch.local.memory_backend`); `--faults duplicates=0.2,reorder=0.1,throttle=0.05,
+malformed=0.01,drop=0.005` injects the faults AWS really produces (see `casewatch.local.faults`).
+
 In AWS (`casewatch replay --archive NAME --from T --to T`): StartReplay from the stack's archive to the
 rules casewatch owns (FilterArns), then DescribeReplay until it ends.
 """
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from casewatch.local.event_files import RawEvent, UsageError, expand_paths, read_events
+from casewatch.local.faults import Faults, arrange_deliveries, parse_faults
 from casewatch.settings import load_cdk_context
 
 STATE_FILE = Path("state") / "cases.json"
@@ -39,6 +44,9 @@ class ReplayOptions:
     speed: float | None = None  # None: instant; else virtual seconds per wall second
     drain: bool = True
     progress: bool = False
+    backend: str = "moto"  # moto | memory (see casewatch.local.pipeline)
+    faults: Faults = field(default_factory=Faults)
+    injected: dict[str, int] = field(default_factory=dict)  # set by `arrange`: delivery faults applied
 
 
 @dataclass
@@ -63,6 +71,8 @@ class ReplayReport:
     bus_events: dict[str, int] = field(default_factory=dict)
     sla_status: dict[str, int] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    backend: str = "moto"
+    faults: dict[str, Any] = field(default_factory=dict)  # what was injected (counts), when asked
 
     @property
     def events_per_second(self) -> float:
@@ -105,8 +115,13 @@ class ReplayReport:
                 "SLAs by final status",
                 ", ".join(f"{k} {v}" for k, v in sorted(self.sla_status.items())) or "-",
             ),
-            ("wall time", f"{self.wall_seconds:.2f} s ({self.events_per_second} events/s)"),
+            ("wall time", f"{self.wall_seconds:.2f} s ({self.events_per_second} events/s, {self.backend})"),
         ]
+        if self.faults:
+            rows.insert(
+                -1,
+                ("faults injected", ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())) or "-"),
+            )
         width = max(len(label) for label, _ in rows)
         return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
 
@@ -154,6 +169,15 @@ def arrange(raws: list[RawEvent], options: ReplayOptions) -> list[RawEvent]:
         chosen = doubled
     if options.shuffle:
         rng.shuffle(chosen)
+    if options.faults.any:
+        plan = arrange_deliveries(chosen, options.faults.with_seed(options.seed))
+        chosen = plan.deliveries
+        options.injected = {
+            "dropped": len(plan.dropped),
+            "duplicated": len(plan.duplicated),
+            "reordered": len(plan.reordered),
+            "malformed": len(plan.malformed),
+        }
     return chosen
 
 
@@ -161,7 +185,7 @@ def replay(
     raws: list[RawEvent], pipeline: Any, options: ReplayOptions, err: TextIO | None = None
 ) -> ReplayReport:
     """Deliver every event through `pipeline` (a started LocalPipeline) and build the report."""
-    report = ReplayReport(events=len(raws))
+    report = ReplayReport(events=len(raws), backend=str(getattr(pipeline, "backend_name", "moto")))
     seen: Counter[str] = Counter()
     started = time.perf_counter()
     last_virtual: datetime | None = None
@@ -208,7 +232,20 @@ def replay(
         pipeline.drain()
     report.wall_seconds = time.perf_counter() - started
     pipeline.fill_report(report)
+    if options.faults.any:
+        counts = getattr(pipeline, "counts", {})
+        report.faults = {
+            **options.injected,
+            "getcase_faults": _getcase_faults(pipeline) if hasattr(pipeline, "emulator") else 0,
+            "timeouts": int(counts.get("timeouts", 0)),
+            "retries": int(counts.get("retries", 0)),
+        }
     return report
+
+
+def _getcase_faults(pipeline: Any) -> int:
+    """GetCase requests the emulator answered with a fault (429 or 500)."""
+    return sum(1 for call in pipeline.emulator.call_log if call.operation == "GetCase" and call.status >= 429)
 
 
 def _progress(err: TextIO, done: int, total: int, started: float) -> None:
@@ -218,6 +255,13 @@ def _progress(err: TextIO, done: int, total: int, started: float) -> None:
     end = "\n" if done == total else "\r"
     err.write(f"  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} events  {rate:,.0f}/s{end}")
     err.flush()
+
+
+def _faults_arg(value: str) -> Faults:
+    try:
+        return parse_faults(value)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parse_time(value: str) -> datetime:
@@ -254,7 +298,21 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--duplicates", type=float, default=0.0, metavar="RATE", help="deliver this share twice"
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed for --shuffle/--duplicates")
+    parser.add_argument("--seed", type=int, default=0, help="seed for --shuffle/--duplicates/--faults")
+    parser.add_argument(
+        "--backend",
+        choices=("moto", "memory"),
+        default="moto",
+        help="AWS for the local pipeline: moto (default, full fidelity) or memory (fast)",
+    )
+    parser.add_argument(
+        "--faults",
+        type=_faults_arg,
+        default=Faults(),
+        metavar="NAME=RATE,...",
+        help="inject faults: duplicates, reorder (window=N), drop, malformed, throttle, errors, "
+        "timeouts (memory backend), seed; e.g. duplicates=0.2,reorder=0.1,throttle=0.05",
+    )
     parser.add_argument(
         "--state", help="Cases state for the emulator (default: state/cases.json beside PATH)"
     )
@@ -289,7 +347,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         speed=speed,
         drain=not args.no_drain,
         progress=sys.stderr.isatty(),
+        backend=args.backend,
+        faults=args.faults,
     )
+    if options.faults.timeouts and options.backend != "memory":
+        raise UsageError("--faults timeouts=... needs --backend memory")
     settings = load_cdk_context(args.config)
     raws = arrange(load_events(args.paths), options)
     state_path = Path(args.state) if args.state else find_state(args.paths)
@@ -310,5 +372,12 @@ def run_offline(
 
     first = min((t for raw in raws if (t := _event_time(raw)) is not None), default=None)
     clock = VirtualClock(first - timedelta(minutes=1)) if first else VirtualClock()
-    with LocalPipeline(settings, clock=clock, cases_state=state, seed=options.seed) as pipeline:
+    with LocalPipeline(
+        settings,
+        clock=clock,
+        cases_state=state,
+        seed=options.seed,
+        backend="memory" if options.backend == "memory" else "moto",
+        faults=options.faults,
+    ) as pipeline:
         return replay(raws, pipeline, options, sys.stderr)
