@@ -31,10 +31,17 @@ def event_handler(spec: FunctionSpec) -> EventHandler:
     def handler(
         event: dict[str, Any], context: LambdaContext, deps: Dependencies | None = None
     ) -> dict[str, Any]:
+        from casewatch.adapters.idempotency import register_lambda_context
         from casewatch.service import process_event
         from casewatch.wiring import default_dependencies
 
-        outcome = process_event(event, deps or default_dependencies(), function=spec.name)
+        # An in-progress idempotency record then expires with this invocation: Lambda's retry of a
+        # timed-out invocation (1-3 minutes later) runs the side effects instead of meeting it.
+        register_lambda_context(context)
+        try:
+            outcome = process_event(event, deps or default_dependencies(), function=spec.name)
+        finally:
+            register_lambda_context(None)
         return outcome.response()
 
     return handler

@@ -29,9 +29,14 @@ MAX_CASES_PER_RUN: Final = 50  # each costs 1-2 Cases calls: well inside the sha
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext, deps: SlaTracker | None = None) -> dict[str, Any]:
+    from casewatch.adapters.idempotency import register_lambda_context
     from casewatch.adapters.sla_wiring import default_sla_tracker
 
-    report = (deps or default_sla_tracker()).reconcile(max_cases=MAX_CASES_PER_RUN)
+    register_lambda_context(context)  # in-progress idempotency records expire with this invocation
+    try:
+        report = (deps or default_sla_tracker()).reconcile(max_cases=MAX_CASES_PER_RUN)
+    finally:
+        register_lambda_context(None)
     metrics.add_metric(name=SLA_REPAIRS, unit=MetricUnit.Count, value=report.repairs)
     metrics.add_metric(name=SLA_RECONCILED_CASES, unit=MetricUnit.Count, value=report.cases_checked)
     metrics.add_metric(name=SLA_RECONCILE_LEFT, unit=MetricUnit.Count, value=report.cases_left)

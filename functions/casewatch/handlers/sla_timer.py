@@ -32,6 +32,7 @@ SLA_BREACHES: Final = "SlaBreaches"
 def handler(event: dict[str, Any], context: LambdaContext, deps: SlaTracker | None = None) -> dict[str, Any]:
     from pydantic import ValidationError
 
+    from casewatch.adapters.idempotency import register_lambda_context
     from casewatch.adapters.sla_wiring import default_sla_tracker
     from casewatch.domain.sla import SlaStatus
     from casewatch.domain.sla_ports import SlaTimerPayload
@@ -44,7 +45,11 @@ def handler(event: dict[str, Any], context: LambdaContext, deps: SlaTracker | No
         metrics.add_metric(name=SLA_TIMERS_INVALID, unit=MetricUnit.Count, value=1)
         return {"outcome": "invalid", "reason": f"invalid fields: {', '.join(problems)}"}
     logger.append_keys(case_id=payload.case_id, sla=payload.sla_key or payload.sla_name, timer=payload.kind)
-    outcome = (deps or default_sla_tracker()).on_timer(payload)
+    register_lambda_context(context)  # in-progress idempotency records expire with this invocation
+    try:
+        outcome = (deps or default_sla_tracker()).on_timer(payload)
+    finally:
+        register_lambda_context(None)
     breaches = sum(t.status is SlaStatus.OVERDUE for t in outcome.transitions)
     metrics.add_metric(name=SLA_TIMERS_FIRED, unit=MetricUnit.Count, value=1)
     if breaches:
