@@ -182,7 +182,10 @@ def run_day(settings: Settings, cases: int, seed: int, day: datetime = DEFAULT_D
         state = emu.export_state()  # the domain before the day: no cases yet
         timeline: list[dict[str, Any]] = []
         case_ids: dict[str, str] = {}
+        deleted: set[str] = set()
         for action in actions:
+            if action.case in deleted:  # the script may plan changes after a deletion: Cases refuses them
+                continue
             clock.set(action.at)
             facts["actions"][action.kind] = facts["actions"].get(action.kind, 0) + 1
             performer = _performer(action.params.get("performer"))
@@ -207,6 +210,7 @@ def run_day(settings: Settings, cases: int, seed: int, day: datetime = DEFAULT_D
                 )
             elif action.kind == "delete":
                 client.delete_case(domainId=domain, caseId=case_id)
+                deleted.add(action.case)
                 timeline.append({"at": _iso(action.at), "deleted": case_id})
                 continue
             else:
