@@ -484,10 +484,14 @@ class _PolicyRun(_Run):
         super().__init__(policy.key, policy.name, SlaOrigin.POLICY, policy.target)
         self.policy = policy
         self.seen_not_matching = False
+        self.items_before_arming: list[datetime] = []  # completing related items seen while unarmed
 
     def observe(self, obs: Observation, known: Mapping[str, Scalar], created: datetime | None) -> None:
         policy = self.policy
         if not self.armed:
+            item = obs.item_type if obs.kind is ObsKind.ITEM else None
+            if item is not None and item == policy.complete_item:
+                self.items_before_arming.append(obs.at)
             if obs.kind is not ObsKind.CASE:
                 return
             matched = _matches(policy.match, known)
@@ -498,6 +502,12 @@ class _PolicyRun(_Run):
             from_creation = created is not None and created <= obs.at and not self.seen_not_matching
             start = created if from_creation and created is not None else obs.at
             self.arm(start, start + policy.target)
+            # Armed from the creation by a later observation (the CASE.CREATED event never came): a
+            # completing item added since the start counts, as it would have in order.
+            done = min((at for at in self.items_before_arming if at >= start), default=None)
+            if done is not None:
+                self.advance(done)
+                self.complete(done)
             self.advance(obs.at)
         if self.status.is_open:
             if (
