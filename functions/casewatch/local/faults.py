@@ -162,7 +162,8 @@ _SHAPE_CORRUPTIONS: tuple[Callable[[dict[str, Any]], None], ...] = (
     lambda e: e["detail"].__setitem__("approximateChangeTime", "yesterday afternoon"),
     lambda e: e.__setitem__("resources", "not a list"),
     lambda e: e["detail"].__setitem__("version", {"major": 0}),
-    lambda e: e.__setitem__("time", 1234),
+    lambda e: e.__setitem__("time", "half past nine"),
+    lambda e: e.__setitem__("account", 42),
 )
 
 

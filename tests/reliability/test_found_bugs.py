@@ -1,0 +1,112 @@
+"""Small regression tests for what the fault-injected replays found (each fixed in product code).
+
+1. Handlers did not register their Lambda context with the idempotency guard: an in-progress record
+   then blocked for Lambda's 15-minute maximum, so both async retries of a timed-out invocation met
+   `IdempotencyAlreadyInProgressError` and the event ended in the failure queue, its notifications
+   unsent (the `timeouts` fault: 57 timeouts -> 44 failed events on a 1,200-event day).
+2. A policy SLA armed retroactively — from the case's creation, by a later event, because the
+   CASE.CREATED event was dropped — ignored a completing related item added between the creation and
+   that later event: the first comment was never counted, the SLA stayed Overdue, and reconciliation
+   (which re-reads the same comment) could not repair it (the `drop` fault, 10,000-event day).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from casewatch.adapters.memory import DictCasesReader
+from casewatch.domain.sla import (
+    CaseSlaLog,
+    Observation,
+    ObsKind,
+    SlaStatus,
+    case_fields,
+    compile_policies,
+    evaluate,
+)
+from casewatch.handlers import case_changed
+from casewatch.local.clock import VirtualClock
+from casewatch.local.faults import SimulatedTimeout
+from casewatch.local.memory_backend import MemoryBackend
+from casewatch.local.pipeline import FakeLambdaContext
+from tests.conftest import load_event
+from tests.reliability.scenario import SETTINGS
+
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+
+T0 = datetime(2026, 11, 23, 13, 14, 56, tzinfo=UTC)
+
+
+class DiesOnce:
+    """The sink's idempotency guard, but the first side effect's invocation is killed (a timeout)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.died = False
+
+    def run(self, key: str, action: Any) -> Any:
+        def dying() -> Any:
+            if not self.died:
+                self.died = True
+                raise SimulatedTimeout("task timed out")
+            return action()
+
+        return self.inner.run(key, dying)
+
+    def register_lambda_context(self, context: Any) -> None:
+        self.inner.register_lambda_context(context)
+
+
+def test_the_retry_of_a_timed_out_invocation_sends_its_notifications() -> None:
+    clock = VirtualClock(T0)
+    backend = MemoryBackend(
+        SETTINGS,
+        clock,
+        schedule_group="g",
+        timer_arn="arn:aws:lambda:us-east-1:123456789012:function:t",
+        scheduler_role_arn="arn:aws:iam::123456789012:role/r",
+        dead_letter_url="dead-letters",
+        failure_url="failures",
+    )
+    deps = backend.dependencies(cases=DictCasesReader())
+    sink = next(s for s in deps.sinks if hasattr(s, "once"))
+    sink.once = DiesOnce(sink.once)
+    event = load_event("case-created")
+    with pytest.raises(SimulatedTimeout):
+        case_changed.handler(event, FakeLambdaContext("case-changed", clock), deps=deps)
+    assert backend.idempotency.in_progress() == 1  # the killed invocation left its record
+    clock.advance(timedelta(minutes=1))  # Lambda's first retry
+    result = case_changed.handler(event, FakeLambdaContext("case-changed", clock), deps=deps)
+    assert result["outcome"] == "handled"
+    assert backend.idempotency.in_progress() == 0
+    sent = backend.sns.take()
+    ids = [m["MessageAttributes"]["notificationId"]["StringValue"] for m in sent]
+    assert sent and len(ids) == len(set(ids))
+    bodies = [json.loads(m["Body"]) for m in sent]
+    assert {b["event"]["id"] for b in bodies if b.get("event")} == {event["id"]}
+
+
+def test_a_policy_armed_from_the_creation_counts_an_earlier_completing_item() -> None:
+    policies = compile_policies(SETTINGS.sla_policies, SETTINGS.field_id)
+    priority = SETTINGS.field_id("priority")
+    comment = Observation(T0 + timedelta(minutes=6), ObsKind.ITEM, item_type="Comment", ref="comment-1")
+    update = Observation(  # the first case event casewatch sees: CASE.CREATED was dropped
+        T0 + timedelta(minutes=17),
+        ObsKind.CASE,
+        fields=case_fields({"status": "open", priority: "high"}),
+        created=T0,
+    )
+    created = Observation(
+        T0, ObsKind.CASE, fields=case_fields({"status": "open", priority: "high"}), created=T0
+    )
+    in_order = evaluate(CaseSlaLog("d", "c").merge([created, comment, update]), policies)
+    without_created = evaluate(CaseSlaLog("d", "c").merge([comment, update]), policies)
+    key = "policy#first-response-high"
+    assert in_order[key].status is SlaStatus.MET
+    assert without_created[key].status is SlaStatus.MET
+    assert without_created[key].completion_time == in_order[key].completion_time == comment.at
+    assert without_created[key].target_time == in_order[key].target_time
