@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -164,14 +165,18 @@ class Settings(_Strict):
 
     def field_label(self, field_id: str) -> str:
         """The configured name of a field id (for messages), else the id itself."""
-        for name, fid in self.field_names.items():
-            if fid == field_id:
-                return name
-        return field_id
+        labels: dict[str, str] = _derived(
+            self, "labels", lambda: {fid: name for name, fid in reversed(list(self.field_names.items()))}
+        )
+        return labels.get(field_id, field_id)
 
     @property
     def needed_field_ids(self) -> frozenset[str]:
         """Every case field the sinks need: enrichment fields plus those policies and rules read."""
+        needed: frozenset[str] = _derived(self, "needed", self._needed_field_ids)
+        return needed
+
+    def _needed_field_ids(self) -> frozenset[str]:
         refs: set[str] = set(self.enrichment_fields)
         for policy in self.sla_policies:
             refs.update(policy.match)
@@ -182,6 +187,22 @@ class Settings(_Strict):
             refs.update(rule.match)
             refs.update(rule.fields)
         return frozenset(self.field_id(ref) for ref in refs)
+
+    @property
+    def event_field_ids(self) -> frozenset[str]:
+        """The field ids of `event_fields` (what Cases puts into events, besides `auto_include_fields`)."""
+        ids: frozenset[str] = _derived(
+            self, "event_fields", lambda: frozenset(self.field_id(ref) for ref in self.event_fields)
+        )
+        return ids
+
+    @property
+    def redacted_field_ids(self) -> frozenset[str]:
+        """The field ids of `redact_fields`."""
+        ids: frozenset[str] = _derived(
+            self, "redacted", lambda: frozenset(self.field_id(ref) for ref in self.redact_fields)
+        )
+        return ids
 
     def runtime_json(self) -> str:
         """The settings the functions read at runtime, as compact JSON (the Lambda environment)."""
@@ -200,6 +221,26 @@ class Settings(_Strict):
                 path = source + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
                 problems.append(f"{path}: {err['msg'].removeprefix('Value error, ')}")
             raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+
+
+# Values derived from a Settings, computed once per instance (settings are frozen). Keyed by identity and
+# kept outside the model: `model_copy(update=...)` copies a model's own attributes, so a cache on the
+# instance would hand stale values to the copy.
+_DERIVED: dict[int, tuple[Settings, dict[str, Any]]] = {}
+_DERIVED_MAX = 64
+
+
+def _derived(settings: Settings, key: str, compute: Callable[[], Any]) -> Any:
+    entry = _DERIVED.get(id(settings))
+    if entry is None or entry[0] is not settings:
+        if len(_DERIVED) >= _DERIVED_MAX:
+            _DERIVED.clear()
+        entry = (settings, {})
+        _DERIVED[id(settings)] = entry
+    values = entry[1]
+    if key not in values:
+        values[key] = compute()
+    return values[key]
 
 
 def load_cdk_context(path: str | Path = "cdk.json", overrides: dict[str, Any] | None = None) -> Settings:

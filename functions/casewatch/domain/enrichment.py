@@ -66,9 +66,7 @@ class IncludedFields:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IncludedFields:
-        return cls(
-            frozenset(settings.field_id(ref) for ref in settings.event_fields), settings.auto_include_fields
-        )
+        return cls(settings.event_field_ids, settings.auto_include_fields)
 
 
 NOTHING_INCLUDED = IncludedFields()

@@ -55,6 +55,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Final
 
 from casewatch.constants import CASE_CREATED, CASE_DELETED, CASE_UPDATED, RELATED_ITEM_CREATED
@@ -229,13 +230,14 @@ def notification_id(source_id: str, rule_name: str, replay_name: str | None = No
     return stable_id(*parts)
 
 
+@lru_cache(maxsize=4096)  # the same few times (the event's, the case's) are written many times over
 def iso(value: datetime) -> str:
     """UTC ISO-8601 with milliseconds and `Z`, as Cases writes times."""
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def redacted_ids(settings: Settings) -> frozenset[str]:
-    return frozenset(settings.field_id(ref) for ref in settings.redact_fields)
+    return settings.redacted_field_ids
 
 
 # --- rules -------------------------------------------------------------------------------------

@@ -215,6 +215,9 @@ class Observation:
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, no spaces): equal observations serialise equally."""
+        return _observation_json(self)
+
+    def _json(self) -> str:
         doc: dict[str, Any] = {"at": iso(self.at), "kind": self.kind.value}
         if self.source != "event":
             doc["src"] = self.source
@@ -260,6 +263,26 @@ class Observation:
             if sla
             else None,
         )
+
+
+_JSON_CACHE: dict[tuple[Any, ...], str] = {}
+_JSON_CACHE_MAX = 1 << 16
+
+
+def _observation_json(obs: Observation) -> str:
+    """`Observation.to_json`, memoized: a case's log is merged and sorted on every event. The key adds
+    the values' types: `True == 1 == 1.0` in Python, not in JSON."""
+    key = (
+        obs,
+        tuple(type(v) for _, v in obs.fields),
+        tuple(type(v) for v in obs.sla.target_values) if obs.sla is not None else (),
+    )
+    text = _JSON_CACHE.get(key)
+    if text is None:
+        if len(_JSON_CACHE) >= _JSON_CACHE_MAX:
+            _JSON_CACHE.clear()
+        text = _JSON_CACHE[key] = obs._json()
+    return text
 
 
 def case_fields(values: Mapping[str, Scalar]) -> tuple[tuple[str, Scalar], ...]:
