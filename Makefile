@@ -63,7 +63,11 @@ deploy: install ## cdk bootstrap (idempotent) + deploy Casewatch to your AWS acc
 destroy: install ## delete the Casewatch stack (tables, logs and key are retained unless removal_policy=destroy)
 	$(CDK) destroy Casewatch $(CDK_CONTEXT)
 
-bench: install ## benchmarks: writes bench-results.json and prints a table
+.PHONY: reliability
+reliability: install ## the reliability suite at full size: 10,000 fault-injected events (memory) + the moto run
+	CASEWATCH_RELIABILITY_EVENTS=$${CASEWATCH_RELIABILITY_EVENTS:-10000} $(BIN)/pytest -q -m reliability tests/reliability
+
+bench: install ## benchmarks and capacity under the GetCase quota: writes bench-results.json, prints the tables
 	$(BIN)/python -m casewatch.local.bench
 
 clean: ## remove the virtualenv, node_modules and build outputs
