@@ -77,6 +77,7 @@ class Run:
     notifications: list[dict[str, Any]]  # {"id", "rule", "source", "case"} per SNS message
     dead_letters: list[dict[str, Any]]
     failures: list[dict[str, Any]]
+    bus_ids: Counter[str]  # detail.id of every event on the enriched bus (stable per source event)
     outcomes: dict[str, Counter[str]]  # event id -> outcome of each invocation
     logs: list[str] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
@@ -159,6 +160,7 @@ def replay_day(
         sla_states={(s.case_id, s.state.key): s.state for s in slas},
         notifications=[_notification(m) for m in effects.notifications],
         dead_letters=[json.loads(m["Body"]) for m in effects.dead_letters],
+        bus_ids=Counter(json.loads(m["Body"])["detail"]["id"] for m in effects.bus_events),
         failures=[json.loads(m["Body"]) for m in effects.failures],
         outcomes=outcomes,
         logs=buffer.getvalue().splitlines(),

@@ -48,6 +48,8 @@ def test_exactly_one_notification_per_event_and_rule(issue_runs: tuple[Day, Run,
     unexplained = unexplained_notifications(day, clean, faulty)
     assert unexplained == {"missing": [], "extra": []}
     assert faulty.report.duplicates_suppressed > 0  # duplicates really met the idempotency guard
+    # and one enriched event per source event (or SLA signal) on the bus
+    assert max(faulty.bus_ids.values()) == 1 and max(clean.bus_ids.values()) == 1
 
 
 def test_sla_table_equals_the_in_order_run_after_reconciliation(issue_runs: tuple[Day, Run, Run]) -> None:
