@@ -68,7 +68,7 @@ reliability: install ## the reliability suite at full size: 10,000 fault-injecte
 	CASEWATCH_RELIABILITY_EVENTS=$${CASEWATCH_RELIABILITY_EVENTS:-10000} $(BIN)/pytest -q -m reliability tests/reliability
 
 bench: install ## benchmarks and capacity under the GetCase quota: writes bench-results.json, prints the tables
-	$(BIN)/python -m casewatch.local.bench
+	$(BIN)/python -m casewatch_dev.bench
 
 clean: ## remove the virtualenv, node_modules and build outputs
 	rm -rf $(VENV) node_modules cdk.out .build .mypy_cache .ruff_cache .hypothesis

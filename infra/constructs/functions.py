@@ -1,6 +1,6 @@
 """The four functions of `casewatch.topology.FUNCTIONS`, each with its own least-privilege role.
 
-One code asset (the `functions/` directory without the dev-only `casewatch/local`) and one
+One code asset (the `functions/` directory as it is) and one
 dependencies layer are shared by all four. Each role gets exact actions on exact ARNs:
 
 | function             | Cases                                     | state table          |
@@ -49,14 +49,8 @@ from infra.constructs.sla_store import SlaStore
 from infra.nag import acknowledge
 
 FUNCTIONS_DIR = REPO_ROOT / "functions"
-# Dev-only code (CLI, Cases emulator, local pipeline) is not deployed.
-ASSET_EXCLUDES = [
-    "casewatch/local",
-    "casewatch/__main__.py",
-    "**/__pycache__",
-    "**/*.pyc",
-    "*.egg-info",
-]
+# Python's byte-code caches of a local run are not code.
+ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc"]
 
 
 class Functions(Construct):

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from casewatch.local.cli import main
-from casewatch.local.replay import ReplayOptions, ReplayReport, find_state, load_events, run_offline
 from casewatch.settings import load_cdk_context
+from casewatch_dev.cli import main
+from casewatch_dev.replay import ReplayOptions, ReplayReport, find_state, load_events, run_offline
 from tests.conftest import ROOT
 
 ARCHIVE = ROOT / "events" / "archive"
@@ -118,7 +118,7 @@ def replayed() -> tuple[ReplayReport, list[Any]]:
     state_path = find_state(paths)
     assert state_path is not None
     captured: list[Any] = []
-    from casewatch.local import pipeline as pipeline_module
+    from casewatch_dev import pipeline as pipeline_module
 
     original_fill = pipeline_module.LocalPipeline.fill_report
 

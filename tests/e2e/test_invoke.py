@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from casewatch.local.cli import main
+from casewatch_dev.cli import main
 from tests.conftest import EVENTS, INVALID_FILES, SAMPLE_FILES
 
 SCHEDULER_FILES = sorted((EVENTS / "scheduler").glob("*.json"))

@@ -13,9 +13,9 @@ import pytest
 from moto import mock_aws
 
 from casewatch import aws
-from casewatch.local.aws_replay import build_request, wait_for
-from casewatch.local.cli import main
 from casewatch.topology import ARCHIVE_PATTERN, EVENT_ROUTED
+from casewatch_dev.aws_replay import build_request, wait_for
+from casewatch_dev.cli import main
 from tests.conftest import load_event
 
 REGION = "us-east-1"

@@ -14,9 +14,9 @@ import pytest
 from moto import mock_aws
 
 from casewatch import aws
-from casewatch.local.capture import DEFAULT_LOG_GROUP, parse_since
-from casewatch.local.cli import main
-from casewatch.local.event_files import UsageError
+from casewatch_dev.capture import DEFAULT_LOG_GROUP, parse_since
+from casewatch_dev.cli import main
+from casewatch_dev.event_files import UsageError
 from tests.conftest import load_event
 
 

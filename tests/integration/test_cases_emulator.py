@@ -15,9 +15,9 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.retries.standard import ExponentialBackoff
 
-from casewatch.local.cases_emulator import CasesEmulator
-from casewatch.local.clock import SystemClock, VirtualClock
 from casewatch.models import parse_case_event
+from casewatch_dev.clock import SystemClock, VirtualClock
+from casewatch_dev.emulator import CasesEmulator
 
 START = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
 EVENTS = Path(__file__).resolve().parents[2] / "events"

@@ -31,12 +31,12 @@ from casewatch.aws import client_config
 from casewatch.constants import ENV_CASES_ENDPOINT, ENV_CONFIG, ENV_DEAD_LETTER_QUEUE_URL, ENV_SLA_TABLE
 from casewatch.errors import CasesThrottledError, CasesUnavailableError
 from casewatch.handlers import case_changed, related_item_created
-from casewatch.local.cases_emulator import CasesEmulator
-from casewatch.local.clock import VirtualClock
 from casewatch.models.enriched import EnrichedCase, Provenance
 from casewatch.settings import Settings, get_settings, load_cdk_context
 from casewatch.tables import STATE_TABLE
 from casewatch.topology import CASE_CHANGED, RELATED_ITEM_CREATED_FN
+from casewatch_dev.clock import VirtualClock
+from casewatch_dev.emulator import CasesEmulator
 from tests.conftest import INVALID_FILES, ROOT, SAMPLE_FILES, load_event
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")

@@ -20,10 +20,10 @@ from casewatch.adapters.dynamodb_sla_store import DynamoDbSlaStore
 from casewatch.adapters.memory import RecordingSignalSink
 from casewatch.adapters.scheduler_timers import SchedulerTimers
 from casewatch.handlers import sla_timer
-from casewatch.local.clock import VirtualClock
-from casewatch.local.sla_cli import render_slas
 from casewatch.sla_service import SlaTracker
 from casewatch.tables import STATE_TABLE
+from casewatch_dev.clock import VirtualClock
+from casewatch_dev.sla_cli import render_slas
 from tests.integration.test_sla_store import ROLE_ARN, TIMER_ARN, LambdaContext
 from tests.unit.test_sla_fakes import (
     PRIORITY,

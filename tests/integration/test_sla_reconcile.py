@@ -24,12 +24,12 @@ from casewatch.adapters.memory import (
 from casewatch.adapters.scheduler_timers import SchedulerTimers, schedule_name
 from casewatch.domain.sla import SlaStatus, TimerKind
 from casewatch.handlers import reconcile, sla_timer
-from casewatch.local.cases_emulator import CasesEmulator
-from casewatch.local.clock import VirtualClock
 from casewatch.models.signals import SlaSignalKind
 from casewatch.service import process_event
 from casewatch.sla_service import SlaTracker
 from casewatch.wiring import Dependencies
+from casewatch_dev.clock import VirtualClock
+from casewatch_dev.emulator import CasesEmulator
 from tests.integration.test_sla_store import (
     GROUP,
     ROLE_ARN,

@@ -21,11 +21,11 @@ from casewatch.adapters.scheduler_timers import SchedulerTimers, at_expression, 
 from casewatch.domain.sla import SlaConflictError, SlaStatus, TimerKind, TimerSpec, evaluate
 from casewatch.domain.sla_ports import SlaCaseRecord
 from casewatch.handlers import sla_timer
-from casewatch.local.clock import VirtualClock
-from casewatch.local.sla_cli import render_slas
 from casewatch.models.signals import SlaSignalKind
 from casewatch.sla_service import SlaTracker
 from casewatch.tables import DUE_SHARDS, STATE_TABLE
+from casewatch_dev.clock import VirtualClock
+from casewatch_dev.sla_cli import render_slas
 from tests.unit.test_sla_fakes import DOMAIN, at, enriched, parsed
 from tests.unit.test_sla_state_machine import FIRST, RESOLVE, SETTINGS, comment, created, updated
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from casewatch.local.generate import COMMENTS, PROFILES, TITLES
+from casewatch_dev.generate import COMMENTS, PROFILES, TITLES
 from tests.reliability.scenario import SETTINGS, Day, Run
 
 # What generated case data looks like: titles, comment bodies, customer ids, summaries.

@@ -1,7 +1,7 @@
 """A generated day replayed through the local pipeline, clean or with faults, and what came out of it.
 
 Shared by the invariant suite and the backend contract tests: `generate_day(events)` plays a contact
-centre's day on the Cases emulator (`casewatch.local.generate.run_day`) with enough cases for about
+centre's day on the Cases emulator (`casewatch_dev.generate.run_day`) with enough cases for about
 `events` events; `replay_day(...)` delivers them (in order, or through `arrange_deliveries`), lets the
 clock run until every timer has fired (`drain`), and collects the outcome: each delivery's
 invocations, the SLA table, every SNS message, dead letter and failure-queue message, and, when asked,
@@ -20,13 +20,13 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from casewatch.local.clock import VirtualClock
-from casewatch.local.event_files import RawEvent
-from casewatch.local.faults import DeliveryPlan, Faults, arrange_deliveries
-from casewatch.local.generate import run_day
-from casewatch.local.pipeline import LocalPipeline
-from casewatch.local.replay import ReplayOptions, ReplayReport, replay
 from casewatch.settings import Settings, load_cdk_context
+from casewatch_dev.clock import VirtualClock
+from casewatch_dev.event_files import RawEvent
+from casewatch_dev.faults import DeliveryPlan, Faults, arrange_deliveries
+from casewatch_dev.generate import run_day
+from casewatch_dev.pipeline import LocalPipeline
+from casewatch_dev.replay import ReplayOptions, ReplayReport, replay
 from tests.conftest import ROOT
 
 SETTINGS: Settings = load_cdk_context(ROOT / "cdk.json")

@@ -29,10 +29,10 @@ from casewatch.domain.sla import (
     evaluate,
 )
 from casewatch.handlers import case_changed
-from casewatch.local.clock import VirtualClock
-from casewatch.local.faults import SimulatedTimeout
-from casewatch.local.memory_backend import MemoryBackend
-from casewatch.local.pipeline import FakeLambdaContext
+from casewatch_dev.clock import VirtualClock
+from casewatch_dev.faults import SimulatedTimeout
+from casewatch_dev.memory_backend import MemoryBackend
+from casewatch_dev.pipeline import FakeLambdaContext
 from tests.conftest import load_event
 from tests.reliability.scenario import SETTINGS
 

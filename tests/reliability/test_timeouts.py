@@ -12,7 +12,7 @@ both retries met `IdempotencyAlreadyInProgressError` and the event went to the f
 
 from __future__ import annotations
 
-from casewatch.local.faults import Faults
+from casewatch_dev.faults import Faults
 from tests.reliability.invariants import unexplained_notifications
 from tests.reliability.scenario import generate_day, replay_day
 

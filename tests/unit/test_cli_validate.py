@@ -3,7 +3,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from casewatch.local.cli import main
+from casewatch_dev.cli import main
 from tests.conftest import EVENTS, INVALID_FILES
 
 

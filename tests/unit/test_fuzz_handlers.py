@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 
 from casewatch.adapters.memory import DictCasesReader
 from casewatch.handlers import case_changed, reconcile, related_item_created, sla_timer
-from casewatch.local.clock import VirtualClock
-from casewatch.local.memory_backend import MemoryBackend
-from casewatch.local.pipeline import FakeLambdaContext
 from casewatch.settings import load_cdk_context
+from casewatch_dev.clock import VirtualClock
+from casewatch_dev.memory_backend import MemoryBackend
+from casewatch_dev.pipeline import FakeLambdaContext
 from tests.conftest import EVENTS, ROOT, SAMPLE_FILES
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")

@@ -22,13 +22,13 @@ from casewatch.domain.sla_observations import (
 )
 from casewatch.domain.sla_ports import SlaTimerPayload
 from casewatch.handlers import reconcile, sla_timer
-from casewatch.local import cli
-from casewatch.local.clock import VirtualClock
-from casewatch.local.sla_cli import render_slas, sla_document, time_left
 from casewatch.models.enriched import EnrichedCase, EnrichedField, Provenance
 from casewatch.models.fields import FieldValue
 from casewatch.models.signals import SlaSignalKind
 from casewatch.sla_service import SlaTracker
+from casewatch_dev import cli
+from casewatch_dev.clock import VirtualClock
+from casewatch_dev.sla_cli import render_slas, sla_document, time_left
 from tests.conftest import EVENTS, SAMPLE_FILES
 from tests.unit.test_sla_fakes import (
     DOMAIN,

@@ -25,10 +25,10 @@ from casewatch.domain.sla import (
     evaluate,
 )
 from casewatch.domain.sla_ports import SlaTimerPayload
-from casewatch.local.clock import VirtualClock
 from casewatch.models.signals import SlaSignalKind
 from casewatch.settings import Settings
 from casewatch.sla_service import SlaTracker
+from casewatch_dev.clock import VirtualClock
 from tests.unit.test_sla_fakes import (
     DOMAIN,
     PRIORITY,

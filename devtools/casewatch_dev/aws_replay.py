@@ -13,7 +13,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from casewatch.local.event_files import UsageError
+from casewatch_dev.event_files import UsageError
 
 TERMINAL_STATES = {"COMPLETED", "CANCELLED", "FAILED"}
 

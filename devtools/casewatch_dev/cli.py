@@ -9,8 +9,8 @@ from typing import TextIO
 
 from casewatch import __version__
 from casewatch.errors import CasewatchError
-from casewatch.local import capture, generate, invoke, replay, sla_cli, validate
-from casewatch.local.event_files import UsageError
+from casewatch_dev import capture, generate, invoke, replay, sla_cli, validate
+from casewatch_dev.event_files import UsageError
 
 COMMANDS = [validate, generate, invoke, replay, sla_cli, capture]
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from casewatch.constants import DETAIL_TYPE, EVENT_SOURCE
-from casewatch.local.cases_emulator._protocol import JSON
-from casewatch.local.cases_emulator._state import (
+from casewatch_dev.emulator._protocol import JSON
+from casewatch_dev.emulator._state import (
     CHANGED_ATTRIBUTES,
     CONTENT_KEYS,
     Case,

@@ -21,7 +21,7 @@ of repeats):
   and handles the sample events with the memory backend's adapters (its local modules make this an
   over-estimate), beside a boto3-only process; **asset size**: the function asset's own code
   (`functions/` without `casewatch/local`, `__main__.py` and caches), also zipped.
-- **capacity under the GetCase quota** (`casewatch.local.capacity`).
+- **capacity under the GetCase quota** (`casewatch_dev.capacity`).
 """
 
 from __future__ import annotations
@@ -124,8 +124,8 @@ class _NoCasesSlas:
 
 
 def _memory_world(settings: Any, start: datetime) -> tuple[Any, Any]:
-    from casewatch.local.clock import VirtualClock
-    from casewatch.local.memory_backend import MemoryBackend
+    from casewatch_dev.clock import VirtualClock
+    from casewatch_dev.memory_backend import MemoryBackend
 
     clock = VirtualClock(start)
     backend = MemoryBackend(
@@ -168,7 +168,7 @@ def _event_time(event: dict[str, Any]) -> datetime:
 
 def bench_handler_cost(settings: Any, rounds: int = 5) -> list[dict[str, Any]]:
     from casewatch.handlers import case_changed, related_item_created
-    from casewatch.local.pipeline import FakeLambdaContext
+    from casewatch_dev.pipeline import FakeLambdaContext
 
     events = archive_events()
     first = _event_time(events[0][1]) - timedelta(minutes=1)
@@ -255,7 +255,7 @@ def _parse_and_plan_us(settings: Any, events: list[tuple[str, dict[str, Any]]]) 
 
 
 def _replay(settings: Any, paths: list[str], backend: str) -> Any:
-    from casewatch.local.replay import ReplayOptions, find_state, load_events, run_offline
+    from casewatch_dev.replay import ReplayOptions, find_state, load_events, run_offline
 
     state_path = find_state(paths)
     state = json.loads(state_path.read_text()) if state_path else None
@@ -320,7 +320,7 @@ def bench_throughput(settings: Any, generated_events: int = 2000) -> list[dict[s
 def _generated_day(settings: Any, events: int) -> Path:
     import tempfile
 
-    from casewatch.local.generate import run_day, write_day
+    from casewatch_dev.generate import run_day, write_day
 
     out = Path(tempfile.mkdtemp(prefix="casewatch-bench-"))
     write_day(run_day(settings, max(4, round(events / 6.1)), seed=8), out, "day")
@@ -418,8 +418,8 @@ from pathlib import Path
 sys.path.insert(0, {functions!r})
 from casewatch import aws
 from casewatch.handlers import case_changed, reconcile, related_item_created, sla_timer
-from casewatch.local import bench
-from casewatch.local.pipeline import FakeLambdaContext
+from casewatch_dev import bench
+from casewatch_dev.pipeline import FakeLambdaContext
 from casewatch.settings import load_cdk_context
 for make in (aws.dynamodb_client, aws.sns_client, aws.events_client, aws.sqs_client, aws.scheduler_client):
     make()
@@ -501,7 +501,7 @@ def bench_asset_size() -> list[dict[str, Any]]:
 
 
 def bench_capacity(settings: Any) -> tuple[list[dict[str, Any]], str]:
-    from casewatch.local.capacity import capacity_table, render
+    from casewatch_dev.capacity import capacity_table, render
 
     rows = capacity_table(settings)
     return rows, render(rows)

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from casewatch.local.cases_emulator import _events as events
-from casewatch.local.cases_emulator._protocol import JSON, ApiError, not_found, validation
-from casewatch.local.cases_emulator._state import (
+from casewatch_dev.clock import Clock
+from casewatch_dev.emulator import _events as events
+from casewatch_dev.emulator._protocol import JSON, ApiError, not_found, validation
+from casewatch_dev.emulator._state import (
     CONTENT_KEYS,
     READ_ONLY_FIELDS,
     Case,
@@ -29,7 +30,6 @@ from casewatch.local.cases_emulator._state import (
     sla_target,
     values_equal,
 )
-from casewatch.local.clock import Clock
 
 EmptyAs = Literal["omit", "emptyValue"]
 MAX_RELATED_ITEMS = 200

@@ -4,8 +4,8 @@ with CasesEmulator(clock=VirtualClock(start), seed=7, getcase_quota=True) as emu
     cases = emu.client()
 """
 
-from casewatch.local.cases_emulator._protocol import ApiError
-from casewatch.local.cases_emulator.emulator import (
+from casewatch_dev.emulator._protocol import ApiError
+from casewatch_dev.emulator.emulator import (
     DEFAULT_IAM_PRINCIPAL,
     GETCASE_QUOTA,
     REAL_QUOTAS,

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Self, cast
 import boto3
 from botocore.config import Config
 
-from casewatch.local.cases_emulator._events import NoFieldsAs
-from casewatch.local.cases_emulator._protocol import (
+from casewatch_dev.clock import Clock, SystemClock
+from casewatch_dev.emulator._events import NoFieldsAs
+from casewatch_dev.emulator._protocol import (
     JSON,
     ApiError,
     error_body,
@@ -34,9 +35,8 @@ from casewatch.local.cases_emulator._protocol import (
     service_model,
     validate_input,
 )
-from casewatch.local.cases_emulator._service import CasesService, EmptyAs
-from casewatch.local.cases_emulator._state import to_union
-from casewatch.local.clock import Clock, SystemClock
+from casewatch_dev.emulator._service import CasesService, EmptyAs
+from casewatch_dev.emulator._state import to_union
 
 if TYPE_CHECKING:
     from mypy_boto3_connectcases import ConnectCasesClient
@@ -436,14 +436,14 @@ class CasesEmulator:
 
     def export_state(self) -> dict[str, Any]:
         """Every domain, field, template, case and related item as JSON (see `load_state`)."""
-        from casewatch.local.cases_emulator._persist import dump_domains
+        from casewatch_dev.emulator._persist import dump_domains
 
         with self._lock:
             return dump_domains(self._service.domains)
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Replace the emulator's data with an `export_state()` document (e.g. an archive's companion)."""
-        from casewatch.local.cases_emulator._persist import load_domains
+        from casewatch_dev.emulator._persist import load_domains
 
         domains = load_domains(state)
         with self._lock:
@@ -452,14 +452,14 @@ class CasesEmulator:
 
     def case_record(self, domain_id: str, case_id: str) -> dict[str, Any]:
         """One case as stored now (fields, related items, SLA times): a ground-truth snapshot."""
-        from casewatch.local.cases_emulator._persist import dump_case
+        from casewatch_dev.emulator._persist import dump_case
 
         with self._lock:
             return dump_case(self._service.case(self._service.domain(domain_id), case_id))
 
     def put_case_record(self, domain_id: str, record: dict[str, Any]) -> None:
         """Make a case exactly `record` (a `case_record`), emitting nothing: Cases' truth moved on."""
-        from casewatch.local.cases_emulator._persist import load_case
+        from casewatch_dev.emulator._persist import load_case
 
         case = load_case(record)
         with self._lock:

@@ -12,10 +12,10 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
-from casewatch.local.event_files import UsageError, read_events
-from casewatch.local.replay import STATE_FILE
 from casewatch.settings import load_cdk_context
 from casewatch.topology import FUNCTIONS, function_named
+from casewatch_dev.event_files import UsageError, read_events
+from casewatch_dev.replay import STATE_FILE
 
 NAMES = [spec.name for spec in FUNCTIONS]
 
@@ -91,7 +91,7 @@ def invoke_once(
     primes: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run `function` on `event` in a fresh local pipeline; report what that invocation did."""
-    from casewatch.local.pipeline import LocalPipeline
+    from casewatch_dev.pipeline import LocalPipeline
 
     with LocalPipeline(settings, cases_state=state) as pipeline:
         for prime in primes or []:

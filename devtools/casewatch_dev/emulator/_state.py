@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from casewatch.local.cases_emulator._protocol import JSON, validation
+from casewatch_dev.emulator._protocol import JSON, validation
 
 # id -> (display name, field type). Ids and types as ListFields reports them for a new domain.
 SYSTEM_FIELDS: dict[str, tuple[str, str]] = {

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from casewatch.constants import DETAIL_TYPE
-from casewatch.local.event_files import UsageError
+from casewatch_dev.event_files import UsageError
 
 DEFAULT_LOG_GROUP = "/aws/events/casewatch-capture"
 _RELATIVE = re.compile(r"^(\d+)([smhd])$")

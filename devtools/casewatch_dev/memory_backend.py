@@ -50,10 +50,10 @@ from casewatch.domain.sla_ports import SlaCaseRecord, StoredSla
 from casewatch.tables import DUE_SHARDS
 
 if TYPE_CHECKING:
-    from casewatch.local.clock import VirtualClock
     from casewatch.ports import Clock
     from casewatch.settings import Settings
     from casewatch.wiring import Dependencies
+    from casewatch_dev.clock import VirtualClock
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

@@ -1,6 +1,6 @@
 """Capacity under the real Cases quotas: the highest sustained event rate casewatch keeps up with.
 
-`python -m casewatch.local.capacity [--quick]` prints a table over includedData configurations (what
+`python -m casewatch_dev.capacity [--quick]` prints a table over includedData configurations (what
 Cases puts into its events), beside a naive consumer that calls GetCase once per event.
 
 The model (virtual time throughout):
@@ -52,8 +52,8 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from casewatch.local.cases_emulator.emulator import REAL_QUOTAS
 from casewatch.settings import Settings
+from casewatch_dev.emulator.emulator import REAL_QUOTAS
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 DURATION = timedelta(seconds=240)
@@ -138,7 +138,7 @@ class Demand:
 
 @cache
 def _mix(settings_json: str, events: int, seed: int) -> Mix:
-    from casewatch.local.generate import run_day
+    from casewatch_dev.generate import run_day
 
     settings = Settings.model_validate_json(settings_json)
     day = run_day(settings, max(4, round(events / 6.1)), seed)
@@ -161,10 +161,10 @@ def event_mix(settings: Settings, events: int, seed: int = 8) -> Mix:
 
 def measure_demand(settings: Settings, mix: Mix) -> Demand:
     """Replay the day at its own pace (no quota) and attribute every Cases call to its function."""
-    from casewatch.local.clock import VirtualClock
-    from casewatch.local.event_files import RawEvent
-    from casewatch.local.pipeline import LocalPipeline
-    from casewatch.local.replay import ReplayOptions, replay
+    from casewatch_dev.clock import VirtualClock
+    from casewatch_dev.event_files import RawEvent
+    from casewatch_dev.pipeline import LocalPipeline
+    from casewatch_dev.replay import ReplayOptions, replay
 
     first = datetime.fromisoformat(str(mix.events[0]["time"]).replace("Z", "+00:00"))
     by_function: dict[str, Counter[str]] = {}
@@ -259,8 +259,8 @@ def run_trial(
     """Deliver `rate` events/s of the mix for `duration` (virtual) through a quota-bound pipeline, the
     background functions taking `demand`'s share of the quotas."""
     from casewatch.errors import CaseNotFoundError, CasesThrottledError, CasesUnavailableError
-    from casewatch.local.clock import VirtualClock
-    from casewatch.local.pipeline import RETRY_DELAYS, LocalPipeline
+    from casewatch_dev.clock import VirtualClock
+    from casewatch_dev.pipeline import RETRY_DELAYS, LocalPipeline
 
     count = max(1, int(rate * duration.total_seconds()))
     budget = max(1, count // 100)  # events allowed over the lag bound before the trial is lost anyway

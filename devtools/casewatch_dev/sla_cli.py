@@ -17,7 +17,7 @@ from casewatch.constants import ENV_SLA_TABLE
 from casewatch.domain.sla import SlaState, SlaStatus, iso
 from casewatch.domain.sla_ports import StoredSla
 from casewatch.errors import CasewatchError
-from casewatch.local.event_files import UsageError
+from casewatch_dev.event_files import UsageError
 
 COLUMNS = ("SLA", "ORIGIN", "STATUS", "TARGET (UTC)", "TIME LEFT", "COMPLETED (UTC)")
 

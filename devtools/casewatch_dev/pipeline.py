@@ -10,7 +10,7 @@
     adapters where they only send (SNS, EventBridge, SQS, Scheduler: fake clients), in-memory ports
     with the DynamoDB adapters' semantics (conditional and versioned writes, revision conflicts, the
     `due` index) and Powertools' own idempotency on an in-memory persistence layer. See
-    `casewatch.local.memory_backend`; contract tests hold the two backends to the same results.
+    `casewatch_dev.memory_backend`; contract tests hold the two backends to the same results.
 - Everything is built from the definitions the CDK stack uses: `topology.FUNCTIONS` (functions and
   their EventBridge patterns), `tables.TABLES`, and the settings of cdk.json.
 - Routing evaluates each event against the rule patterns with EventBridge pattern semantics (moto's
@@ -23,9 +23,9 @@
   Lambda context's remaining time is on the virtual clock too, and botocore's retry back-off (a
   throttled GetCase) sleeps on it instead of the wall clock, so a throttled event finishes later in
   virtual time (lag), not in wall time.
-- Faults (`casewatch.local.faults.Faults`): GetCase throttling/500s are the emulator's; handler
+- Faults (`casewatch_dev.faults.Faults`): GetCase throttling/500s are the emulator's; handler
   timeouts wrap the notification sink's idempotency guard; delivery faults (duplicates, reordering,
-  drops, malformed events) are the replay's (`casewatch.local.faults.arrange_deliveries`).
+  drops, malformed events) are the replay's (`casewatch_dev.faults.arrange_deliveries`).
 """
 
 from __future__ import annotations
@@ -61,13 +61,13 @@ from casewatch.constants import (
     ENV_SLA_TIMER_ARN,
     ENV_TOPIC_ARN,
 )
-from casewatch.local.cases_emulator import CasesEmulator
-from casewatch.local.clock import VirtualClock
-from casewatch.local.event_files import UsageError
-from casewatch.local.faults import Faults, SimulatedTimeout, TimeoutInjector
 from casewatch.settings import Settings, get_settings
 from casewatch.tables import IDEMPOTENCY_TABLE, STATE_TABLE
 from casewatch.topology import EVENT_ROUTED, RECONCILE, SLA_TIMER, FunctionSpec, function_named
+from casewatch_dev.clock import VirtualClock
+from casewatch_dev.emulator import CasesEmulator
+from casewatch_dev.event_files import UsageError
+from casewatch_dev.faults import Faults, SimulatedTimeout, TimeoutInjector
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -264,7 +264,7 @@ class LocalPipeline:
         if self.backend_name == "moto":
             self.backend = MotoBackend(self.settings, self.clock, self.resources, self.emulator.url)
         else:
-            from casewatch.local.memory_backend import MemoryBackend
+            from casewatch_dev.memory_backend import MemoryBackend
 
             _configure_environment(self.settings, self.resources, self.emulator.url, {})
             r = self.resources

@@ -6,7 +6,7 @@ import argparse
 from typing import TextIO
 
 from casewatch.errors import InvalidCaseEventError
-from casewatch.local.event_files import iter_events
+from casewatch_dev.event_files import iter_events
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

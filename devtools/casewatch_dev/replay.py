@@ -7,8 +7,8 @@ schedule. A report follows. Exit 1 if any event was lost: neither handled, delib
 (unhandled eventType, no matching rule) nor dead-lettered with its reason.
 
 `--backend memory` runs the same code on in-memory AWS services (hundreds of events per second instead
-of ~10; see `casewatch.local.memory_backend`); `--faults duplicates=0.2,reorder=0.1,throttle=0.05,
-malformed=0.01,drop=0.005` injects the faults AWS really produces (see `casewatch.local.faults`).
+of ~10; see `casewatch_dev.memory_backend`); `--faults duplicates=0.2,reorder=0.1,throttle=0.05,
+malformed=0.01,drop=0.005` injects the faults AWS really produces (see `casewatch_dev.faults`).
 
 In AWS (`casewatch replay --archive NAME --from T --to T`): StartReplay from the stack's archive to the
 rules casewatch owns (FilterArns), then DescribeReplay until it ends.
@@ -27,9 +27,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from casewatch.local.event_files import RawEvent, UsageError, expand_paths, read_events
-from casewatch.local.faults import Faults, arrange_deliveries, parse_faults
 from casewatch.settings import load_cdk_context
+from casewatch_dev.event_files import RawEvent, UsageError, expand_paths, read_events
+from casewatch_dev.faults import Faults, arrange_deliveries, parse_faults
 
 STATE_FILE = Path("state") / "cases.json"
 
@@ -44,7 +44,7 @@ class ReplayOptions:
     speed: float | None = None  # None: instant; else virtual seconds per wall second
     drain: bool = True
     progress: bool = False
-    backend: str = "moto"  # moto | memory (see casewatch.local.pipeline)
+    backend: str = "moto"  # moto | memory (see casewatch_dev.pipeline)
     faults: Faults = field(default_factory=Faults)
     injected: dict[str, int] = field(default_factory=dict)  # set by `arrange`: delivery faults applied
 
@@ -324,7 +324,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.archive:
-        from casewatch.local.aws_replay import run_aws_replay
+        from casewatch_dev.aws_replay import run_aws_replay
 
         return run_aws_replay(args, out)
     if not args.paths:
@@ -367,8 +367,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 def run_offline(
     settings: Any, raws: list[RawEvent], options: ReplayOptions, state: dict[str, Any] | None
 ) -> ReplayReport:
-    from casewatch.local.clock import VirtualClock
-    from casewatch.local.pipeline import LocalPipeline
+    from casewatch_dev.clock import VirtualClock
+    from casewatch_dev.pipeline import LocalPipeline
 
     first = min((t for raw in raws if (t := _event_time(raw)) is not None), default=None)
     clock = VirtualClock(first - timedelta(minutes=1)) if first else VirtualClock()

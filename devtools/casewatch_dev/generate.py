@@ -157,8 +157,8 @@ def _union(value: Any) -> dict[str, Any]:
 
 def run_day(settings: Settings, cases: int, seed: int, day: datetime = DEFAULT_DAY) -> GeneratedDay:
     """Play the day on a fresh emulator and return the archive's lines and the final state."""
-    from casewatch.local.cases_emulator import CasesEmulator
-    from casewatch.local.clock import VirtualClock
+    from casewatch_dev.clock import VirtualClock
+    from casewatch_dev.emulator import CasesEmulator
 
     rng = random.Random(seed)  # noqa: S311 - reproducible synthetic data, not security
     actions = plan_day(settings, cases, rng, day)

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from casewatch.local.cases_emulator._state import Case, Domain, FieldDef, RelatedItem, Template, iso
+from casewatch_dev.emulator._state import Case, Domain, FieldDef, RelatedItem, Template, iso
 
 FORMAT = "casewatch-cases-state/1"
 

@@ -1,5 +1,5 @@
 """`python -m casewatch` runs the CLI (dev-only; not part of the Lambda asset)."""
 
-from casewatch.local.cli import main
+from casewatch_dev.cli import main
 
 raise SystemExit(main())

@@ -39,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from casewatch.local.event_files import RawEvent, UsageError
+from casewatch_dev.event_files import RawEvent, UsageError
 
 RATES = ("duplicates", "reorder", "drop", "malformed", "throttle", "errors", "timeouts")
 
