@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +19,30 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.location}: {self.message}" if self.location else self.message
+
+
+# pydantic's internal location parts (validator functions, union members): not part of a path.
+_INTERNAL_LOCATION_PARTS = ("function-", "tagged-union", "union[")
+
+
+def _location(loc: tuple[int | str, ...], tags: Collection[str]) -> str:
+    """A dotted path such as `detail.case.fields.status.value`."""
+    parts: list[str] = []
+    for part in loc:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        elif not (part.startswith(_INTERNAL_LOCATION_PARTS) or part in tags):
+            parts.append(("." if parts else "") + part)
+    return "".join(parts)
+
+
+def problems_of(error: ValidationError, *, tags: Collection[str] = ()) -> list[Problem]:
+    """The problems of a pydantic error: locations (without discriminator `tags`) and messages, never
+    the offending input values (they may be customer data)."""
+    return [
+        Problem(_location(tuple(e["loc"]), tags), e["msg"].removeprefix("Value error, "))
+        for e in error.errors(include_url=False, include_input=False, include_context=False)
+    ]
 
 
 class CasewatchError(Exception):
@@ -40,16 +69,34 @@ class SettingsError(CasewatchError):
     """Configuration that fails validation; the message names the setting."""
 
 
-class CaseNotFoundError(CasewatchError):
-    """GetCase answered 404: the case was deleted. Final: process the event with what it carries."""
+class CasesError(CasewatchError):
+    """Cases refused or failed a request (after botocore's retries). The subclasses say which way."""
 
 
-class CasesThrottledError(CasewatchError):
-    """GetCase kept answering 429 after the retry budget. Retryable: let Lambda retry the event."""
+class CaseNotFoundError(CasesError):
+    """Cases answered 404: the case was deleted. Final: process the event with what it carries."""
 
 
-class CasesUnavailableError(CasewatchError):
+class CasesThrottledError(CasesError):
+    """Cases kept answering 429 after the retry budget. Retryable: let Lambda retry the event."""
+
+    def __init__(self, message: str = "Cases throttled", *, requests: int = 1, throttled: int = 1) -> None:
+        super().__init__(message)
+        self.requests = requests  # requests made before giving up (pages, not botocore's retries)
+        self.throttled = throttled  # 429 answers seen, retried or not
+
+
+class CasesUnavailableError(CasesError):
     """Cases failed (5xx / network) after retries. Retryable."""
+
+
+class CasesRequestError(CasesError):
+    """Cases refused the request itself (400 validation, 403 access denied, 409 conflict): a setting
+    or a permission is wrong. Retrying the same request cannot help."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class NotificationPublishError(CasewatchError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast, overload
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -21,13 +21,28 @@ if TYPE_CHECKING:
 SERVICE: Final = "casewatch"
 DEFAULT_NAMESPACE: Final = "Casewatch"
 
-# Metric names (EMF, dimension service=casewatch).
+# Metric names (EMF, namespace Casewatch, dimension service=casewatch).
 EVENTS_HANDLED: Final = "EventsHandled"
 EVENTS_UNHANDLED: Final = "EventsUnhandled"
 EVENTS_INVALID: Final = "EventsInvalid"
 GETCASE_CALLS: Final = "GetCaseCalls"
 GETCASE_THROTTLED: Final = "GetCaseThrottled"
 CASE_NOT_FOUND: Final = "CaseNotFound"
+NOTIFICATIONS_PUBLISHED: Final = "NotificationsPublished"
+NOTIFICATIONS_DUPLICATE: Final = "NotificationsDuplicateSuppressed"
+NOTIFICATIONS_STALE: Final = "NotificationsStaleSuppressed"
+REPLAYS_SKIPPED: Final = "ReplayNotificationsSkipped"
+BUS_EVENTS_PUT: Final = "EnrichedEventsPut"
+BUS_EVENTS_DUPLICATE: Final = "EnrichedEventsDuplicateSuppressed"
+SLA_TRANSITIONS: Final = "SlaTransitions"
+SLA_TIMERS_FIRED: Final = "SlaTimersFired"
+SLA_TIMERS_STALE: Final = "SlaTimersStale"
+SLA_TIMERS_INVALID: Final = "SlaTimersInvalid"
+SLA_BREACHES: Final = "SlaBreaches"
+SLA_BREACH_CHECK_FAILED: Final = "SlaBreachCheckFailed"
+SLA_REPAIRS: Final = "SlaRepairs"
+SLA_RECONCILED_CASES: Final = "SlaReconciledCases"
+SLA_RECONCILE_LEFT: Final = "SlaReconcileCasesLeft"
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(
@@ -37,14 +52,8 @@ metrics = Metrics(
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class MetricsRecorder(Protocol):
-    """Where the event-processing use case counts things (Powertools EMF in Lambda, a Counter locally)."""
-
-    def count(self, name: str, value: float = 1) -> None: ...
-
-
 class PowertoolsMetrics:
-    """Counts into the Powertools `metrics` (flushed as EMF by `@metrics.log_metrics`)."""
+    """The `MetricsRecorder` port on the Powertools `metrics` (flushed as EMF by `@metrics.log_metrics`)."""
 
     def count(self, name: str, value: float = 1) -> None:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
@@ -114,18 +123,4 @@ class LazyTracer:
 
 tracer = LazyTracer()
 
-__all__ = [
-    "CASE_NOT_FOUND",
-    "EVENTS_HANDLED",
-    "EVENTS_INVALID",
-    "EVENTS_UNHANDLED",
-    "GETCASE_CALLS",
-    "GETCASE_THROTTLED",
-    "MetricsRecorder",
-    "PowertoolsMetrics",
-    "get_tracer",
-    "logger",
-    "metrics",
-    "tracer",
-    "tracing_disabled",
-]
+__all__ = ["PowertoolsMetrics", "get_tracer", "logger", "metrics", "tracer", "tracing_disabled"]

@@ -13,12 +13,12 @@ import re
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from casewatch.constants import CONTEXT_KEY, ENV_CONFIG
-from casewatch.errors import SettingsError
+from casewatch.errors import SettingsError, problems_of
 
 ScalarValue = str | float | bool
 SYSTEM_FIELD_IDS = frozenset(
@@ -139,7 +139,7 @@ class Settings(_Strict):
     # reserved concurrency of each event-routed function (GetCase: 4 req/s per account); null: unreserved
     reserved_concurrency: int | None = Field(5, ge=1, le=1000)
 
-    DEPLOY_ONLY: frozenset[str] = frozenset(
+    DEPLOY_ONLY: ClassVar[frozenset[str]] = frozenset(
         {
             "archive_retention_days",
             "log_retention_days",
@@ -216,10 +216,12 @@ class Settings(_Strict):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            problems = []
-            for err in exc.errors(include_url=False, include_input=False):
-                path = source + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-                problems.append(f"{path}: {err['msg'].removeprefix('Value error, ')}")
+            problems = [
+                f"{source}{'' if p.location.startswith('[') else '.'}{p.location}: {p.message}"
+                if p.location
+                else f"{source}: {p.message}"
+                for p in problems_of(exc)
+            ]
             raise SettingsError("invalid settings: " + "; ".join(problems)) from None
 
 

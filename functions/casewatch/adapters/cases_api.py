@@ -1,43 +1,71 @@
-"""`CasesApiReader`: the `CasesReader` port over the Amazon Connect Cases GetCase API.
+"""`CasesApi`: the `CasesReader` (GetCase) and `CasesSlaSource` (SearchRelatedItems) ports over the
+Amazon Connect Cases API, with one translation of its errors.
 
-One request per page with every missing field (chunks of at most 220 ids, the API's limit: several
-chunks only past 220 fields), `nextToken` followed to the end (boto3 has no paginator for
-get_case). Retries are botocore's (adaptive mode, bounded by `getcase_max_attempts`); what is left
-is translated: 404 -> `CaseNotFoundError` (final), 429 -> `CasesThrottledError`, 5xx and connection
-errors -> `CasesUnavailableError` (both retryable). Other errors (400 unknown field id, 403 missing
-permission) are configuration errors and propagate unchanged.
+GetCase: one request per page with every missing field (chunks of at most 220 ids, the API's limit),
+`nextToken` followed to the end (boto3 has no paginator for get_case). SearchRelatedItems: boto3's
+paginator, every page; its `relatedItems` list is sparse (botocore keeps `None` entries): skipped.
+Retries are botocore's (adaptive mode, bounded by `getcase_max_attempts`); what is left is translated:
+404 -> `CaseNotFoundError` (final), 429 -> `CasesThrottledError`, 5xx and connection errors ->
+`CasesUnavailableError` (both retryable), any other refusal (400 unknown field id, 403 missing
+permission) -> `CasesRequestError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Final
 
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotocoreConnectionError
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
-from casewatch.errors import CaseNotFoundError, CasesThrottledError, CasesUnavailableError
+from casewatch.domain.sla.observations import CasesSlaReport, sla_report
+from casewatch.errors import (
+    CaseNotFoundError,
+    CasesError,
+    CasesRequestError,
+    CasesThrottledError,
+    CasesUnavailableError,
+)
+from casewatch.models.base import as_utc
 from casewatch.models.fields import FieldValue
+from casewatch.models.related_items import RelatedItemType, SlaConfiguration
 from casewatch.observability import logger
+from casewatch.ports import CaseFields
 
 if TYPE_CHECKING:
     from mypy_boto3_connectcases import ConnectCasesClient
 
-MAX_FIELDS_PER_REQUEST = 220
-_THROTTLING_CODES = frozenset({"ThrottlingException", "TooManyRequestsException", "Throttling"})
-_NOT_FOUND_CODES = frozenset({"ResourceNotFoundException"})
+MAX_FIELDS_PER_REQUEST: Final = 220
+SEARCH_PAGE_SIZE: Final = 25  # SearchRelatedItems' largest page
+_THROTTLING_CODES: Final = frozenset({"ThrottlingException", "TooManyRequestsException", "Throttling"})
+_UNAVAILABLE_CODES: Final = frozenset({"InternalServerException", "ServiceUnavailableException"})
 
 
-def _chunks(ids: Sequence[str], size: int) -> list[list[str]]:
-    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
+def translate(exc: ClientError | BotoCoreError, operation: str, case_id: str, **counts: int) -> CasesError:
+    """The casewatch error for what Cases (or the connection to it) answered to `operation`."""
+    if not isinstance(exc, ClientError):
+        return CasesUnavailableError(
+            f"{operation}: Cases unreachable for case {case_id} ({type(exc).__name__})"
+        )
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code == "ResourceNotFoundException" or status == 404:
+        return CaseNotFoundError(f"{operation}: case {case_id} not found")
+    if code in _THROTTLING_CODES or status == 429:
+        return CasesThrottledError(
+            f"{operation} throttled for case {case_id} after the retry budget", **counts
+        )
+    if status >= 500 or code in _UNAVAILABLE_CODES:
+        return CasesUnavailableError(f"{operation} failed for case {case_id}: {code or status}")
+    return CasesRequestError(f"{operation} refused for case {case_id}: {code or status}", code=code)
 
 
-class CasesApiReader:
-    """GetCase for enrichment.
+class CasesApi:
+    """GetCase and SearchRelatedItems on the boto3 `connectcases` client (created on first use).
 
-    `calls` counts requests (pages, not botocore's retries); `throttled` counts 429 answers seen,
-    retried or not (botocore's `needs-retry` hook sees every attempt).
+    GetCase's 429s are counted on every attempt (botocore's `needs-retry` hook sees them all), so a
+    throttled account shows in `CaseFields.throttled` even when a retry succeeded.
     """
 
     def __init__(
@@ -52,26 +80,23 @@ class CasesApiReader:
         self._client = client
         self._max_attempts = max_attempts
         self._chunk_size = chunk_size
-        self._watching: set[int] = set()
-        self.calls = 0
-        self.throttled = 0
+        self._throttled = 0
+        if client is not None:
+            self._watch(client)
 
     @property
     def client(self) -> ConnectCasesClient:
-        """The injected client, else the shared one (`casewatch.aws`), created on first use."""
         if self._client is None:
-            from casewatch import aws
+            from casewatch.adapters import clients
 
-            self._client = aws.cases_client(self._max_attempts)
-        if id(self._client) not in self._watching:
-            # Every attempt passes `needs-retry`: count 429s there, including those botocore retried.
-            self._client.meta.events.register(
-                "needs-retry.connectcases.GetCase",
-                self._on_attempt,
-                unique_id=f"casewatch-getcase-{id(self)}",
-            )
-            self._watching.add(id(self._client))
+            self._client = clients.cases_client(self._max_attempts)
+            self._watch(self._client)
         return self._client
+
+    def _watch(self, client: ConnectCasesClient) -> None:
+        client.meta.events.register(
+            "needs-retry.connectcases.GetCase", self._on_attempt, unique_id=f"casewatch-getcase-{id(self)}"
+        )
 
     def _on_attempt(self, response: Any = None, **_: Any) -> None:
         if response is None:
@@ -79,51 +104,96 @@ class CasesApiReader:
         http, parsed = response
         code = parsed.get("Error", {}).get("Code") if isinstance(parsed, dict) else None
         if getattr(http, "status_code", None) == 429 or code in _THROTTLING_CODES:
-            self.throttled += 1
+            self._throttled += 1
 
-    def get_case_fields(
-        self, domain_id: str, case_id: str, field_ids: Sequence[str]
-    ) -> tuple[str | None, dict[str, FieldValue]]:
+    # -- GetCase ---------------------------------------------------------------------------------
+    def get_case_fields(self, domain_id: str, case_id: str, field_ids: Sequence[str]) -> CaseFields:
         ids = list(dict.fromkeys(field_ids))
+        if not ids:
+            return CaseFields(None, {}, requests=0)
+        client = self.client
         template_id: str | None = None
         values: dict[str, FieldValue] = {}
-        if not ids:
-            return template_id, values
-        client = self.client
-        for chunk in _chunks(ids, self._chunk_size):
-            token: str | None = None
+        requests = 0
+        throttled_before = self._throttled
+        for chunk in (ids[i : i + self._chunk_size] for i in range(0, len(ids), self._chunk_size)):
+            request: dict[str, Any] = {
+                "domainId": domain_id,
+                "caseId": case_id,
+                "fields": [{"id": f} for f in chunk],
+            }
             while True:
-                self.calls += 1
+                requests += 1
                 try:
-                    if token is None:
-                        page = client.get_case(
-                            domainId=domain_id, caseId=case_id, fields=[{"id": f} for f in chunk]
-                        )
-                    else:
-                        page = client.get_case(
-                            domainId=domain_id,
-                            caseId=case_id,
-                            fields=[{"id": f} for f in chunk],
-                            nextToken=token,
-                        )
-                except ClientError as exc:
-                    translated = _translate(exc, domain_id, case_id)
-                    if translated is None:
-                        raise
-                    raise translated from exc
-                except (BotocoreConnectionError, HTTPClientError) as exc:
-                    raise CasesUnavailableError(
-                        f"GetCase: Cases unreachable for case {case_id} ({type(exc).__name__})"
+                    page = client.get_case(**request)
+                except (ClientError, BotoCoreError) as exc:
+                    raise translate(
+                        exc,
+                        "GetCase",
+                        case_id,
+                        requests=requests,
+                        throttled=self._throttled - throttled_before,
                     ) from exc
                 template_id = page.get("templateId") or template_id
                 for entry in page.get("fields", []):
                     value = _value(entry.get("id"), entry.get("value"))
                     if value is not None:
                         values[entry["id"]] = value
-                token = page.get("nextToken") or None
-                if token is None:
+                token = page.get("nextToken")
+                if not token:
                     break
-        return template_id, values
+                request["nextToken"] = token
+        return CaseFields(
+            template_id, values, requests=requests, throttled=self._throttled - throttled_before
+        )
+
+    # -- SearchRelatedItems ------------------------------------------------------------------------
+    def _search(self, domain_id: str, case_id: str, item_type: RelatedItemType) -> Iterator[dict[str, Any]]:
+        pages = self.client.get_paginator("search_related_items").paginate(
+            domainId=domain_id,
+            caseId=case_id,
+            filters=[{item_type.content_key: {}}],  # type: ignore[misc]
+            PaginationConfig={"PageSize": SEARCH_PAGE_SIZE},
+        )
+        try:
+            for page in pages:
+                for item in page.get("relatedItems", []):
+                    if item is not None:  # a sparse list
+                        yield dict(item)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, "SearchRelatedItems", case_id) from exc
+
+    def case_slas(self, domain_id: str, case_id: str) -> list[CasesSlaReport]:
+        reports: list[CasesSlaReport] = []
+        for item in self._search(domain_id, case_id, RelatedItemType.SLA):
+            raw = (item.get("content") or {}).get("sla", {}).get("slaConfiguration")
+            created = item.get("associationTime")
+            if not raw or not isinstance(created, datetime):
+                continue
+            try:
+                config = SlaConfiguration.model_validate(raw)
+            except ValidationError:
+                logger.warning(
+                    "unreadable Cases SLA item skipped",
+                    case_id=case_id,
+                    related_item_id=item.get("relatedItemId"),
+                )
+                continue
+            report = sla_report(str(item["relatedItemId"]), as_utc(created), config)
+            if report is not None:
+                reports.append(report)
+        return reports
+
+    def related_items(self, domain_id: str, case_id: str, item_type: str) -> list[tuple[str, datetime]]:
+        try:
+            kind = RelatedItemType.parse(item_type)
+        except ValueError:
+            return []
+        return sorted(
+            (str(item["relatedItemId"]), as_utc(item["associationTime"]))
+            for item in self._search(domain_id, case_id, kind)
+            if isinstance(item.get("associationTime"), datetime)
+        )
 
 
 def _value(field_id: str | None, raw: Any) -> FieldValue | None:
@@ -138,17 +208,4 @@ def _value(field_id: str | None, raw: Any) -> FieldValue | None:
     return None if value.empty_value is not None else value
 
 
-def _translate(exc: ClientError, domain_id: str, case_id: str) -> Exception | None:
-    error = exc.response.get("Error", {})
-    code = error.get("Code", "")
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    if code in _NOT_FOUND_CODES or status == 404:
-        return CaseNotFoundError(f"GetCase: case {case_id} not found in domain {domain_id}")
-    if code in _THROTTLING_CODES or status == 429:
-        return CasesThrottledError(f"GetCase throttled for case {case_id} after the retry budget")
-    if status >= 500 or code in {"InternalServerException", "ServiceUnavailableException"}:
-        return CasesUnavailableError(f"GetCase failed for case {case_id}: {code or status}")
-    return None
-
-
-__all__ = ["MAX_FIELDS_PER_REQUEST", "CasesApiReader"]
+__all__ = ["MAX_FIELDS_PER_REQUEST", "CasesApi", "translate"]

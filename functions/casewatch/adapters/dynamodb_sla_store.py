@@ -26,19 +26,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from casewatch.domain.sla import (
-    CaseSlaLog,
-    Observation,
-    Scalar,
-    SlaConflictError,
-    SlaOrigin,
-    SlaState,
-    SlaStatus,
-    Transition,
-    iso,
-    parse_iso,
-)
-from casewatch.domain.sla_ports import SlaCaseRecord, StoredSla
+from casewatch.domain.sla.log import CaseSlaLog, Observation
+from casewatch.domain.sla.model import SlaConflictError, SlaOrigin, SlaState, SlaStatus, Transition
+from casewatch.domain.sla.records import SlaCaseRecord, StoredSla
+from casewatch.domain.values import Scalar, parse_iso
+from casewatch.domain.values import sortable_iso as iso
 from casewatch.tables import DUE_SHARDS, STATE_TABLE
 
 if TYPE_CHECKING:
@@ -257,14 +249,8 @@ class DynamoDbSlaStore:
         self._client = client
 
     def _query(self, **kwargs: Any) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        while True:
-            page = self._client.query(TableName=self.table_name, **kwargs)
-            items += page.get("Items", [])
-            last = page.get("LastEvaluatedKey")
-            if not last:
-                return items
-            kwargs["ExclusiveStartKey"] = last
+        pages = self._client.get_paginator("query").paginate(TableName=self.table_name, **kwargs)
+        return [item for page in pages for item in page.get("Items", [])]
 
     def load(self, domain_id: str, case_id: str) -> SlaCaseRecord:
         found = self._client.get_item(
@@ -286,8 +272,16 @@ class DynamoDbSlaStore:
         slas = {stored.state.key: stored for stored in map(stored_sla, items)}
         return SlaCaseRecord(case_log(found), slas, int(_num(found, "revision")))
 
-    def save(self, old: SlaCaseRecord, log: CaseSlaLog, changed: Sequence[SlaState]) -> SlaCaseRecord:
+    def save(
+        self,
+        old: SlaCaseRecord,
+        log: CaseSlaLog,
+        changed: Sequence[SlaState],
+        *,
+        next_checks: Mapping[str, datetime] | None = None,
+    ) -> SlaCaseRecord:
         revision = old.revision + 1
+        next_checks = next_checks or {}
         log_put: dict[str, Any] = {"TableName": self.table_name}
         if old.revision == 0:
             log_put["ConditionExpression"] = "attribute_not_exists(pk)"
@@ -307,10 +301,13 @@ class DynamoDbSlaStore:
             )
             for key, s in old.slas.items()
         }
-        version = log.version
-        for state in changed:
-            before = old.slas.get(state.key)
-            next_check = before.next_check_at if before is not None else None
+        states = {state.key: (state, log.version) for state in changed}
+        for key in next_checks.keys() - states.keys():  # only the next check moves: the same state
+            if key in old.slas:
+                states[key] = (old.slas[key].state, old.slas[key].version)
+        for key, (state, version) in states.items():
+            before = old.slas.get(key)
+            next_check = next_checks.get(key, before.next_check_at if before is not None else None)
             item = sla_item(
                 log.domain_id,
                 log.case_id,
@@ -324,8 +321,8 @@ class DynamoDbSlaStore:
                 put["ConditionExpression"] = "attribute_not_exists(pk) OR version <= :version"
                 put["ExpressionAttributeValues"] = {":version": _s(iso(version))}
             writes.append({"Put": put})  # type: ignore[typeddict-item]
-            slas[state.key] = StoredSla(log.domain_id, log.case_id, state, version, revision, next_check)
-            embedded[state.key] = item
+            slas[key] = StoredSla(log.domain_id, log.case_id, state, version, revision, next_check)
+            embedded[key] = item
         log_put["Item"] = log_item(log, revision, embedded)
         try:
             if len(writes) == 1:  # only the log changed: one conditional put (a transaction costs double)
@@ -373,19 +370,6 @@ class DynamoDbSlaStore:
             ]
         found.sort(key=lambda s: (s.next_check_at or s.state.target_time, s.case_id, s.state.key))
         return found[:limit]
-
-    def defer_check(self, case_id: str, sla_key: str, until: datetime) -> None:
-        try:
-            self._client.update_item(
-                TableName=self.table_name,
-                Key={"pk": _s(case_pk(case_id)), "sk": _s(sla_sk(sla_key))},
-                UpdateExpression="SET next_check_at = :until, due_at = :until",
-                ConditionExpression="attribute_exists(due_at) AND due_at < :until",
-                ExpressionAttributeValues={":until": _s(iso(until))},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
 
 
 __all__ = [

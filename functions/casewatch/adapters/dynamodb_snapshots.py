@@ -2,7 +2,8 @@
 
 Item `pk=CASE#<caseId>, sk=SNAPSHOT`: the view as JSON (`view`), its `version` (the
 approximateChangeTime of the newest case event applied, fixed-width ISO-8601 so strings sort by
-time) and `getcase_at` (when GetCase last refreshed it). `put` is a conditional PutItem: it writes
+time), `getcase_at` (when GetCase last refreshed it) and `expires_at` (TTL: `RETENTION` after the
+case's last change, `DELETED_RETENTION` once it is deleted). `put` is a conditional PutItem: it writes
 only over nothing, an older version, or the same version fetched earlier (`supersedes`), so an
 older event never overwrites a newer view; losing the condition is not an error (`False`).
 
@@ -18,11 +19,12 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from casewatch.domain.values import sortable_iso
 from casewatch.models.enriched import EnrichedCase
 from casewatch.observability import logger
 
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 SNAPSHOT_SK = "SNAPSHOT"
+RETENTION = timedelta(days=400)  # a case silent this long is forgotten (the SLA items' retention too)
 DELETED_RETENTION = timedelta(days=30)  # deleted cases' views expire (TTL) after this
 _CONDITION_NEWER = "attribute_not_exists(pk) OR #version < :version"
 _CONDITION_REFETCHED = (
@@ -39,11 +42,6 @@ _CONDITION_REFETCHED = (
 
 def snapshot_key(case_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"CASE#{case_id}"}, "sk": {"S": SNAPSHOT_SK}}
-
-
-def sortable(moment: datetime) -> str:
-    """Fixed-width UTC ISO-8601 with microseconds: string order is time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class DynamoDbSnapshotStore:
@@ -64,16 +62,13 @@ class DynamoDbSnapshotStore:
         self._cache_ttl = cache_ttl_seconds
         self._monotonic = monotonic
         self._cache: OrderedDict[str, tuple[float, EnrichedCase | None]] = OrderedDict()
-        self.reads = 0  # GetItem requests (cache misses)
-        self.writes = 0
-        self.rejected = 0
 
     @property
     def client(self) -> DynamoDBClient:
         if self._client is None:
-            from casewatch import aws
+            from casewatch.adapters import clients
 
-            self._client = aws.dynamodb_client()
+            self._client = clients.dynamodb_client()
         return self._client
 
     # -- cache ---------------------------------------------------------------------------------
@@ -96,15 +91,10 @@ class DynamoDbSnapshotStore:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
 
-    def forget(self) -> None:
-        """Empty the per-container cache."""
-        self._cache.clear()
-
     # -- the port ------------------------------------------------------------------------------
     def get(self, domain_id: str, case_id: str) -> EnrichedCase | None:
         hit, view = self._cached(case_id)
         if not hit:
-            self.reads += 1
             item = self.client.get_item(
                 TableName=self.table_name,
                 Key=snapshot_key(case_id),
@@ -120,7 +110,7 @@ class DynamoDbSnapshotStore:
         item: dict[str, Any] = {
             **snapshot_key(case.case_id),
             "domain_id": {"S": case.domain_id},
-            "version": {"S": sortable(case.version)},
+            "version": {"S": sortable_iso(case.version)},
             "view": {"S": case.model_dump_json(exclude_none=True)},
             "deleted": {"BOOL": case.deleted},
         }
@@ -128,12 +118,12 @@ class DynamoDbSnapshotStore:
         names = {"#version": "version"}
         condition = _CONDITION_NEWER
         if case.getcase_at is not None:
-            item["getcase_at"] = {"S": sortable(case.getcase_at)}
+            item["getcase_at"] = {"S": sortable_iso(case.getcase_at)}
             values[":getcase_at"] = item["getcase_at"]
             names["#getcase_at"] = "getcase_at"
             condition += _CONDITION_REFETCHED
-        if case.deleted:
-            item["expires_at"] = {"N": str(int((case.version + DELETED_RETENTION).timestamp()))}
+        retention = DELETED_RETENTION if case.deleted else RETENTION
+        item["expires_at"] = {"N": str(int((case.version + retention).timestamp()))}
         try:
             self.client.put_item(
                 TableName=self.table_name,
@@ -145,13 +135,11 @@ class DynamoDbSnapshotStore:
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
-            self.rejected += 1
             self._cache.pop(case.case_id, None)  # a newer view is stored: read it next time
             logger.debug("snapshot not written: a newer view is stored", case_id=case.case_id)
             return False
-        self.writes += 1
         self._remember(case.case_id, case)
         return True
 
 
-__all__ = ["SNAPSHOT_SK", "DynamoDbSnapshotStore", "snapshot_key", "sortable"]
+__all__ = ["SNAPSHOT_SK", "DynamoDbSnapshotStore", "snapshot_key"]

@@ -21,21 +21,21 @@ jitter; permanent errors (validation, access) are not retried. What is still fai
 from __future__ import annotations
 
 import json
-import logging
-import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
+from casewatch.backoff import full_jitter
 from casewatch.constants import ENRICHED_SOURCE
-from casewatch.domain.notifications import BusEvent, without_field_values
+from casewatch.domain.notifications.bus import BusEvent
+from casewatch.domain.notifications.documents import without_field_values
 from casewatch.errors import EnrichedBusError
+from casewatch.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
-logger = logging.getLogger(__name__)
 
 MAX_ENTRIES: Final = 10
 MAX_REQUEST_BYTES: Final = 262_144  # PutEvents: the sum of every entry's size
@@ -76,7 +76,7 @@ def batches(entries: Sequence[PutEventsRequestEntryTypeDef]) -> Iterator[list[Pu
 
 
 class EventBridgeEnrichedBus:
-    """PutEvents to one bus. The client is made lazily (`casewatch.aws.events_client`)."""
+    """PutEvents to one bus. The client is made lazily (`casewatch.adapters.clients`)."""
 
     def __init__(
         self,
@@ -98,7 +98,7 @@ class EventBridgeEnrichedBus:
     @property
     def client(self) -> EventBridgeClient:
         if self._client is None:
-            from casewatch.aws import events_client
+            from casewatch.adapters.clients import events_client
 
             self._client = events_client()
         return self._client
@@ -148,17 +148,15 @@ class EventBridgeEnrichedBus:
             codes = tuple(sorted({code for _, code in failed}))
             logger.warning(
                 "putevents entries failed",
-                extra={"failed": len(failed), "error_codes": list(codes), "attempt": attempt},
+                failed=len(failed),
+                error_codes=list(codes),
+                attempt=attempt,
             )
             if any(code in _PERMANENT for _, code in failed) or attempt == self.max_attempts:
                 break
             pending = [entry for entry, _ in failed]
-            self._sleep(self._delay(attempt))
+            self._sleep(full_jitter(attempt, base_s=self.base_delay_s, cap_s=self.max_delay_s))
         raise EnrichedBusError(
             f"PutEvents: {len(failed)} entries failed ({', '.join(codes)})",
             codes=codes,
         )
-
-    def _delay(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
-        return random.uniform(0, min(self.max_delay_s, self.base_delay_s * 2**attempt))  # noqa: S311

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
-from casewatch.domain.sla import TimerKind, TimerSpec
-from casewatch.domain.sla_ports import SlaTimerPayload
+from casewatch.domain.sla.timers import TimerKind, TimerSpec
+from casewatch.models.signals import SlaTimerPayload
 
 if TYPE_CHECKING:
     from mypy_boto3_scheduler import EventBridgeSchedulerClient

@@ -25,17 +25,17 @@ Messages over SNS's 256 KiB limit are sent without case field values (`case.trun
 from __future__ import annotations
 
 import json
-import logging
 from typing import TYPE_CHECKING, Any, Final
 
-from casewatch.domain.notifications import Notification, json_size, without_field_values
+from casewatch.domain.notifications.documents import json_size, without_field_values
+from casewatch.domain.notifications.render import Notification
 from casewatch.errors import NotificationPublishError
+from casewatch.observability import logger
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sns.type_defs import MessageAttributeValueTypeDef
 
-logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES: Final = 262_144  # SNS: the whole message, attributes included
 _ATTRIBUTE_ALLOWANCE: Final = 4_096  # bytes kept free for the attributes and the subject
@@ -82,7 +82,7 @@ def message_attributes(notification: Notification) -> dict[str, MessageAttribute
 
 
 class SnsNotifier:
-    """Publishes notifications to one topic. The client is made lazily (`casewatch.aws.sns_client`)."""
+    """Publishes notifications to one topic. The client is made lazily (`casewatch.adapters.clients`)."""
 
     def __init__(self, topic_arn: str, *, client: SNSClient | None = None) -> None:
         self.topic_arn = topic_arn
@@ -92,7 +92,7 @@ class SnsNotifier:
     @property
     def client(self) -> SNSClient:
         if self._client is None:
-            from casewatch.aws import sns_client
+            from casewatch.adapters.clients import sns_client
 
             self._client = sns_client()
         return self._client
@@ -117,7 +117,9 @@ class SnsNotifier:
             code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
             logger.warning(
                 "sns publish failed",
-                extra={"error_code": code, "rule": notification.rule, "case_id": notification.case_id},
+                error_code=code,
+                rule=notification.rule,
+                case_id=notification.case_id,
             )
             raise NotificationPublishError(
                 f"SNS Publish failed with {code} (rule {notification.rule}, case {notification.case_id})",

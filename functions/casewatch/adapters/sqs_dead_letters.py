@@ -64,9 +64,9 @@ class SqsDeadLetters:
     @property
     def client(self) -> SQSClient:
         if self._client is None:
-            from casewatch import aws
+            from casewatch.adapters import clients
 
-            self._client = aws.sqs_client()
+            self._client = clients.sqs_client()
         return self._client
 
     def park(self, raw: object, reason: str, *, function: str, event_id: str | None = None) -> None:

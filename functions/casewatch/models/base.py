@@ -1,8 +1,9 @@
 """Shared pydantic configuration for the wire models (Cases speaks camelCase)."""
 
 from datetime import UTC, datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 
@@ -15,3 +16,7 @@ class WireModel(BaseModel):
 def as_utc(value: datetime) -> datetime:
     """Normalise a datetime to aware UTC (naive values are taken as UTC)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+"""A datetime field normalised to aware UTC."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
@@ -33,16 +32,14 @@ from casewatch.constants import (
     DETAIL_TYPE,
     RELATED_ITEM_CREATED,
 )
-from casewatch.errors import InvalidCaseEventError, Problem
-from casewatch.models.base import WireModel, as_utc
-from casewatch.models.fields import EventFieldValue, FieldEntry, FieldValue, PythonValue
+from casewatch.errors import InvalidCaseEventError, Problem, problems_of
+from casewatch.models.base import UtcDatetime, WireModel
+from casewatch.models.fields import EventFieldValue, FieldValue, PythonValue
+from casewatch.models.related_items import RelatedItem, RelatedItemType, SlaConfiguration
 
 _DOMAIN_ARN = re.compile(r"^arn:aws[a-z-]*:cases:([a-z0-9-]+):(\d{12}):domain/([A-Za-z0-9-]+)")
 _CASE_ARN = re.compile(r"/case/([A-Za-z0-9-]+)(?:/|$)")
 _RELATED_ITEM_ARN = re.compile(r"/related-item/([A-Za-z0-9-]+)$")
-
-UtcDatetime = Annotated[datetime, Field()]
-
 
 # --- who performed the change ------------------------------------------------------------------
 
@@ -76,7 +73,7 @@ class PerformedBy(WireModel):
 class CaseData(WireModel):
     case_id: StrictStr = Field(min_length=1)
     template_id: StrictStr | None = None
-    created_date_time: datetime | None = None
+    created_date_time: UtcDatetime | None = None
     fields: dict[str, EventFieldValue] = Field(default_factory=dict)
 
     @field_validator("fields", mode="before")
@@ -100,13 +97,8 @@ class DeletedCaseData(WireModel):
 
 class _Detail(WireModel):
     version: StrictStr = "0"
-    approximate_change_time: datetime
+    approximate_change_time: UtcDatetime
     performed_by: PerformedBy | None = None
-
-    @field_validator("approximate_change_time")
-    @classmethod
-    def _utc(cls, v: datetime) -> datetime:
-        return as_utc(v)
 
 
 class CaseCreatedDetail(_Detail):
@@ -127,112 +119,6 @@ class CaseDeletedDetail(_Detail):
     case: DeletedCaseData = Field(default_factory=DeletedCaseData)
 
 
-# --- related items -----------------------------------------------------------------------------
-
-
-class RelatedItemType(StrEnum):
-    CONTACT = "Contact"
-    COMMENT = "Comment"
-    FILE = "File"
-    SLA = "Sla"
-    CONNECT_CASE = "ConnectCase"
-    CUSTOM = "Custom"
-
-    @classmethod
-    def parse(cls, value: str) -> RelatedItemType:
-        """Event spelling is undocumented beyond Comment/Contact: compare case-insensitively."""
-        folded = value.replace("_", "").lower()
-        for member in cls:
-            if member.value.lower() == folded:
-                return member
-        raise ValueError(f"unknown relatedItemType (expected one of {', '.join(m.value for m in cls)})")
-
-
-class CommentContent(WireModel):
-    body: StrictStr | None = None
-    content_type: StrictStr | None = None
-
-
-class ContactContent(WireModel):
-    contact_arn: StrictStr = Field(min_length=1)
-    channel: StrictStr | None = None
-    connected_to_system_time: datetime | None = None
-
-
-class FileContent(WireModel):
-    file_arn: StrictStr = Field(min_length=1)
-
-
-class SlaConfiguration(WireModel):
-    name: StrictStr = Field(min_length=1)
-    type: StrictStr = "CaseField"
-    status: Literal["Active", "Overdue", "Met", "NotMet"] | None = None
-    field_id: StrictStr | None = None
-    target_field_values: list[FieldValue] = Field(default_factory=list)
-    target_time: datetime | None = None
-    target_sla_minutes: int | None = Field(None, ge=1, le=1_051_200)
-    completion_time: datetime | None = None
-
-    @field_validator("target_time", "completion_time")
-    @classmethod
-    def _utc(cls, v: datetime | None) -> datetime | None:
-        return None if v is None else as_utc(v)
-
-
-class SlaContent(WireModel):
-    sla_configuration: SlaConfiguration
-
-
-class ConnectCaseContent(WireModel):
-    case_id: StrictStr = Field(min_length=1)
-
-
-class CustomContent(WireModel):
-    fields: list[FieldEntry] = Field(default_factory=list)
-
-
-_CONTENT_KEYS: dict[RelatedItemType, str] = {
-    RelatedItemType.CONTACT: "contact",
-    RelatedItemType.COMMENT: "comment",
-    RelatedItemType.FILE: "file",
-    RelatedItemType.SLA: "sla",
-    RelatedItemType.CONNECT_CASE: "connect_case",
-    RelatedItemType.CUSTOM: "custom",
-}
-
-
-class RelatedItem(WireModel):
-    related_item_type: RelatedItemType
-    related_item_id: StrictStr = Field(min_length=1)
-    case_id: StrictStr = Field(min_length=1)
-    created_date_time: datetime | None = None
-    comment: CommentContent | None = None
-    contact: ContactContent | None = None
-    file: FileContent | None = None
-    sla: SlaContent | None = None
-    connect_case: ConnectCaseContent | None = None
-    custom: CustomContent | None = None
-
-    @field_validator("related_item_type", mode="before")
-    @classmethod
-    def _fold_type(cls, v: Any) -> Any:
-        return RelatedItemType.parse(v) if isinstance(v, str) else v
-
-    @model_validator(mode="after")
-    def _content_matches_type(self) -> RelatedItem:
-        present = [key for key in _CONTENT_KEYS.values() if getattr(self, key) is not None]
-        expected = _CONTENT_KEYS[self.related_item_type]
-        if len(present) > 1:
-            raise ValueError(f"at most one content object may be set, found {len(present)}")
-        if present and present[0] != expected:
-            raise ValueError(f"content does not match relatedItemType (expected {expected!r})")
-        return self
-
-    @property
-    def has_content(self) -> bool:
-        return getattr(self, _CONTENT_KEYS[self.related_item_type]) is not None
-
-
 class RelatedItemCreatedDetail(_Detail):
     event_type: Literal["RELATED_ITEM.CREATED"]
     changed_attributes: list[StrictStr] = Field(default_factory=list)
@@ -246,15 +132,11 @@ class UnhandledDetail(WireModel):
 
     version: StrictStr = "0"
     event_type: StrictStr
-    approximate_change_time: datetime | None = None
-
-    @field_validator("approximate_change_time")
-    @classmethod
-    def _utc(cls, v: datetime | None) -> datetime | None:
-        return None if v is None else as_utc(v)
+    approximate_change_time: UtcDatetime | None = None
 
 
 _KNOWN = {CASE_CREATED, CASE_UPDATED, CASE_DELETED, RELATED_ITEM_CREATED}
+_TAGS = frozenset({*_KNOWN, "unhandled"})  # discriminator tags: not part of a problem's location
 
 
 def _detail_tag(value: Any) -> str | None:
@@ -287,6 +169,7 @@ class CaseEvent(EventBridgeModel):
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
     detail_type: Literal["Amazon Connect Cases Change"] = Field(alias="detail-type")  # type: ignore[assignment]
+    time: UtcDatetime
     detail: CaseDetail  # type: ignore[assignment]
 
     _domain_arn: str = PrivateAttr("")
@@ -305,11 +188,6 @@ class CaseEvent(EventBridgeModel):
                 if match:
                     return {**data, "account": match.group(2)}
         return data
-
-    @field_validator("time")
-    @classmethod
-    def _utc(cls, v: datetime) -> datetime:
-        return as_utc(v)
 
     @model_validator(mode="after")
     def _ids_from_resources(self) -> CaseEvent:
@@ -426,28 +304,6 @@ class CaseEvent(EventBridgeModel):
 # --- parsing -----------------------------------------------------------------------------------
 
 
-_SKIPPED_LOCATION_PARTS = ("function-", "tagged-union", "union[")
-
-
-def _location(loc: tuple[int | str, ...]) -> str:
-    """A dotted path such as `detail.case.fields.status.value` (pydantic's internal tags dropped)."""
-    parts: list[str] = []
-    for part in loc:
-        if isinstance(part, int):
-            parts.append(f"[{part}]")
-        elif not (part.startswith(_SKIPPED_LOCATION_PARTS) or part in _KNOWN or part == "unhandled"):
-            parts.append(("." if parts else "") + part)
-    return "".join(parts)
-
-
-def problems_of(error: ValidationError) -> list[Problem]:
-    """Locations and messages of a pydantic error, without the offending input values."""
-    return [
-        Problem(_location(tuple(e["loc"])), e["msg"].removeprefix("Value error, "))
-        for e in error.errors(include_url=False, include_input=False, include_context=False)
-    ]
-
-
 def parse_case_event(raw: object) -> CaseEvent:
     """Parse an EventBridge event (dict, JSON str or bytes). Raises only `InvalidCaseEventError`."""
     if isinstance(raw, bytes | bytearray | str):
@@ -462,7 +318,7 @@ def parse_case_event(raw: object) -> CaseEvent:
     try:
         event = CaseEvent.model_validate(raw)
     except ValidationError as exc:
-        raise InvalidCaseEventError(problems_of(exc)) from None
+        raise InvalidCaseEventError(problems_of(exc, tags=_TAGS)) from None
     except RecursionError:
         raise InvalidCaseEventError([Problem("", "nested too deeply")]) from None
     return event

@@ -18,18 +18,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from casewatch.constants import CASE_CREATED, CASE_DELETED, CASE_UPDATED, RELATED_ITEM_CREATED
-from casewatch.domain.sla import (
-    CasesSlaSpec,
-    Observation,
-    ObsKind,
-    PolicySpec,
-    Scalar,
-    case_fields,
-    scalar,
-)
+from casewatch.domain.sla.log import Observation, ObsKind, case_fields
+from casewatch.domain.sla.model import CasesSlaSpec, PolicySpec
+from casewatch.domain.values import Scalar, scalar
 from casewatch.models.enriched import EnrichedCase
-from casewatch.models.events import CaseEvent, RelatedItemType, SlaConfiguration
+from casewatch.models.events import CaseEvent
 from casewatch.models.fields import FieldValue
+from casewatch.models.related_items import RelatedItemType, SlaConfiguration
 
 STATUS_FIELD = "status"
 LAST_UPDATED_FIELD = "last_updated_datetime"

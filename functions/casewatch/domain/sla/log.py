@@ -1,0 +1,233 @@
+"""The observation log of a case: the facts SLA tracking folds, and their canonical JSON (the stored form).
+
+An observation is a fact true at its time (field values after a change, a related item added, a Cases
+SLA defined or reported met, the case deleted). The log is a set keyed by identity, in time order, plus
+a *horizon* (a moment time is known to have reached: a breach timer fired, or reconciliation ran).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Final
+
+from casewatch.domain.sla.model import CasesSlaSpec
+from casewatch.domain.values import Scalar, parse_iso, scalar, sortable_iso
+
+# Observations per case kept in the log (an item holds ~150 bytes each; DynamoDB items are <= 400 KB).
+MAX_OBSERVATIONS: Final = 1000
+# Observations this much older than the newest are settled (no delivery is that late): only those are
+# compacted when the log is full.
+SETTLED_AFTER: Final = timedelta(days=1)
+
+
+class ObsKind(StrEnum):
+    CASE = "case"  # case field values after a change (CASE.CREATED/UPDATED, or read by reconciliation)
+    SLA = "sla"  # a Cases SLA related item exists (its definition)
+    ITEM = "item"  # a related item of some type was added
+    SLA_DONE = "sla_done"  # Cases reports that the SLA's field reached a target value at `at`
+    DELETED = "deleted"  # the case was deleted
+
+
+_KIND_RANK: Final = {
+    ObsKind.CASE: 0,
+    ObsKind.SLA: 1,
+    ObsKind.ITEM: 2,
+    ObsKind.SLA_DONE: 3,
+    ObsKind.DELETED: 4,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One fact about a case, true at `at`. Identity: (kind, at, source, ref); see `CaseSlaLog`."""
+
+    at: datetime
+    kind: ObsKind
+    source: str = "event"  # "event" or "reconcile"
+    fields: tuple[tuple[str, Scalar], ...] = ()  # CASE: field values known at `at` (None: empty)
+    created: datetime | None = None  # CASE: the case's createdDateTime
+    item_type: str | None = None  # ITEM: the related item type
+    ref: str = ""  # ITEM/SLA/SLA_DONE: the related item id
+    sla: CasesSlaSpec | None = None  # SLA: the definition
+
+    @property
+    def identity(self) -> tuple[str, str, str, str]:
+        return (self.kind.value, sortable_iso(self.at), self.source, self.ref)
+
+    def sort_key(self) -> tuple[datetime, int, str]:
+        return (self.at, _KIND_RANK[self.kind], self.to_json())
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys, no spaces): equal observations serialise equally."""
+        return _observation_json(self)
+
+    def _json(self) -> str:
+        doc: dict[str, Any] = {"at": sortable_iso(self.at), "kind": self.kind.value}
+        if self.source != "event":
+            doc["src"] = self.source
+        if self.fields:
+            doc["fields"] = dict(self.fields)
+        if self.created is not None:
+            doc["created"] = sortable_iso(self.created)
+        if self.item_type is not None:
+            doc["type"] = self.item_type
+        if self.ref:
+            doc["ref"] = self.ref
+        if self.sla is not None:
+            doc["sla"] = {
+                "name": self.sla.name,
+                "field": self.sla.field_id,
+                "values": list(self.sla.target_values),
+                "target": sortable_iso(self.sla.target_time),
+            }
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Observation:
+        return cls.from_doc(json.loads(text))
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Observation:
+        """From the decoded canonical JSON."""
+        sla = doc.get("sla")
+        return cls(
+            at=parse_iso(doc["at"]),
+            kind=ObsKind(doc["kind"]),
+            source=doc.get("src", "event"),
+            fields=tuple(sorted((k, scalar(v)) for k, v in (doc.get("fields") or {}).items())),
+            created=parse_iso(doc["created"]) if doc.get("created") else None,
+            item_type=doc.get("type"),
+            ref=doc.get("ref", ""),
+            sla=CasesSlaSpec(
+                name=sla["name"],
+                field_id=sla["field"],
+                target_values=tuple(scalar(v) for v in sla["values"]),
+                target_time=parse_iso(sla["target"]),
+            )
+            if sla
+            else None,
+        )
+
+
+class _JsonMemo:
+    """`Observation.to_json` memoized within a byte budget (least recently used first out): a case's
+    log is merged and sorted on every event, and the same observations are decoded again on every load.
+    The key adds the values' types: `True == 1 == 1.0` in Python, not in JSON."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._texts: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+
+    def text(self, obs: Observation) -> str:
+        key = (
+            obs,
+            tuple(type(v) for _, v in obs.fields),
+            tuple(type(v) for v in obs.sla.target_values) if obs.sla is not None else (),
+        )
+        text = self._texts.get(key)
+        if text is not None:
+            self._texts.move_to_end(key)
+            return text
+        text = self._texts[key] = obs._json()
+        self.bytes += _cost(text)
+        while self.bytes > self.max_bytes and self._texts:
+            _, evicted = self._texts.popitem(last=False)
+            self.bytes -= _cost(evicted)
+        return text
+
+    def clear(self) -> None:
+        self._texts.clear()
+        self.bytes = 0
+
+
+def _cost(text: str) -> int:
+    """Bytes an entry holds, roughly: the text, and the observation it keeps alive (about as large)."""
+    return 2 * len(text) + 200
+
+
+# 8 MiB: the logs of the cases a container works on at once, far below a 256 MB function's memory.
+JSON_MEMO = _JsonMemo(max_bytes=8 * 1024 * 1024)
+
+
+def _observation_json(obs: Observation) -> str:
+    return JSON_MEMO.text(obs)
+
+
+def case_fields(values: Mapping[str, Scalar]) -> tuple[tuple[str, Scalar], ...]:
+    """The canonical (sorted) form of an observation's field values."""
+    return tuple(sorted((k, scalar(v)) for k, v in values.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class CaseSlaLog:
+    """The observation log of one case: a set (merge is union, so it commutes) and a horizon (max)."""
+
+    domain_id: str
+    case_id: str
+    observations: tuple[Observation, ...] = ()  # sorted by time, one per identity
+    horizon: datetime | None = None
+
+    @property
+    def version(self) -> datetime | None:
+        """The newest `approximateChangeTime` applied (the log's version)."""
+        return self.observations[-1].at if self.observations else None
+
+    def merge(self, new: Iterable[Observation], horizon: datetime | None = None) -> CaseSlaLog:
+        """The union with `new` observations and the later horizon. Commutative and idempotent.
+
+        Two observations with the same identity (one change seen twice, with different enrichment)
+        keep the one whose canonical JSON sorts first, so the choice does not depend on order either.
+        """
+        by_identity: dict[tuple[str, str, str, str], Observation] = {}
+        for obs in (*self.observations, *new):
+            kept = by_identity.get(obs.identity)
+            if kept is None or obs.to_json() < kept.to_json():
+                by_identity[obs.identity] = obs
+        merged = tuple(sorted(by_identity.values(), key=Observation.sort_key))
+        if len(merged) > MAX_OBSERVATIONS:
+            merged = compact(merged, MAX_OBSERVATIONS)
+        latest = max((h for h in (self.horizon, horizon) if h is not None), default=None)
+        return replace(self, observations=merged, horizon=latest)
+
+    def with_horizon(self, moment: datetime) -> CaseSlaLog:
+        return self.merge((), horizon=moment)
+
+    def cases_sla_fields(self) -> frozenset[str]:
+        return frozenset(o.sla.field_id for o in self.observations if o.sla is not None)
+
+
+def compact(observations: Sequence[Observation], limit: int) -> tuple[Observation, ...]:
+    """Shrink an oversized log: drop settled CASE observations that repeat their predecessor's values.
+
+    Only observations older than the newest by `SETTLED_AFTER` are touched (no event arrives that late,
+    so what is dropped cannot change the fold); if that is not enough, the oldest settled CASE
+    observations beyond the limit are dropped (a pathological case: >1000 changes within a day).
+    """
+    if len(observations) <= limit:
+        return tuple(observations)
+    settled_before = observations[-1].at - SETTLED_AFTER
+    kept: list[Observation] = []
+    previous: dict[str, Scalar] = {}
+    for obs in observations:
+        if obs.kind is ObsKind.CASE and obs.at < settled_before:
+            values = dict(obs.fields)
+            if obs.created is None and all(
+                k in previous and previous[k] == v and type(previous[k]) is type(v) for k, v in values.items()
+            ):
+                continue
+            previous.update(values)
+        kept.append(obs)
+    excess = len(kept) - limit
+    if excess > 0:
+        droppable = [i for i, o in enumerate(kept) if o.kind is ObsKind.CASE and o.at < settled_before][
+            1:  # keep the oldest: it carries the case's initial values
+        ]
+        drop = set(droppable[:excess])
+        kept = [o for i, o in enumerate(kept) if i not in drop]
+    return tuple(kept)
