@@ -73,13 +73,13 @@ def wait_for(
 
 
 def run_aws_replay(args: argparse.Namespace, out: TextIO) -> int:
-    from casewatch import aws
+    from casewatch.adapters import clients
 
     end = args.end or datetime.now(UTC)
     start = args.start or end - timedelta(hours=1)
     if start >= end:
         raise UsageError("--from must be before --to")
-    events = aws.events_client()
+    events = clients.events_client()
     request = build_request(
         events, archive=args.archive, start=start, end=end, rule_arns=list(args.rule_arn), stack=args.stack
     )

@@ -104,7 +104,7 @@ def archive_events() -> list[tuple[str, dict[str, Any]]]:
 
 def _cases_reader() -> Any:
     """GetCase from a dict: each case of the archive's state as it ended the day."""
-    from casewatch.adapters.memory import DictCasesReader
+    from casewatch_dev.fakes.ports import DictCasesReader
 
     reader = DictCasesReader()
     state = json.loads((ARCHIVE / "state" / "cases.json").read_text())
@@ -124,20 +124,15 @@ class _NoCasesSlas:
 
 
 def _memory_world(settings: Any, start: datetime) -> tuple[Any, Any]:
+    """The event app of each event-routed function on the memory backend (Cases from a dict)."""
+    from casewatch.bootstrap import build_event_app
+    from casewatch.topology import EVENT_ROUTED
     from casewatch_dev.clock import VirtualClock
-    from casewatch_dev.memory_backend import MemoryBackend
+    from casewatch_dev.pipeline.memory_backend import MemoryBackend
 
     clock = VirtualClock(start)
-    backend = MemoryBackend(
-        settings,
-        clock,
-        schedule_group="casewatch-local-sla",
-        timer_arn="arn:aws:lambda:us-east-1:123456789012:function:casewatch-local-sla-timer",
-        scheduler_role_arn="arn:aws:iam::123456789012:role/casewatch-local-scheduler",
-        dead_letter_url="dead-letters",
-        failure_url="failures",
-    )
-    return backend.dependencies(cases=_cases_reader(), cases_slas=_NoCasesSlas()), clock
+    adapters = MemoryBackend(settings, clock).adapters(cases=_cases_reader(), cases_slas=_NoCasesSlas())
+    return {spec.name: build_event_app(spec, settings, adapters) for spec in EVENT_ROUTED}, clock
 
 
 @contextlib.contextmanager
@@ -177,16 +172,17 @@ def bench_handler_cost(settings: Any, rounds: int = 5) -> list[dict[str, Any]]:
     parse_us: list[float] = []
     with _lambda_like_logging():
         for round_no in range(rounds + 1):  # round 0 warms up
-            deps, clock = _memory_world(settings, first)
+            apps, clock = _memory_world(settings, first)
             timings = []
             for text, event in events:
                 clock.set(max(clock.now(), _event_time(event)))
                 module = (
                     case_changed if event["detail"]["eventType"].startswith("CASE.") else related_item_created
                 )
-                context = FakeLambdaContext(module.__name__.rsplit(".", 1)[-1], clock)
+                name = module.__name__.rsplit(".", 1)[-1].replace("_", "-")
+                context = FakeLambdaContext(name, clock)
                 start = time.perf_counter()
-                module.handler(event, context, deps=deps)
+                module.handler(event, context, app=apps[name])
                 timings.append(time.perf_counter() - start)
                 start = time.perf_counter()
                 json.loads(text)

@@ -260,7 +260,8 @@ def run_trial(
     background functions taking `demand`'s share of the quotas."""
     from casewatch.errors import CaseNotFoundError, CasesThrottledError, CasesUnavailableError
     from casewatch_dev.clock import VirtualClock
-    from casewatch_dev.pipeline import RETRY_DELAYS, LocalPipeline
+    from casewatch_dev.pipeline import LocalPipeline
+    from casewatch_dev.pipeline.core import RETRY_DELAYS
 
     count = max(1, int(rate * duration.total_seconds()))
     budget = max(1, count // 100)  # events allowed over the lag bound before the trial is lost anyway
@@ -297,7 +298,7 @@ def run_trial(
                 pipeline.advance_to(arrival)
                 for attempt in range(len(RETRY_DELAYS) + 1):
                     try:
-                        pipeline.deps.cases.get_case_fields(settings.domain_id, _case_id(event), needed)
+                        pipeline.adapters.cases.get_case_fields(settings.domain_id, _case_id(event), needed)
                         break
                     except CaseNotFoundError:  # a deleted case: answered, nothing to retry
                         break

@@ -77,14 +77,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run_pull(args: argparse.Namespace, out: TextIO) -> int:
-    from casewatch import aws
+    from casewatch.adapters import clients
 
     now = datetime.now(UTC)
     start = parse_since(args.since, now)
     end = parse_since(args.until, now) if args.until else now
     if start >= end:
         raise UsageError("--since must be before --until")
-    events, skipped = pull(aws.logs_client(), args.log_group, start, end)
+    events, skipped = pull(clients.logs_client(), args.log_group, start, end)
     target = Path(args.out)
     target.write_text("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in events))
     print(f"wrote {len(events)} event(s) to {target} ({skipped} other log line(s) skipped)", file=out)

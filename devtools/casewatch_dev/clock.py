@@ -1,28 +1,12 @@
-"""Injectable clocks: the system clock, and a virtual one tests set and advance by hand."""
+"""The virtual clock: it moves only when told to (the local pipeline, replays, tests). The system clock is
+the product's (`casewatch.adapters.system_clock.SystemClock`); the port is `casewatch.ports.Clock`."""
 
 from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, runtime_checkable
 
 _DEFAULT_START = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
-
-
-@runtime_checkable
-class Clock(Protocol):
-    """A source of the current time."""
-
-    def now(self) -> datetime:
-        """The current time, timezone-aware UTC."""
-        ...
-
-
-class SystemClock:
-    """The wall clock."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 def _aware_utc(value: datetime) -> datetime:
@@ -60,4 +44,4 @@ class VirtualClock:
         self.advance(seconds)
 
 
-__all__ = ["Clock", "SystemClock", "VirtualClock"]
+__all__ = ["VirtualClock"]

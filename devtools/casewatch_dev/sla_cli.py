@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from casewatch.constants import ENV_SLA_TABLE
-from casewatch.domain.sla import SlaState, SlaStatus, iso
-from casewatch.domain.sla_ports import StoredSla
+from casewatch.domain.sla.model import SlaState, SlaStatus
+from casewatch.domain.sla.records import StoredSla
+from casewatch.domain.values import sortable_iso as iso
 from casewatch.errors import CasewatchError
 from casewatch_dev.event_files import UsageError
 
@@ -125,7 +126,7 @@ def sla_document(item: StoredSla | SlaState, now: datetime) -> dict[str, Any]:
 def run_show(args: argparse.Namespace, out: TextIO) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from casewatch import aws
+    from casewatch.adapters import clients
     from casewatch.adapters.dynamodb_sla_store import DynamoDbSlaStore
 
     table = args.table or os.environ.get(ENV_SLA_TABLE)
@@ -133,9 +134,9 @@ def run_show(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(f"name the state table with --table or ${ENV_SLA_TABLE}")
     if args.region:
         os.environ["AWS_DEFAULT_REGION"] = args.region
-        aws.reset_clients()
+        clients.reset_clients()
     try:
-        items = DynamoDbSlaStore(table, aws.dynamodb_client()).case_slas(args.case_id)
+        items = DynamoDbSlaStore(table, clients.dynamodb_client()).case_slas(args.case_id)
     except (ClientError, BotoCoreError) as exc:
         raise CasewatchError(f"cannot read table {table}: {exc}") from None
     now = datetime.now(UTC)

@@ -23,8 +23,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from casewatch.handlers.reconcile import SLA_REPAIRS
-from casewatch.observability import GETCASE_THROTTLED
+from casewatch.observability import GETCASE_THROTTLED, SLA_REPAIRS
 from casewatch.settings import Settings
 from infra.constructs.function import CasewatchFunction
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from casewatch_dev.clock import Clock
+from casewatch.ports import Clock
 from casewatch_dev.emulator import _events as events
 from casewatch_dev.emulator._protocol import JSON, ApiError, not_found, validation
 from casewatch_dev.emulator._state import (

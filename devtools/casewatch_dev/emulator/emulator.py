@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Self, cast
 import boto3
 from botocore.config import Config
 
-from casewatch_dev.clock import Clock, SystemClock
+from casewatch.adapters.system_clock import SystemClock
+from casewatch.ports import Clock
 from casewatch_dev.emulator._events import NoFieldsAs
 from casewatch_dev.emulator._protocol import (
     JSON,

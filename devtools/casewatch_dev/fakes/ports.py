@@ -25,22 +25,26 @@ from casewatch.models.enriched import EnrichedCase
 from casewatch.models.events import CaseEvent
 from casewatch.models.fields import FieldValue
 from casewatch.models.signals import SlaSignal
-from casewatch.ports import CaseFields, SlaStore
+from casewatch.ports import CaseFields, MetricsRecorder, SlaStore
 from casewatch.tables import DUE_SHARDS
 
 # --- counting, recording -------------------------------------------------------------------------
 
 
 class CountingMetrics:
-    """A `MetricsRecorder` that sums counts by name."""
+    """A `MetricsRecorder` that sums counts by name, and passes them on to `forward` if given (the local
+    pipeline forwards to Powertools, so the functions' EMF output is produced as in Lambda)."""
 
-    def __init__(self) -> None:
+    def __init__(self, forward: MetricsRecorder | None = None) -> None:
         self.counts: Counter[str] = Counter()
+        self.forward = forward
         self._lock = threading.Lock()
 
     def count(self, name: str, value: float = 1) -> None:
         with self._lock:
             self.counts[name] += int(value)
+        if self.forward is not None:
+            self.forward.count(name, value)
 
 
 class RecordingSink:
@@ -225,10 +229,13 @@ class InMemorySlaStore:
                     writes[key] = (old.slas[key].state, old.slas[key].version)
             for key, (_, version) in writes.items():
                 existing = items.get(key)
-                if version is not None and existing is not None:
-                    if existing.version is None or existing.version > version:
-                        self.conflicts += 1
-                        raise SlaConflictError(f"case {case_id}: SLA state changed concurrently")
+                if (
+                    version is not None
+                    and existing is not None
+                    and (existing.version is None or existing.version > version)
+                ):
+                    self.conflicts += 1
+                    raise SlaConflictError(f"case {case_id}: SLA state changed concurrently")
             slas = dict(old.slas)
             for key, (state, version) in writes.items():
                 before = old.slas.get(key)

@@ -1,0 +1,505 @@
+"""The deployed topology in one process, offline: the Docker-less way to run casewatch.
+
+- The real handlers, use cases and adapters run in-process, composed by the functions' own composition
+  root (`casewatch.bootstrap`); the Cases emulator provides Cases (the real boto3 `connectcases` client
+  over HTTP on 127.0.0.1). AWS comes from one of two backends (`backend=`, `casewatch replay --backend`):
+  `moto` (full fidelity, the default; ~5-20 events/s) or `memory` (the same adapters on fake clients and
+  in-memory stores, for large replays, the reliability suite and benchmarks).
+- Everything is built from the definitions the CDK stack uses: `topology.FUNCTIONS` (functions and
+  their EventBridge patterns), `tables.TABLES`, and the settings of cdk.json.
+- Routing evaluates each event against the rule patterns with EventBridge pattern semantics (moto's
+  pattern engine, on both backends) and invokes the matching handlers in-process, like Lambda's
+  asynchronous invocation: up to `RETRY_ATTEMPTS` retries, `RETRY_DELAYS` of virtual time apart (the
+  clock moves on meanwhile), then the on-failure destination (a queue).
+- A virtual clock drives time. Scheduler schedules (which moto never fires) fire when the clock passes
+  them, and the reconciliation schedule runs every `reconcile_every_minutes` of virtual time. The Lambda
+  context's remaining time and botocore's retry waits are on the virtual clock too (`virtual_time`).
+- What the functions did is observed through the ports: a counting metrics recorder, a recording SLA
+  store (transitions), and the local queues, topic subscriber and bus subscriber.
+- Faults (`casewatch_dev.faults.Faults`): GetCase throttling/500s are the emulator's; handler timeouts
+  wrap the idempotency guard; delivery faults (duplicates, reordering, drops, malformed events) are the
+  replay's (`casewatch_dev.faults.arrange_deliveries`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import random
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from casewatch.bootstrap import Adapters, build_event_app, build_reconcile_app, build_sla_timer_app
+from casewatch.domain.sla.model import SlaState, SlaStatus, SlaTransition
+from casewatch.domain.sla.records import StoredSla
+from casewatch.observability import NOTIFICATIONS_DUPLICATE, PowertoolsMetrics
+from casewatch.settings import Settings
+from casewatch.topology import EVENT_ROUTED, RECONCILE, SLA_TIMER, FunctionSpec, function_named
+from casewatch_dev.clock import VirtualClock
+from casewatch_dev.emulator import CasesEmulator
+from casewatch_dev.event_files import UsageError
+from casewatch_dev.fakes.ports import CountingMetrics, RecordingSlaStore
+from casewatch_dev.faults import Faults, SimulatedTimeout, TimeoutInjector
+from casewatch_dev.pipeline.context import ACCOUNT, REGION, FakeLambdaContext, LocalResources
+from casewatch_dev.pipeline.environment import (
+    EMF_OUTPUT,
+    configure_environment,
+    forget_cached,
+    local_environment,
+)
+from casewatch_dev.pipeline.memory_backend import MemoryBackend
+from casewatch_dev.pipeline.moto_backend import MotoBackend
+from casewatch_dev.pipeline.virtual_time import botocore_sleeps_on
+
+RETRY_ATTEMPTS = 2  # Lambda async invocation retries (the stack sets the same)
+RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=2))  # virtual time before retry 1 and 2
+BACKENDS = ("moto", "memory")
+BackendName = Literal["moto", "memory"]
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """One function invocation: its outcome after Lambda-like retries."""
+
+    function: str
+    event_id: str | None
+    outcome: str  # handled | unhandled | invalid | failed (after retries, sent to the failure queue)
+    attempts: int
+    reason: str | None = None
+    result: dict[str, Any] | None = None
+
+
+@dataclass
+class Effects:
+    """Side effects observed on the local AWS resources."""
+
+    getcase_calls: int = 0
+    notifications: list[dict[str, Any]] = field(default_factory=list)
+    bus_events: list[dict[str, Any]] = field(default_factory=list)
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _matcher(pattern: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    from moto.events.models import EventPattern
+
+    compiled = EventPattern.load(json.dumps(pattern))
+    return lambda event: bool(compiled.matches_event(event))  # type: ignore[arg-type]
+
+
+class Backend(Protocol):
+    """Where the pipeline's AWS services live (`MotoBackend`, `MemoryBackend`)."""
+
+    name: str
+
+    def adapters(self) -> Adapters: ...
+
+    def earliest_schedule(self) -> tuple[datetime, str, dict[str, Any]] | None: ...
+
+    def pending_schedules(self) -> list[tuple[datetime, str, dict[str, Any]]]: ...
+
+    def remove_schedule(self, name: str) -> None: ...
+
+    def send_failure(self, body: str) -> None: ...
+
+    def take_notifications(self) -> list[dict[str, Any]]: ...
+
+    def take_bus_events(self) -> list[dict[str, Any]]: ...
+
+    def take_dead_letters(self) -> list[dict[str, Any]]: ...
+
+    def take_failures(self) -> list[dict[str, Any]]: ...
+
+    def sla_items(self) -> list[StoredSla]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalPipeline:
+    """`with LocalPipeline(settings) as pipeline: pipeline.deliver(event)`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: VirtualClock | None = None,
+        cases_state: dict[str, Any] | None = None,
+        seed: int = 0,
+        getcase_quota: bool = False,
+        emulator_options: dict[str, Any] | None = None,
+        backend: BackendName = "moto",
+        faults: Faults | None = None,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise UsageError(f"backend {backend!r}: one of {', '.join(BACKENDS)}")
+        self.faults = (faults or Faults()).with_seed(seed)
+        if self.faults.timeouts and backend != "memory":
+            raise UsageError(
+                "timeouts need --backend memory: Powertools' DynamoDB layer times in-progress records by "
+                "the wall clock, which a replay on a virtual clock does not move"
+            )
+        self.settings = settings
+        self.clock = clock or VirtualClock()
+        self.resources = LocalResources()
+        self.seed = seed
+        self.backend_name: BackendName = backend
+        self._cases_state = cases_state
+        self._emulator_options = {
+            "getcase_quota": getcase_quota,
+            **self.faults.emulator_options(),
+            **(emulator_options or {}),
+        }
+        self._stack = ExitStack()
+        self._routes = [
+            (spec, _matcher(pattern)) for spec in EVENT_ROUTED if (pattern := spec.event_pattern())
+        ]
+        self._next_reconcile: datetime | None = None
+        self.emulator: CasesEmulator
+        self.backend: Backend
+        self.invocations: list[Invocation] = []
+        self.counts: Counter[str] = Counter()
+        self.transitions: list[SlaTransition] = []
+        self.metrics = CountingMetrics(forward=PowertoolsMetrics())
+        self.adapters: Adapters
+        self._apps: dict[str, Any] = {}
+        self._truth: list[dict[str, Any]] = []  # Cases' ground truth still to come (latest first)
+        self._recorder: RecordingSlaStore
+        self.timeouts: TimeoutInjector | None = None
+        self.observed = Effects()  # every side effect drained by `effects()` so far
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def __enter__(self) -> LocalPipeline:
+        try:
+            return self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _start(self) -> LocalPipeline:
+        self._stack.enter_context(local_environment())
+        self._stack.enter_context(botocore_sleeps_on(self.clock))
+        if self.backend_name == "moto":
+            from moto import mock_aws
+
+            self._stack.enter_context(mock_aws())
+        self.emulator = self._stack.enter_context(
+            CasesEmulator(
+                clock=self.clock, seed=self.seed, account_id=ACCOUNT, region=REGION, **self._emulator_options
+            )
+        )
+        if self._cases_state is not None:
+            self.emulator.load_state(self._cases_state)
+            self._truth = sorted(
+                self._cases_state.get("timeline", []), key=lambda change: change["at"], reverse=True
+            )
+        elif self.settings.domain_id not in self.emulator.domain_ids():
+            self.emulator.seed_domain(domain_id=self.settings.domain_id)
+        self.backend = self._backend()
+        self._stack.callback(self.backend.close)
+        base = self.backend.adapters()
+        self._recorder = RecordingSlaStore(base.sla_store)
+        once = base.once
+        if self.faults.timeouts:
+            rng = random.Random(f"timeouts-{self.faults.seed}")  # noqa: S311 - reproducible chaos
+            self.timeouts = TimeoutInjector(once, self.faults.timeouts, rng)
+            once = self.timeouts
+        self.adapters = replace(
+            base, clock=self.clock, metrics=self.metrics, sla_store=self._recorder, once=once
+        )
+        return self
+
+    def _backend(self) -> Backend:
+        configure_environment(self.settings, self.resources, self.emulator.url, {})
+        if self.backend_name == "moto":
+            return MotoBackend(self.settings, self.clock, self.resources, self.emulator.url)
+        return MemoryBackend(self.settings, self.clock, self.resources)
+
+    def app(self, spec: FunctionSpec) -> Any:
+        """The function's app over the pipeline's adapters (built once, like once per container)."""
+        if spec.name not in self._apps:
+            if spec.event_types:
+                self._apps[spec.name] = build_event_app(spec, self.settings, self.adapters)
+            elif spec == SLA_TIMER:
+                self._apps[spec.name] = build_sla_timer_app(
+                    self.settings, replace(self.adapters, dead_letters=None)
+                )
+            else:
+                self._apps[spec.name] = build_reconcile_app(
+                    self.settings, replace(self.adapters, dead_letters=None)
+                )
+        return self._apps[spec.name]
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+        forget_cached()
+
+    # -- delivery ------------------------------------------------------------------------------
+    def routes_for(self, event: dict[str, Any]) -> list[FunctionSpec]:
+        return [spec for spec, matches in self._routes if matches(event)]
+
+    def deliver(self, event: dict[str, Any], *, at: datetime | None = None) -> list[Invocation]:
+        """Deliver one event as EventBridge would: to every matching rule's function."""
+        if at is not None:
+            self.advance_to(at)
+        invocations = [self.invoke(spec, event) for spec in self.routes_for(event)]
+        if not invocations:
+            self.counts["unrouted"] += 1
+        return invocations
+
+    def invoke(self, spec: FunctionSpec | str, event: dict[str, Any]) -> Invocation:
+        """Invoke a function like Lambda's asynchronous invocation: on an error (or a timeout), retry
+        `RETRY_DELAYS` of virtual time later (the clock moves on meanwhile), then the failure queue."""
+        spec = function_named(spec) if isinstance(spec, str) else spec
+        module = importlib.import_module(f"casewatch.handlers.{spec.module}")
+        event_id = event.get("id") if isinstance(event.get("id"), str) else None
+        app = self.app(spec)
+        reason = None
+        for attempt in range(1, RETRY_ATTEMPTS + 2):
+            if attempt > 1:
+                self.advance_to(self.clock.now() + RETRY_DELAYS[attempt - 2])
+            context = FakeLambdaContext(spec.name, self.clock)
+            try:
+                with contextlib.redirect_stdout(EMF_OUTPUT):  # Lambda would ship EMF lines to CloudWatch
+                    result = module.handler(event, context, app=app)
+            except SimulatedTimeout as exc:
+                reason = f"Task timed out ({exc})"
+                self.counts["timeouts"] += 1
+                self.counts["retries" if attempt <= RETRY_ATTEMPTS else "failed"] += 1
+                continue
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"[:500]
+                self.counts["retries" if attempt <= RETRY_ATTEMPTS else "failed"] += 1
+                continue
+            outcome = str(result.get("outcome", "handled")) if isinstance(result, dict) else "handled"
+            invocation = Invocation(
+                spec.name, event_id, outcome, attempt, result=result if isinstance(result, dict) else None
+            )
+            self._record(invocation)
+            return invocation
+        self.backend.send_failure(
+            json.dumps(
+                {
+                    "requestContext": {
+                        "condition": "RetriesExhausted",
+                        "functionArn": self.resources.function_arn(spec),
+                    },
+                    "responseContext": {"functionError": "Unhandled"},
+                    "requestPayload": event,
+                    "reason": reason,
+                }
+            )
+        )
+        invocation = Invocation(spec.name, event_id, "failed", RETRY_ATTEMPTS + 1, reason=reason)
+        self._record(invocation)
+        return invocation
+
+    def _record(self, invocation: Invocation) -> None:
+        self.invocations.append(invocation)
+        self.counts[invocation.outcome] += 1
+        self.transitions.extend(self._recorder.take_transitions())
+
+    def park_malformed(self, origin: str, raw: object, reason: str) -> None:
+        """A line of an archive that is not an event: parked with its reason, like an invalid event."""
+        assert self.adapters.dead_letters is not None
+        self.adapters.dead_letters.park(
+            raw if raw is not None else {"origin": origin}, reason, function="replay"
+        )
+        self.counts["malformed"] += 1
+
+    # -- reporting -----------------------------------------------------------------------------
+    def sla_items(self) -> list[Any]:
+        """Every (case, SLA) in the state table, sorted by case and SLA key."""
+        return self.backend.sla_items()
+
+    def describe_invocation(self, invocation: Invocation) -> dict[str, Any]:
+        """One invocation and every side effect it had (drains the local queues)."""
+        effects = self.effects()
+        return {
+            "function": invocation.function,
+            "outcome": invocation.outcome,
+            "reason": invocation.reason or (invocation.result or {}).get("reason"),
+            "attempts": invocation.attempts,
+            "getcase_calls": effects.getcase_calls,
+            "sla_changes": [
+                {
+                    "case": t.case_id,
+                    "sla": t.sla_key,
+                    "status": t.status.value,
+                    "at": t.at.isoformat(),
+                    "target_time": t.target_time.isoformat(),
+                }
+                for t in self.transitions
+            ],
+            "notifications": [_notification_summary(m) for m in effects.notifications],
+            "bus_events": [_bus_summary(m) for m in effects.bus_events],
+            "dead_letters": [_dead_letter_summary(m) for m in effects.dead_letters + effects.failures],
+        }
+
+    def fill_report(self, report: Any) -> None:
+        """Complete a replay report with what the local resources saw."""
+        effects = self.effects()
+        report.getcase_calls = effects.getcase_calls
+        report.notifications = dict(Counter(_notification_summary(m)["rule"] for m in effects.notifications))
+        report.bus_events = dict(Counter(_bus_summary(m)["detail-type"] for m in effects.bus_events))
+        report.sla_transitions = len(self.transitions)
+        slas = self.sla_items()
+        report.sla_status = dict(Counter(item.state.status.value for item in slas))
+        report.sla_breaches = sum(1 for item in slas if _breached(item.state))
+        report.timers_fired = self.counts["timers_fired"]
+        report.reconciliations = self.counts["reconcile_runs"]
+        report.duplicates_suppressed = self.metrics.counts[NOTIFICATIONS_DUPLICATE]
+        parked = len(effects.dead_letters) + len(effects.failures)
+        if parked != report.dead_lettered:
+            # Every dead-lettered event must be on a queue with its reason; anything else is lost.
+            report.lost += max(0, report.dead_lettered - parked)
+
+    # -- time ----------------------------------------------------------------------------------
+    def advance_to(self, moment: datetime) -> None:
+        """Move the clock forward to `moment`, firing schedules and reconciliation that fall due."""
+        while True:
+            due = self._next_due(moment)
+            if due is None:
+                break
+            at, fire = due
+            if at > self.clock.now():
+                self.clock.set(at)
+            fire()
+        if moment > self.clock.now():
+            self.clock.set(moment)
+
+    def _next_due(self, limit: datetime) -> tuple[datetime, Callable[[], None]] | None:
+        candidates: list[tuple[datetime, Callable[[], None]]] = []
+        if self._truth:
+            at = datetime.fromisoformat(self._truth[-1]["at"])
+            if at <= limit:
+                candidates.append((at, self._apply_truth))
+        schedule = self._earliest_schedule()
+        if schedule is not None and schedule[0] <= limit:
+            candidates.append(schedule)
+        if self._next_reconcile is None:
+            self._next_reconcile = self.clock.now() + timedelta(minutes=self.settings.reconcile_every_minutes)
+        if self._next_reconcile <= limit:
+            at = self._next_reconcile
+            candidates.append((at, self._run_reconcile))
+        # Ties: Cases' truth first, then timers, then reconciliation (candidates are in that order).
+        return min(candidates, key=lambda c: c[0]) if candidates else None
+
+    def _apply_truth(self) -> None:
+        """Cases changed (whether or not an event about it is ever delivered)."""
+        change = self._truth.pop()
+        if "deleted" in change:
+            self.emulator.remove_case(self.settings.domain_id, change["deleted"])
+        else:
+            self.emulator.put_case_record(self.settings.domain_id, change["case"])
+
+    def _run_reconcile(self) -> None:
+        assert self._next_reconcile is not None
+        self._next_reconcile += timedelta(minutes=self.settings.reconcile_every_minutes)
+        self.reconcile()
+
+    def reconcile(self) -> Invocation:
+        """Run the reconciliation function now (as its schedule would)."""
+        self.counts["reconcile_runs"] += 1
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.scheduler",
+            "account": ACCOUNT,
+            "time": self.clock.now().isoformat(),
+            "region": REGION,
+            "resources": [],
+            "detail": {},
+        }
+        return self.invoke(RECONCILE, event)
+
+    def pending_schedules(self) -> list[tuple[datetime, str, dict[str, Any]]]:
+        """Scheduler one-time schedules in casewatch's group: (time, name, input)."""
+        return self.backend.pending_schedules()
+
+    def _earliest_schedule(self) -> tuple[datetime, Callable[[], None]] | None:
+        earliest = self.backend.earliest_schedule()
+        if earliest is None:
+            return None
+        at, name, payload = earliest
+
+        def fire() -> None:
+            # ActionAfterCompletion=DELETE: a one-time schedule is consumed when it fires (a timer the
+            # handler sets again while running is a new schedule).
+            self.backend.remove_schedule(name)
+            self.counts["timers_fired"] += 1
+            self.invoke(SLA_TIMER, payload)
+
+        return at, fire
+
+    def drain(self, horizon: timedelta = timedelta(hours=48)) -> None:
+        """Let time run until every pending schedule has fired and Cases' timeline is applied
+        (at most `horizon` ahead)."""
+        limit = self.clock.now() + horizon
+        while True:
+            pending = [at for at, _, _ in self.pending_schedules()]
+            if self._truth:
+                pending.append(datetime.fromisoformat(self._truth[0]["at"]))
+            due = [at for at in pending if at <= limit]
+            if not due:
+                return
+            self.advance_to(max(due))
+
+    # -- observing -----------------------------------------------------------------------------
+    def effects(self) -> Effects:
+        """What arrived on the topic's subscriber, the bus subscriber and the queues since the last call
+        (drains them; `observed` keeps everything ever drained)."""
+        found = Effects(
+            getcase_calls=self.emulator.calls["GetCase"],
+            notifications=self.backend.take_notifications(),
+            bus_events=self.backend.take_bus_events(),
+            dead_letters=self.backend.take_dead_letters(),
+            failures=self.backend.take_failures(),
+        )
+        self.observed.getcase_calls = found.getcase_calls
+        self.observed.notifications += found.notifications
+        self.observed.bus_events += found.bus_events
+        self.observed.dead_letters += found.dead_letters
+        self.observed.failures += found.failures
+        return found
+
+
+def _attributes(message: dict[str, Any]) -> dict[str, str]:
+    return {k: v.get("StringValue", "") for k, v in message.get("MessageAttributes", {}).items()}
+
+
+def _notification_summary(message: dict[str, Any]) -> dict[str, Any]:
+    attributes = _attributes(message)
+    try:
+        body = json.loads(message["Body"])
+    except ValueError:
+        body = {}
+    return {"rule": attributes.get("rule", "?"), "subject": body.get("subject", ""), "attributes": attributes}
+
+
+def _bus_summary(message: dict[str, Any]) -> dict[str, Any]:
+    body = json.loads(message["Body"])
+    case = body.get("detail", {}).get("case", {})
+    return {"detail-type": body.get("detail-type"), "caseId": case.get("caseId"), "id": body.get("id")}
+
+
+def _dead_letter_summary(message: dict[str, Any]) -> dict[str, Any]:
+    body = json.loads(message["Body"])
+    return {
+        "reason": body.get("reason"),
+        "function": body.get("function") or "failure-destination",
+        "eventId": body.get("eventId"),
+    }
+
+
+def _breached(state: SlaState) -> bool:
+    return state.status is SlaStatus.NOT_MET or any(t.status is SlaStatus.OVERDUE for t in state.history)
+
+
+__all__ = ["BACKENDS", "Backend", "BackendName", "Effects", "Invocation", "LocalPipeline"]

@@ -1,0 +1,122 @@
+"""The memory backend: the same use cases and adapters, AWS in this process (moto costs ~5 ms per call).
+
+- SNS, EventBridge PutEvents, SQS, Scheduler: the *same adapters* (`SnsNotifier`,
+  `EventBridgeEnrichedBus`, `SqsDeadLetters`, `SchedulerTimers`) on fake clients (`fakes.clients`);
+- the SLA store, snapshots and status order: the fakes with the DynamoDB adapters' semantics
+  (`casewatch_dev.fakes.ports`);
+- idempotency: Powertools' own `idempotent_function` on `InMemoryPersistenceLayer`, on the virtual clock;
+- Cases: the emulator with the real `connectcases` client, as on moto.
+
+Contract tests (`tests/reliability/test_backend_contract.py`) hold the two backends to the same results.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from casewatch.adapters.cases_api import CasesApi
+from casewatch.adapters.enriched_bus import EventBridgeEnrichedBus
+from casewatch.adapters.idempotency import PowertoolsIdempotency
+from casewatch.adapters.scheduler_timers import SchedulerTimers
+from casewatch.adapters.sns_notifier import SnsNotifier
+from casewatch.adapters.sqs_dead_letters import SqsDeadLetters
+from casewatch.bootstrap import Adapters
+from casewatch.domain.sla.records import StoredSla
+from casewatch.ports import CasesReader, CasesSlaSource
+from casewatch.settings import Settings
+from casewatch.topology import SLA_TIMER
+from casewatch_dev.clock import VirtualClock
+from casewatch_dev.fakes.clients import FakeEventBridge, FakeScheduler, FakeSns, FakeSqs
+from casewatch_dev.fakes.ports import (
+    CountingMetrics,
+    InMemorySlaStore,
+    InMemorySnapshotStore,
+    InMemoryStatusOrder,
+)
+from casewatch_dev.fakes.powertools import InMemoryPersistenceLayer
+from casewatch_dev.pipeline.context import LocalResources
+
+
+class MemoryBackend:
+    """AWS for the local pipeline, in memory."""
+
+    name = "memory"
+
+    def __init__(
+        self, settings: Settings, clock: VirtualClock, resources: LocalResources | None = None
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.resources = resources or LocalResources()
+        self.sla_store = InMemorySlaStore()
+        self.snapshots = InMemorySnapshotStore()
+        self.status_order = InMemoryStatusOrder()
+        self.idempotency = InMemoryPersistenceLayer(clock)
+        self.sns = FakeSns()
+        self.events = FakeEventBridge(clock)
+        self.sqs = FakeSqs()
+        self.scheduler = FakeScheduler(self.resources.schedule_group)
+        self.dead_letter_url = self.resources.queue_url(self.resources.invalid_queue)
+        self.failure_url = self.resources.queue_url(self.resources.failure_queue)
+
+    def adapters(
+        self, *, cases: CasesReader | None = None, cases_slas: CasesSlaSource | None = None
+    ) -> Adapters:
+        """The in-memory adapters. Cases is the emulator's (the real `connectcases` client at
+        `CASEWATCH_CASES_ENDPOINT`) unless `cases` and `cases_slas` are given."""
+        r = self.resources
+        api = CasesApi(max_attempts=self.settings.getcase_max_attempts)
+        return Adapters(
+            clock=self.clock,
+            metrics=CountingMetrics(),
+            cases=cases or api,
+            cases_slas=cases_slas or api,
+            snapshots=self.snapshots,
+            sla_store=self.sla_store,
+            notifier=SnsNotifier(r.topic_arn, client=cast(Any, self.sns)),
+            bus=EventBridgeEnrichedBus(r.bus_name, client=cast(Any, self.events)),
+            once=PowertoolsIdempotency(r.idempotency_table, persistence=self.idempotency),
+            status_order=self.status_order,
+            timers=SchedulerTimers(
+                cast(Any, self.scheduler),
+                group_name=r.schedule_group,
+                target_arn=r.function_arn(SLA_TIMER),
+                role_arn=r.scheduler_role_arn,
+            ),
+            dead_letters=SqsDeadLetters(self.dead_letter_url, client=cast(Any, self.sqs)),
+        )
+
+    # -- what the pipeline asks of a backend --------------------------------------------------------
+    def earliest_schedule(self) -> tuple[datetime, str, dict[str, Any]] | None:
+        return self.scheduler.earliest()
+
+    def pending_schedules(self) -> list[tuple[datetime, str, dict[str, Any]]]:
+        return self.scheduler.pending()
+
+    def remove_schedule(self, name: str) -> None:
+        self.scheduler.remove(name)
+
+    def send_failure(self, body: str) -> None:
+        self.sqs.send_message(QueueUrl=self.failure_url, MessageBody=body)
+
+    def take_notifications(self) -> list[dict[str, Any]]:
+        return self.sns.take()
+
+    def take_bus_events(self) -> list[dict[str, Any]]:
+        return self.events.take()
+
+    def take_dead_letters(self) -> list[dict[str, Any]]:
+        return self.sqs.take(self.dead_letter_url)
+
+    def take_failures(self) -> list[dict[str, Any]]:
+        return self.sqs.take(self.failure_url)
+
+    def sla_items(self) -> list[StoredSla]:
+        return self.sla_store.items()
+
+    def close(self) -> None:
+        return None
+
+
+__all__ = ["MemoryBackend"]
