@@ -35,10 +35,11 @@ demo: install ## replay the sample archive through the local pipeline (offline) 
 
 test: install lint unit ## ruff, mypy and every test suite
 
-lint: install ## ruff (lint + format check) and mypy --strict
+lint: install ## ruff (lint + format check), mypy --strict, and the import contracts (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 format: install ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .

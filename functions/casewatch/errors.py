@@ -61,10 +61,6 @@ class InvalidCaseEventError(CasewatchError):
         return "; ".join(str(p) for p in self.problems)
 
 
-# The name the contract promises (`InvalidCaseEvent`) and the house naming rule (`...Error`) both work.
-InvalidCaseEvent = InvalidCaseEventError
-
-
 class SettingsError(CasewatchError):
     """Configuration that fails validation; the message names the setting."""
 

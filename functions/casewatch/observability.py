@@ -50,6 +50,7 @@ metrics = Metrics(
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+_TRUTHY: Final = frozenset({"1", "y", "yes", "t", "true", "on"})
 
 
 class PowertoolsMetrics:
@@ -60,14 +61,12 @@ class PowertoolsMetrics:
 
 
 def tracing_disabled() -> bool:
-    """Powertools' rule: off with `POWERTOOLS_TRACE_DISABLED`, outside Lambda, and in SAM/Chalice local."""
-    from aws_lambda_powertools.shared import constants
-    from aws_lambda_powertools.shared.functions import resolve_truthy_env_var_choice
-
-    if resolve_truthy_env_var_choice(env=os.getenv(constants.TRACER_DISABLED_ENV, "false")):
+    """Powertools' documented rule: off with `POWERTOOLS_TRACE_DISABLED`, outside Lambda (no
+    `LAMBDA_TASK_ROOT`), and under SAM or Chalice local emulation."""
+    if os.getenv("POWERTOOLS_TRACE_DISABLED", "false").strip().lower() in _TRUTHY:
         return True
-    in_lambda = bool(os.getenv(constants.LAMBDA_TASK_ROOT_ENV))
-    emulated = bool(os.getenv(constants.SAM_LOCAL_ENV) or os.getenv(constants.CHALICE_LOCAL_ENV))
+    in_lambda = bool(os.getenv("LAMBDA_TASK_ROOT"))
+    emulated = bool(os.getenv("AWS_SAM_LOCAL") or os.getenv("AWS_CHALICE_CLI_MODE"))
     return not in_lambda or emulated
 
 

@@ -92,4 +92,3 @@ IDEMPOTENCY_TABLE = TableSpec(
     ttl_attribute="expiration",
 )
 
-TABLES: tuple[TableSpec, ...] = (STATE_TABLE, IDEMPOTENCY_TABLE)

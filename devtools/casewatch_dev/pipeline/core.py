@@ -6,7 +6,7 @@
   `moto` (full fidelity, the default; ~5-20 events/s) or `memory` (the same adapters on fake clients and
   in-memory stores, for large replays, the reliability suite and benchmarks).
 - Everything is built from the definitions the CDK stack uses: `topology.FUNCTIONS` (functions and
-  their EventBridge patterns), `tables.TABLES`, and the settings of cdk.json.
+  their EventBridge patterns), the tables of `casewatch.tables`, and the settings of cdk.json.
 - Routing evaluates each event against the rule patterns with EventBridge pattern semantics (moto's
   pattern engine, on both backends) and invokes the matching handlers in-process, like Lambda's
   asynchronous invocation: up to `RETRY_ATTEMPTS` retries, `RETRY_DELAYS` of virtual time apart (the

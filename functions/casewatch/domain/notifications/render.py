@@ -60,7 +60,6 @@ class Notification:
     """One message to send: built here, published by the SNS adapter."""
 
     rule: str
-    trigger: str
     notification_id: str
     subject: str
     text: str
@@ -241,7 +240,6 @@ def build_event_notification(
     )
     return Notification(
         rule=rule.name,
-        trigger=rule.on,
         notification_id=nid,
         subject=subject,
         text=text,
@@ -289,7 +287,6 @@ def build_signal_notification(
     )
     return Notification(
         rule=rule.name,
-        trigger=rule.on,
         notification_id=nid,
         subject=subject,
         text=text,
