@@ -1,21 +1,9 @@
-"""Enriched-event bus: re-publishes processed events, enriched, to casewatch's custom EventBridge bus.
-
-Entries: `Source="casewatch"`, `Time` = the change time, `Resources` = the source event's (domain and
-case / related-item ARNs), `DetailType` one of `Case Enriched`, `Related Item Enriched`, `Case Deleted`,
-`Sla At Risk`, `Sla Breached`, `Sla Met`, `Sla Not Met`, and `Detail`:
-
-    case events   {version, id, asOf, event {...}, case {...}, relatedItem {...} | null}
-    SLA signals   {version, id, asOf, signal {...}, case {...}}
-
-(`event`, `case`, `relatedItem` and `signal` have the shapes of the SNS JSON message; see
-`casewatch.adapters.sns_notifier`). `detail.id` is stable per source event (per replay for a replayed
-one): consumers deduplicate on it. Filter replays out with `{"detail": {"event": {"replayName":
-[null]}}}`. Redacted fields read `[redacted]`.
+"""`EventBridgeEnrichedBus`: the `EnrichedBus` port on casewatch's own EventBridge bus.
 
 PutEvents takes at most 10 entries and 256 KiB per call: entries are batched by both. Failed entries
-(`FailedEntryCount`, per-entry `ErrorCode`) are retried alone with bounded exponential backoff and
-jitter; permanent errors (validation, access) are not retried. What is still failing is raised as
-`EnrichedBusError` (retryable: the event is processed again, idempotently).
+(`FailedEntryCount`, per-entry `ErrorCode`) are retried alone with bounded, jittered backoff; permanent
+errors (validation, access) are not retried. What still fails is raised as `EnrichedBusError`
+(retryable: the event is processed again, idempotently). The events' shapes: README (Notifications).
 """
 
 from __future__ import annotations

@@ -1,25 +1,9 @@
-"""SNS notifier: publishes a `Notification` to the notifications topic.
+"""`SnsNotifier`: the `Notifier` port on the notifications topic.
 
-What a subscriber receives (`MessageStructure="json"`, so each protocol gets its own body):
-- email: the readable text (`Notification.text`) and the short ASCII `Subject`;
-- sms: the subject only;
-- every other protocol (SQS, Lambda, HTTPS, Firehose, email-json) gets `default`: the structured JSON
-  (`Notification.payload`: version, notificationId, rule {name, on}, subject, text, asOf, event
-  {id, eventType, time, approximateChangeTime, resources, performedBy, changedFieldIds,
-  changedAttributes, replayName} or signal {id, kind, slaName, origin, targetTime, at}, case {domainId,
-  caseId, templateId, asOf, version, deleted, fields {id: {value, source, asOf}}, fieldNames, missing,
-  flags, redactedFieldIds}, relatedItem {type, id, caseId, createdDateTime, content}).
-  With raw message delivery off, SQS receives SNS's envelope whose `Message` is that JSON.
-
-Message attributes (all `String`, for subscription filter policies; at most 10, SQS's limit):
-`notificationId`, `rule`, `eventType` (a Cases eventType, or `SLA.AT_RISK|BREACHED|MET|NOT_MET`),
-`caseId`, `domainId`, `templateId`, `status`, `priority` (the `priority` field, resolved through
-`field_names`), `replay` (`"true"`/`"false"`), and `relatedItemType` or `slaName`. Attributes with no
-value are left out; redacted fields read `[redacted]`.
-
-A repeat is tolerated downstream: `notificationId` is stable per (event, rule), and on a FIFO topic it is
-the `MessageDeduplicationId` (with the case id as `MessageGroupId`), so SNS drops a repeat itself.
-Messages over SNS's 256 KiB limit are sent without case field values (`case.truncated: true`).
+One `Publish` per notification with `MessageStructure="json"` (JSON for machines, text for email, the
+subject for sms) and the notification's message attributes; on a FIFO topic the notification id is the
+`MessageDeduplicationId` (the case id the `MessageGroupId`). What subscribers receive is described once,
+in the README (Notifications). A message over SNS's size limit is sent without case field values.
 """
 
 from __future__ import annotations
