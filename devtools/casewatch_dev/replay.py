@@ -57,6 +57,7 @@ class ReplayReport:
     unhandled: int = 0
     unrouted: int = 0
     invalid: int = 0
+    parked: int = 0
     dead_lettered: int = 0
     failed: int = 0
     lost: int = 0
@@ -98,6 +99,7 @@ class ReplayReport:
             ("  unhandled (eventType not handled)", self.unhandled),
             ("  matched no rule", self.unrouted),
             ("  invalid", self.invalid),
+            ("  parked (a delivery failed for good)", self.parked),
             ("  dead-lettered (with reason)", self.dead_lettered),
             ("  lost", self.lost),
             ("duplicate deliveries", self.duplicates_delivered),
@@ -221,6 +223,9 @@ def replay(
             report.dead_lettered += 1
         elif "invalid" in outcomes:
             report.invalid += 1
+            report.dead_lettered += 1
+        elif "parked" in outcomes:  # a delivery failed for good: parked with its reason
+            report.parked += 1
             report.dead_lettered += 1
         elif "handled" in outcomes:
             report.handled += 1

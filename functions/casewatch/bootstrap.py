@@ -202,7 +202,10 @@ def build_sla_timer_app(settings: Settings, adapters: Adapters) -> SlaTimerApp:
 
 def build_reconcile_app(settings: Settings, adapters: Adapters) -> ReconcileApp:
     applier = _sla_applier(settings, adapters, _notifications(settings, adapters))
-    return ReconcileApp(Reconciliation(applier=applier, check=_cases_check(applier, adapters)), adapters.once)
+    reconciliation = Reconciliation(
+        applier=applier, check=_cases_check(applier, adapters), metrics=adapters.metrics
+    )
+    return ReconcileApp(reconciliation, adapters.once)
 
 
 # --- the real adapters, once per container ------------------------------------------------------------

@@ -27,3 +27,8 @@ ENV_CASES_ENDPOINT: Final = "CASEWATCH_CASES_ENDPOINT"  # local emulator only; u
 
 # The key of cdk.json context that holds every deployment setting.
 CONTEXT_KEY: Final = "casewatch"
+
+# How long a dead-lettered event can be redriven (the queues' retention), and how long a side effect is
+# remembered as done: longer, so a redrive on the queues' last day still finds it (no second message).
+DEAD_LETTER_RETENTION_DAYS: Final = 14
+IDEMPOTENCY_EXPIRY_DAYS: Final = DEAD_LETTER_RETENTION_DAYS + 1

@@ -95,18 +95,34 @@ class CasesRequestError(CasesError):
         self.code = code
 
 
-class NotificationPublishError(CasewatchError):
-    """SNS refused or failed a notification after retries. `retryable` tells which (throttling, 5xx)."""
+class DeliveryError(CasewatchError):
+    """A notification or an enriched event could not be delivered after the adapter's retries.
+    `retryable`: whether delivering the same thing again later can succeed (throttling, 5xx) or not
+    (access denied, a disabled key, a message SNS or EventBridge refuses)."""
 
-    def __init__(self, message: str, *, code: str, retryable: bool) -> None:
+    def __init__(self, message: str, *, codes: tuple[str, ...], retryable: bool) -> None:
         super().__init__(message)
-        self.code = code
+        self.codes = codes
         self.retryable = retryable
 
 
-class EnrichedBusError(CasewatchError):
-    """PutEvents to the enriched-event bus failed for some entries after bounded retries. Retryable."""
+class NotificationPublishError(DeliveryError):
+    """SNS refused or failed a notification."""
 
-    def __init__(self, message: str, *, codes: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
-        self.codes = codes
+
+class EnrichedBusError(DeliveryError):
+    """PutEvents to the enriched-event bus failed for some entries."""
+
+
+class PermanentDeliveryError(CasewatchError):
+    """Every delivery that failed for an event (or SLA signal) failed for good: retrying the event cannot
+    help, so it is parked with `reason` instead (nothing else failed; what succeeded is not repeated)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class DuplicateInProgressError(CasewatchError):
+    """The same side effect is being run by a concurrent delivery of the event. Retryable (benign): the
+    retry finds it done."""

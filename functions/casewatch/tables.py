@@ -91,4 +91,3 @@ IDEMPOTENCY_TABLE = TableSpec(
     partition_key=KeySpec("id"),
     ttl_attribute="expiration",
 )
-

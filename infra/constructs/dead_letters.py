@@ -6,7 +6,8 @@
 - `invalid_events`: the handlers park events they can never process, with the reason
   (`CASEWATCH_DEAD_LETTER_QUEUE_URL`), instead of failing and retrying them.
 
-All three: SQS-managed encryption, TLS-only, 14 days retention. Redrive is in the README.
+All three: SQS-managed encryption, TLS-only, `DEAD_LETTER_RETENTION_DAYS` (14 days) retention, less
+than idempotency records live (a late redrive sends nothing twice). Redrive is in the README.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from casewatch.constants import DEAD_LETTER_RETENTION_DAYS
 from infra.nag import acknowledge
 
 
 class DeadLetters(Construct):
-    RETENTION = Duration.days(14)
+    RETENTION = Duration.days(DEAD_LETTER_RETENTION_DAYS)
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)

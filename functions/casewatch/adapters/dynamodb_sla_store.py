@@ -27,7 +27,14 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.exceptions import ClientError
 
 from casewatch.domain.sla.log import CaseSlaLog, Observation
-from casewatch.domain.sla.model import SlaConflictError, SlaOrigin, SlaState, SlaStatus, Transition
+from casewatch.domain.sla.model import (
+    SlaConflictError,
+    SlaItemTooLargeError,
+    SlaOrigin,
+    SlaState,
+    SlaStatus,
+    Transition,
+)
 from casewatch.domain.sla.records import SlaCaseRecord, StoredSla
 from casewatch.domain.values import Scalar, parse_iso
 from casewatch.domain.values import sortable_iso as iso
@@ -44,6 +51,7 @@ SLA_RECORD: Final = "sla"
 LOG_RECORD: Final = "sla_log"
 RETENTION: Final = timedelta(days=400)
 DUE_INDEX: Final = STATE_TABLE.indexes[0].name
+MAX_ITEM_BYTES: Final = 400 * 1024  # DynamoDB's item size limit (names and values)
 
 Item = dict[str, "AttributeValueTypeDef"]
 
@@ -108,6 +116,21 @@ def _num(item: Mapping[str, Any], name: str, default: float = 0) -> float:
 
 
 # --- items ---------------------------------------------------------------------------------------
+
+
+def item_bytes(item: Mapping[str, Any]) -> int:
+    """An item's size as DynamoDB counts it (UTF-8 names and values; numbers and flags about their text)."""
+    size = 0
+    for name, attr in item.items():
+        size += len(name.encode())
+        for kind, value in attr.items():
+            if kind == "L":
+                size += 3 + sum(item_bytes({"": v}) for v in value)
+            elif kind in ("S", "N"):
+                size += len(str(value).encode())
+            else:
+                size += 1
+    return size
 
 
 def history_json(history: Sequence[Transition]) -> str:
@@ -324,6 +347,11 @@ class DynamoDbSlaStore:
             slas[key] = StoredSla(log.domain_id, log.case_id, state, version, revision, next_check)
             embedded[key] = item
         log_put["Item"] = log_item(log, revision, embedded)
+        size = item_bytes(log_put["Item"])
+        if size > MAX_ITEM_BYTES:  # the log compacts itself well below this: only many huge SLAs get here
+            raise SlaItemTooLargeError(
+                f"case {log.case_id}: the SLA log item would be {size} bytes, over DynamoDB's limit"
+            )
         try:
             if len(writes) == 1:  # only the log changed: one conditional put (a transaction costs double)
                 self._client.put_item(**log_put)

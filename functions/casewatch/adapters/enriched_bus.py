@@ -124,7 +124,9 @@ class EventBridgeEnrichedBus:
                 response = self.client.put_events(Entries=pending)
             except ClientError as exc:
                 code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
-                raise EnrichedBusError(f"PutEvents failed with {code}", codes=(code,)) from exc
+                raise EnrichedBusError(
+                    f"PutEvents failed with {code}", codes=(code,), retryable=code not in _PERMANENT
+                ) from exc
             if not response.get("FailedEntryCount"):
                 return
             results = response["Entries"]
@@ -147,4 +149,5 @@ class EventBridgeEnrichedBus:
         raise EnrichedBusError(
             f"PutEvents: {len(failed)} entries failed ({', '.join(codes)})",
             codes=codes,
+            retryable=not any(code in _PERMANENT for code in codes),
         )

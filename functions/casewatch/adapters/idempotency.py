@@ -3,8 +3,8 @@
 `run(key, action)` runs `action` at most once per key until the record expires: Powertools'
 `idempotent_function` over `DynamoDBPersistenceLayer` (key `id`, TTL `expiration`). A repeat returns
 the stored result (Powertools' `response_hook` marks it as a repeat); a concurrent duplicate (the record
-still in progress) raises Powertools' `IdempotencyAlreadyInProgressError` — retryable: the delivery is
-retried later and finds the completed record. If the action raises, the record is deleted and the error
+still in progress) raises `DuplicateInProgressError` — retryable: the delivery is retried later and
+finds the completed record. If the action raises, the record is deleted and the error
 propagates, so the retry runs it again.
 
 - Keys are prefixed `casewatch` (not the function's name): the same SLA signal may be emitted by
@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from casewatch.constants import IDEMPOTENCY_EXPIRY_DAYS
+from casewatch.errors import DuplicateInProgressError
 from casewatch.ports import LambdaContextLike, OnceResult
 
 if TYPE_CHECKING:
@@ -26,7 +28,8 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
     from mypy_boto3_dynamodb import DynamoDBClient
 
-DEFAULT_EXPIRES_AFTER_SECONDS: Final = 3 * 24 * 60 * 60
+# Longer than the dead-letter queues keep an event: a late redrive finds the side effect done.
+DEFAULT_EXPIRES_AFTER_SECONDS: Final = IDEMPOTENCY_EXPIRY_DAYS * 24 * 60 * 60
 KEY_PREFIX: Final = "casewatch"
 _REPEAT: Final = "__casewatch_repeat__"
 
@@ -108,8 +111,13 @@ class PowertoolsIdempotency:
         return self._function
 
     def run(self, key: str, action: Callable[[], dict[str, Any]]) -> OnceResult:
-        """Run `action` unless `key` already ran; raises `IdempotencyAlreadyInProgressError` if running."""
-        result = self._once()(request={"key": key}, action=action)
+        """Run `action` unless `key` already ran; `DuplicateInProgressError` if it is running elsewhere."""
+        from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+        try:
+            result = self._once()(request={"key": key}, action=action)
+        except IdempotencyAlreadyInProgressError as exc:
+            raise DuplicateInProgressError(f"{key.split(':', 1)[0]} in progress elsewhere") from exc
         if isinstance(result, dict) and result.get(_REPEAT) is True:
             return OnceResult(result["result"], executed=False)
         return OnceResult(result if isinstance(result, dict) else {}, executed=True)

@@ -107,7 +107,7 @@ class SnsNotifier:
             )
             raise NotificationPublishError(
                 f"SNS Publish failed with {code} (rule {notification.rule}, case {notification.case_id})",
-                code=code,
+                codes=(code,),
                 retryable=code in _RETRYABLE,
             ) from exc
         return response["MessageId"]

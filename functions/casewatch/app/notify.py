@@ -16,6 +16,7 @@ from typing import Any
 from casewatch.domain.notifications.bus import BusEvent, case_bus_event, sla_bus_event
 from casewatch.domain.notifications.render import Notification
 from casewatch.domain.notifications.rules import evaluate_case_event, evaluate_sla_signal
+from casewatch.errors import DeliveryError, PermanentDeliveryError
 from casewatch.models.enriched import EnrichedCase
 from casewatch.models.events import CaseEvent
 from casewatch.models.signals import SlaSignal
@@ -70,12 +71,14 @@ class Notifications:
 
     # -- delivery ------------------------------------------------------------------------------
     def _deliver(self, notifications: list[Notification], bus_event: BusEvent | None) -> None:
-        first_error: Exception | None = None
+        """Every step is attempted; then the first retryable error is raised (a retry repeats only what
+        failed), or, when every failure is permanent, `PermanentDeliveryError` with their reasons."""
+        errors: list[tuple[str, Exception]] = []
         for notification in notifications:
             try:
                 self._notify(notification)
             except Exception as exc:
-                first_error = first_error or exc
+                errors.append((f"notification {notification.rule}", exc))
                 logger.warning(
                     "notification failed",
                     rule=notification.rule,
@@ -87,12 +90,15 @@ class Notifications:
             try:
                 self._republish(bus_event)
             except Exception as exc:
-                first_error = first_error or exc
+                errors.append((f"enriched event {bus_event.detail_type}", exc))
                 logger.warning(
                     "enriched event failed", detail_type=bus_event.detail_type, error=type(exc).__name__
                 )
-        if first_error is not None:
-            raise first_error
+        retryable = [exc for _, exc in errors if not (isinstance(exc, DeliveryError) and not exc.retryable)]
+        if retryable:
+            raise retryable[0]
+        if errors:
+            raise PermanentDeliveryError("; ".join(f"{what}: {exc}" for what, exc in errors))
 
     def _notify(self, notification: Notification) -> None:
         def send() -> dict[str, Any]:

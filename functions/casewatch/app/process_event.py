@@ -13,14 +13,21 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from casewatch.app.enrich import Enricher
-from casewatch.errors import InvalidCaseEventError
+from casewatch.errors import InvalidCaseEventError, PermanentDeliveryError
 from casewatch.models.enriched import EnrichedCase
 from casewatch.models.events import CaseEvent, parse_case_event
-from casewatch.observability import EVENTS_HANDLED, EVENTS_INVALID, EVENTS_UNHANDLED, logger
+from casewatch.observability import (
+    EVENTS_HANDLED,
+    EVENTS_INVALID,
+    EVENTS_PARKED,
+    EVENTS_UNHANDLED,
+    UNKNOWN_FIELD_TYPES,
+    logger,
+)
 from casewatch.ports import CaseSink, DeadLetters, MetricsRecorder
 from casewatch.settings import Settings
 
-OutcomeKind = Literal["handled", "unhandled", "invalid"]
+OutcomeKind = Literal["handled", "unhandled", "invalid", "parked"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +86,25 @@ class EventProcessor:
             event = parse_case_event(raw)
         except InvalidCaseEventError as exc:
             return self._park(raw, exc.reason)
+        if event.domain_id != self.settings.domain_id:
+            # An account may hold several Cases domains: the rules only route this one, but a replay, a
+            # redrive or a hand-made invocation may not.
+            return self._unhandled(event, "event of another Cases domain than the configured domain_id")
         if not event.handled or event.event_type not in self.event_types or event.case_id is None:
             return self._unhandled(event, "event type not handled here")
+        opaque = {fid: value.opaque_member for fid, value in event.fields.items() if value.opaque_member}
+        if opaque:  # a field type newer than this casewatch: processed, its value compares to nothing
+            self.metrics.count(UNKNOWN_FIELD_TYPES, len(opaque))
+            logger.warning("field values of an unknown type kept opaque", event_id=event.id, members=opaque)
         case, calls = self.enricher.enrich(event, event.case_id)
-        for sink in self.sinks:
-            sink.on_case_event(event, case)
+        try:
+            for sink in self.sinks:
+                sink.on_case_event(event, case)
+        except PermanentDeliveryError as exc:  # retrying cannot help: park it for a redrive once fixed
+            self.dead_letters.park(raw, exc.reason, function=self.function, event_id=event.id)
+            self.metrics.count(EVENTS_PARKED)
+            logger.error("event parked: a delivery failed for good", event_id=event.id, reason=exc.reason)
+            return Outcome("parked", event_id=event.id, case_id=event.case_id, reason=exc.reason)
         self.metrics.count(EVENTS_HANDLED)
         logger.info(
             "event handled",

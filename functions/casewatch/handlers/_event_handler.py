@@ -10,8 +10,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 
-from casewatch.observability import logger, metrics, tracer
+from casewatch.errors import DuplicateInProgressError
+from casewatch.observability import DUPLICATES_IN_PROGRESS, logger, metrics, tracer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -36,6 +38,12 @@ def event_handler(spec: FunctionSpec) -> EventHandler:
         # An in-progress idempotency record then expires with this invocation: Lambda's retry of a
         # timed-out invocation (1-3 minutes later) runs the side effects instead of meeting it.
         app.once.register_lambda_context(context)
-        return app.processor.process(event).response()
+        try:
+            return app.processor.process(event).response()
+        except DuplicateInProgressError:
+            # Benign: a concurrent delivery is running the same side effect. Lambda retries the event
+            # and finds it done; the error alarms discount these (`DuplicatesInProgress`).
+            metrics.add_metric(name=DUPLICATES_IN_PROGRESS, unit=MetricUnit.Count, value=1)
+            raise
 
     return handler

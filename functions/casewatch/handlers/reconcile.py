@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -21,8 +21,6 @@ if TYPE_CHECKING:
 
     from casewatch.bootstrap import ReconcileApp
 
-MAX_CASES_PER_RUN: Final = 50  # each costs 1-2 Cases calls: well inside the shared 2-4 req/s quotas
-
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
@@ -33,7 +31,8 @@ def handler(event: dict[str, Any], context: LambdaContext, app: ReconcileApp | N
 
         app = reconcile_app()
     app.once.register_lambda_context(context)  # in-progress idempotency records expire with this invocation
-    report = app.reconciliation.run(max_cases=MAX_CASES_PER_RUN)
+    # As many due cases as the invocation has time for (the Cases quotas pace it through botocore).
+    report = app.reconciliation.run(remaining_s=lambda: context.get_remaining_time_in_millis() / 1000)
     metrics.add_metric(name=SLA_REPAIRS, unit=MetricUnit.Count, value=report.repairs)
     metrics.add_metric(name=SLA_RECONCILED_CASES, unit=MetricUnit.Count, value=report.cases_checked)
     metrics.add_metric(name=SLA_RECONCILE_LEFT, unit=MetricUnit.Count, value=report.cases_left)

@@ -10,7 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from casewatch.errors import DuplicateInProgressError, PermanentDeliveryError
 from casewatch.observability import (
+    DUPLICATES_IN_PROGRESS,
+    SIGNALS_PARKED,
     SLA_BREACHES,
     SLA_TIMERS_FIRED,
     SLA_TIMERS_INVALID,
@@ -49,7 +52,15 @@ def handler(event: dict[str, Any], context: LambdaContext, app: SlaTimerApp | No
 
         app = sla_timer_app()
     app.once.register_lambda_context(context)  # in-progress idempotency records expire with this invocation
-    outcome = app.timer.on_timer(payload)
+    try:
+        outcome = app.timer.on_timer(payload)
+    except DuplicateInProgressError:  # benign: a concurrent run of the same signal; Scheduler retries
+        metrics.add_metric(name=DUPLICATES_IN_PROGRESS, unit=MetricUnit.Count, value=1)
+        raise
+    except PermanentDeliveryError as exc:  # retrying for a day cannot help: say so loudly, once
+        metrics.add_metric(name=SIGNALS_PARKED, unit=MetricUnit.Count, value=1)
+        logger.error("SLA signal not delivered: a delivery failed for good", reason=exc.reason)
+        return {"outcome": "parked", "kind": payload.kind, "caseId": payload.case_id, "reason": exc.reason}
     breaches = sum(t.status is SlaStatus.OVERDUE for t in outcome.transitions)
     metrics.add_metric(name=SLA_TIMERS_FIRED, unit=MetricUnit.Count, value=1)
     if breaches:

@@ -168,6 +168,7 @@ class CaseEvent(EventBridgeModel):
 
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
+    source: Literal["aws.cases"]  # type: ignore[assignment]  # only Cases publishes Cases events
     detail_type: Literal["Amazon Connect Cases Change"] = Field(alias="detail-type")  # type: ignore[assignment]
     time: UtcDatetime
     detail: CaseDetail  # type: ignore[assignment]

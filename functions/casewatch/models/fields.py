@@ -21,9 +21,13 @@ class EmptyValue(WireModel):
 
 
 class FieldValue(WireModel):
-    """Exactly one member of the union is set."""
+    """Exactly one member of the union is set.
 
-    model_config = ConfigDict(extra="forbid")
+    A member this model does not know (a field type Cases adds later, e.g. `{"fooValue": ...}`) is kept
+    as it came, *opaque* (`opaque_member`): the event stays valid, the value round-trips through
+    `to_wire`, and it compares equal to nothing (`python` is None)."""
+
+    model_config = ConfigDict(extra="allow")
 
     string_value: StrictStr | None = Field(None, max_length=MAX_STRING_LENGTH)
     double_value: float | None = Field(None, strict=True)
@@ -52,10 +56,15 @@ class FieldValue(WireModel):
                 self.empty_value,
                 self.user_arn_value,
             )
-        )
+        ) + len(self.model_extra or {})
         if count != 1:
             raise ValueError(f"exactly one of {', '.join(UNION_MEMBERS)} must be set, found {count}")
         return self
+
+    @property
+    def opaque_member(self) -> str | None:
+        """The name of an unknown union member this value holds (a newer field type), else None."""
+        return next(iter(self.model_extra), None) if self.model_extra else None
 
     @property
     def python(self) -> PythonValue:

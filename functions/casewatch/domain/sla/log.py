@@ -20,6 +20,9 @@ from casewatch.domain.values import Scalar, parse_iso, scalar, sortable_iso
 
 # Observations per case kept in the log (an item holds ~150 bytes each; DynamoDB items are <= 400 KB).
 MAX_OBSERVATIONS: Final = 1000
+# Bytes of the log's JSON (what the log item stores): room is left in the 400 KB item for the copy of the
+# case's SLA items and the other attributes. Long field values (a policy on a text field) reach it first.
+MAX_LOG_BYTES: Final = 256 * 1024
 # Observations this much older than the newest are settled (no delivery is that late): only those are
 # compacted when the log is full.
 SETTLED_AFTER: Final = timedelta(days=1)
@@ -190,8 +193,8 @@ class CaseSlaLog:
             if kept is None or obs.to_json() < kept.to_json():
                 by_identity[obs.identity] = obs
         merged = tuple(sorted(by_identity.values(), key=Observation.sort_key))
-        if len(merged) > MAX_OBSERVATIONS:
-            merged = compact(merged, MAX_OBSERVATIONS)
+        if len(merged) > MAX_OBSERVATIONS or json_bytes(merged) > MAX_LOG_BYTES:
+            merged = compact(merged, MAX_OBSERVATIONS, MAX_LOG_BYTES)
         latest = max((h for h in (self.horizon, horizon) if h is not None), default=None)
         return replace(self, observations=merged, horizon=latest)
 
@@ -202,14 +205,23 @@ class CaseSlaLog:
         return frozenset(o.sla.field_id for o in self.observations if o.sla is not None)
 
 
-def compact(observations: Sequence[Observation], limit: int) -> tuple[Observation, ...]:
-    """Shrink an oversized log: drop settled CASE observations that repeat their predecessor's values.
+def json_bytes(observations: Sequence[Observation]) -> int:
+    """Bytes of the observations as the stored JSON array."""
+    return 2 + sum(len(o.to_json().encode()) + 1 for o in observations)
 
-    Only observations older than the newest by `SETTLED_AFTER` are touched (no event arrives that late,
-    so what is dropped cannot change the fold); if that is not enough, the oldest settled CASE
-    observations beyond the limit are dropped (a pathological case: >1000 changes within a day).
+
+def compact(
+    observations: Sequence[Observation], limit: int, max_bytes: int = MAX_LOG_BYTES
+) -> tuple[Observation, ...]:
+    """Shrink an oversized log (more than `limit` observations or `max_bytes` of JSON).
+
+    First, drop settled CASE observations that repeat their predecessor's values: only observations
+    older than the newest by `SETTLED_AFTER` are touched (no event arrives that late, so what is dropped
+    cannot change the fold). If that is not enough, the oldest settled CASE observations go (a
+    pathological case: >1000 changes within a day), and as a last resort, for the byte budget, the oldest
+    CASE observations at all. The oldest CASE observation stays: it carries the case's initial values.
     """
-    if len(observations) <= limit:
+    if len(observations) <= limit and json_bytes(observations) <= max_bytes:
         return tuple(observations)
     settled_before = observations[-1].at - SETTLED_AFTER
     kept: list[Observation] = []
@@ -223,11 +235,22 @@ def compact(observations: Sequence[Observation], limit: int) -> tuple[Observatio
                 continue
             previous.update(values)
         kept.append(obs)
-    excess = len(kept) - limit
-    if excess > 0:
-        droppable = [i for i, o in enumerate(kept) if o.kind is ObsKind.CASE and o.at < settled_before][
-            1:  # keep the oldest: it carries the case's initial values
-        ]
-        drop = set(droppable[:excess])
+    size = json_bytes(kept)
+    for settled_only in (True, False):
+        if len(kept) <= limit and size <= max_bytes:
+            break
+        droppable = [
+            i
+            for i, o in enumerate(kept)
+            if o.kind is ObsKind.CASE and (o.at < settled_before or not settled_only)
+        ][1:]
+        drop: set[int] = set()
+        count = len(kept)
+        for i in droppable:
+            if count <= limit and size <= max_bytes:
+                break
+            drop.add(i)
+            count -= 1
+            size -= len(kept[i].to_json().encode()) + 1
         kept = [o for i, o in enumerate(kept) if i not in drop]
     return tuple(kept)

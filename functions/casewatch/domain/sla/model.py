@@ -17,6 +17,10 @@ class SlaConflictError(CasewatchError):
     """Another writer changed the case's SLAs first, more times than the retry budget. Retryable."""
 
 
+class SlaItemTooLargeError(CasewatchError):
+    """A case's SLA state would not fit in one DynamoDB item (400 KB), even compacted. Not retryable."""
+
+
 class SlaStatus(StrEnum):
     ACTIVE = "Active"
     OVERDUE = "Overdue"
