@@ -1,8 +1,9 @@
 """`casewatch replay --archive NAME`: a real EventBridge replay from casewatch's archive.
 
 EventBridge delivers replayed events (with `replay-name`) only to the rules listed in the replay's
-`FilterArns`: by default the rules of the casewatch stack on the archive's bus, so other consumers of
-the bus never see the replay. The functions treat replayed events per the `replays` setting.
+`FilterArns`: by default the stack's routing rules, its `ReplayFilterArns` output (never rules found by
+name: a name prefix also matches other stacks, and the capture rule must not get replays), so other
+consumers of the bus never see the replay. The functions treat replayed events per the `replays` setting.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
 from casewatch_dev.event_files import UsageError
+from casewatch_dev.stack_outputs import required, stack_outputs
 
 TERMINAL_STATES = {"COMPLETED", "CANCELLED", "FAILED"}
 
@@ -25,17 +27,13 @@ def build_request(
     start: datetime,
     end: datetime,
     rule_arns: list[str],
-    stack: str,
     name: str | None = None,
 ) -> dict[str, Any]:
-    """The StartReplay request: from the archive, to its bus, only to casewatch's rules."""
+    """The StartReplay request: from the archive, to its bus, only to `rule_arns`."""
+    if not rule_arns:
+        raise UsageError("no rules to replay to: the stack's ReplayFilterArns output, or --rule-arn")
     described = events.describe_archive(ArchiveName=archive)
     bus_arn = described["EventSourceArn"]
-    if not rule_arns:
-        bus_name = bus_arn.split("/", 1)[1] if "/" in bus_arn else "default"
-        rule_arns = _stack_rules(events, bus_name, stack)
-    if not rule_arns:
-        raise UsageError(f"no rules of stack {stack!r} on {bus_arn}: pass --rule-arn")
     return {
         "ReplayName": name or f"casewatch-{datetime.now(UTC):%Y%m%d-%H%M%S}",
         "Description": "casewatch replay",
@@ -46,17 +44,10 @@ def build_request(
     }
 
 
-def _stack_rules(events: Any, bus_name: str, stack: str) -> list[str]:
-    arns: list[str] = []
-    token: str | None = None
-    while True:
-        page = events.list_rules(
-            EventBusName=bus_name, NamePrefix=stack, **({"NextToken": token} if token else {})
-        )
-        arns += [rule["Arn"] for rule in page.get("Rules", []) if rule.get("EventPattern")]
-        token = page.get("NextToken")
-        if not token:
-            return arns
+def replay_rules(stack: str, *, outputs_file: str | None = None, cloudformation: Any = None) -> list[str]:
+    """The stack's routing rules, from its `ReplayFilterArns` output."""
+    outputs = stack_outputs(stack, outputs_file=outputs_file, cloudformation=cloudformation)
+    return [arn for arn in required(outputs, "ReplayFilterArns", stack).split(",") if arn]
 
 
 def wait_for(
@@ -80,9 +71,8 @@ def run_aws_replay(args: argparse.Namespace, out: TextIO) -> int:
     if start >= end:
         raise UsageError("--from must be before --to")
     events = clients.events_client()
-    request = build_request(
-        events, archive=args.archive, start=start, end=end, rule_arns=list(args.rule_arn), stack=args.stack
-    )
+    rule_arns = list(args.rule_arn) or replay_rules(args.stack, outputs_file=args.outputs)
+    request = build_request(events, archive=args.archive, start=start, end=end, rule_arns=rule_arns)
     if args.dry_run:
         print(json.dumps(request, default=str, indent=2), file=out)
         return 0

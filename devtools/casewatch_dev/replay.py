@@ -83,6 +83,25 @@ class ReplayReport:
     def getcase_per_event(self) -> float:
         return round(self.getcase_calls / self.events, 3) if self.events else 0.0
 
+    def tally(self, outcomes: set[str]) -> None:
+        """Count one routed delivery by the outcomes of the functions it reached."""
+        self.routed += 1
+        if "failed" in outcomes:
+            self.failed += 1
+            self.dead_lettered += 1
+        elif "invalid" in outcomes:
+            self.invalid += 1
+            self.dead_lettered += 1
+        elif "parked" in outcomes:  # a delivery failed for good: parked with its reason
+            self.parked += 1
+            self.dead_lettered += 1
+        elif "handled" in outcomes:
+            self.handled += 1
+        elif "unhandled" in outcomes:
+            self.unhandled += 1
+        else:
+            self.lost += 1
+
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items()}
         data["notifications_total"] = sum(self.notifications.values())
@@ -216,23 +235,7 @@ def replay(
         if not invocations:
             report.unrouted += 1
             continue
-        report.routed += 1
-        outcomes = {inv.outcome for inv in invocations}
-        if "failed" in outcomes:
-            report.failed += 1
-            report.dead_lettered += 1
-        elif "invalid" in outcomes:
-            report.invalid += 1
-            report.dead_lettered += 1
-        elif "parked" in outcomes:  # a delivery failed for good: parked with its reason
-            report.parked += 1
-            report.dead_lettered += 1
-        elif "handled" in outcomes:
-            report.handled += 1
-        elif "unhandled" in outcomes:
-            report.unhandled += 1
-        else:
-            report.lost += 1
+        report.tally({inv.outcome for inv in invocations})
     if options.drain:
         pipeline.drain()
     report.wall_seconds = time.perf_counter() - started
@@ -293,7 +296,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--rule-arn", action="append", default=[], help="in AWS: rules to replay to (default: the stack's)"
     )
-    parser.add_argument("--stack", default="Casewatch", help="in AWS: the stack whose rules to replay to")
+    parser.add_argument(
+        "--stack", default="Casewatch", help="in AWS: the stack whose ReplayFilterArns output names the rules"
+    )
+    parser.add_argument(
+        "--outputs",
+        help="in AWS: read the stack's outputs from this file (make deploy writes cdk.out/outputs.json)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="in AWS: print the StartReplay request only")
     parser.add_argument("--poll-seconds", type=float, default=5.0, help=argparse.SUPPRESS)
     parser.add_argument(
