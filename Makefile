@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help install demo test lint format unit synth bench deploy destroy clean
+.PHONY: help install demo test lint format unit integration infra e2e synth bench deploy destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,7 +33,8 @@ node_modules/.installed: package.json package-lock.json
 demo: install ## replay the sample archive through the local pipeline (offline) and print the report
 	$(BIN)/casewatch replay events/archive/
 
-test: install lint unit ## ruff, mypy and every test suite
+test: install lint ## lint, then every test suite (unit, integration, infra, e2e, reliability at test size)
+	$(BIN)/pytest -q
 
 lint: install ## ruff (lint + format check), mypy --strict, and the import contracts (lint-imports)
 	$(BIN)/ruff check .
@@ -45,8 +46,17 @@ format: install ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-unit: install ## pytest (unit, integration, infra, e2e)
-	$(BIN)/pytest -q
+unit: install ## the unit suite: no network, fakes of the ports
+	$(BIN)/pytest -q -m unit tests/unit
+
+integration: install ## the integration suite: moto, tables from casewatch.tables, the Cases emulator
+	$(BIN)/pytest -q -m integration tests/integration
+
+infra: install ## the infra suite: the synthesized stack (CDK assertions, cdk-nag, cfn-lint, SAM)
+	$(BIN)/pytest -q -m infra tests/infra
+
+e2e: install ## the e2e suite: events through the whole local pipeline and the casewatch CLI
+	$(BIN)/pytest -q -m e2e tests/e2e
 
 # Deployment settings come from cdk.json (context key `casewatch`); override one for a run with
 # DOMAIN_ID=<id>, or any with CONTEXT='-c casewatch.alarm_email=ops@example.com'.

@@ -1,25 +1,117 @@
-"""Shared fixtures: the `events/` corpus drives every suite."""
+"""The test harness: suite markers, and one fixture per set-up.
+
+Suites are directories, each test marked by its directory (`pytest -m unit`, `-m integration`, ...):
+- unit: no network (sockets off, `tests/unit/conftest.py`), fakes of the ports (`casewatch_dev.fakes`);
+- integration: moto (`mock_aws`), tables built from `casewatch.tables`, the Cases emulator on 127.0.0.1;
+- infra: the synthesized CDK stack (`aws_cdk.assertions`), cdk-nag, cfn-lint, the SAM template;
+- e2e: events through the whole local pipeline and the `casewatch` CLI;
+- reliability: fault-injected generated days (sized by `CASEWATCH_RELIABILITY_EVENTS`).
+
+Fixtures: `aws_env` (dummy credentials and a region), `moto` (AWS mocked, cached boto3 clients reset on
+both sides), `tables` (the state and idempotency tables on moto), `lambda_context`; the settings cache
+and the composition root's cached apps are reset around every test. Builders of inputs are in
+`tests/builders.py`, the use cases composed over fakes in `tests/apps.py`.
+"""
 
 from __future__ import annotations
 
-import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-EVENTS = ROOT / "events"
-SAMPLE_FILES = sorted(p for p in EVENTS.glob("*.json"))
-INVALID_FILES = sorted((EVENTS / "invalid").glob("*.json"))
+from tests.apps import LambdaContext
+from tests.builders import REGION
+
+TESTS = Path(__file__).resolve().parent
+SUITES = ("unit", "integration", "infra", "e2e", "reliability")
 
 
-def load_event(name: str) -> dict[str, Any]:
-    """A sample event by file stem, e.g. `load_event("case-created")`."""
-    data: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
-    return data
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.path)).resolve().relative_to(TESTS).parts
+        suite = parts[0] if len(parts) > 1 else ""
+        if suite not in SUITES:
+            raise pytest.UsageError(f"{item.nodeid}: a test belongs in one of tests/{{{','.join(SUITES)}}}")
+        item.add_marker(getattr(pytest.mark, suite))
+
+
+# --- settings ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    """Settings are read once per container and apps built once: every test starts a new container."""
+    from casewatch.bootstrap import forget_apps
+    from casewatch.settings import get_settings
+
+    get_settings.cache_clear()
+    forget_apps()
+    yield
+    get_settings.cache_clear()
+    forget_apps()
+
+
+# --- AWS ---------------------------------------------------------------------------------------------
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
 
 
 @pytest.fixture
-def sample() -> Any:
-    return load_event
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy credentials and the sample region: nothing can reach a real account."""
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    for name, value in AWS_ENV.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def moto(aws_env: None) -> Iterator[None]:
+    """AWS mocked by moto; casewatch's cached boto3 clients are dropped on the way in and out."""
+    from moto import mock_aws
+
+    from casewatch.adapters.clients import reset_clients
+
+    with mock_aws():
+        reset_clients()
+        yield
+    reset_clients()
+
+
+@dataclass(frozen=True)
+class Tables:
+    state: str
+    idempotency: str
+
+
+@pytest.fixture
+def tables(moto: None) -> Tables:
+    """The state and idempotency tables on moto, created from the definitions the CDK stack uses."""
+    from casewatch.adapters.clients import dynamodb_client
+    from casewatch.tables import IDEMPOTENCY_TABLE, STATE_TABLE
+
+    names = Tables(state="casewatch-state", idempotency="casewatch-idempotency")
+    client = dynamodb_client()
+    client.create_table(**STATE_TABLE.create_table_args(names.state))
+    client.create_table(**IDEMPOTENCY_TABLE.create_table_args(names.idempotency))
+    return names
+
+
+# --- Lambda ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    """A Lambda context with 30 s left (`tests.apps.LambdaContext(name, remaining_ms)` for others)."""
+    return LambdaContext()

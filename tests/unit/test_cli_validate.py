@@ -4,7 +4,7 @@ import io
 from pathlib import Path
 
 from casewatch_dev.cli import main
-from tests.conftest import EVENTS, INVALID_FILES
+from tests.builders import EVENTS, INVALID_FILES
 
 
 def run(*argv: str) -> tuple[int, str]:

@@ -23,7 +23,7 @@ from casewatch.models.enriched import EnrichedCase, EnrichedField, Provenance
 from casewatch.models.events import CaseEvent, parse_case_event
 from casewatch.models.fields import FieldValue
 from casewatch.settings import load_cdk_context
-from tests.conftest import ROOT, load_event
+from tests.builders import ROOT, load_event
 
 PRIORITY = "6f5e4d3c-2b1a-4f0e-9d8c-7b6a5f4e3d2c"
 CASE_1 = "a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"

@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 
 from casewatch.errors import InvalidCaseEventError
-from casewatch.models import (
+from casewatch.models.events import (
     CaseCreatedDetail,
     CaseDeletedDetail,
     CaseUpdatedDetail,
     RelatedItemCreatedDetail,
-    RelatedItemType,
     UnhandledDetail,
     parse_case_event,
 )
-from tests.conftest import EVENTS, INVALID_FILES, SAMPLE_FILES, load_event
+from casewatch.models.related_items import RelatedItemType
+from tests.builders import EVENTS, INVALID_FILES, SAMPLE_FILES, load_event
 
 DOMAIN = "b7f3c2a1-5d4e-4f6a-9b8c-0d1e2f3a4b5c"
 CASE1 = "a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"

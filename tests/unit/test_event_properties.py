@@ -10,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from casewatch.errors import InvalidCaseEventError
-from casewatch.models import FieldValue, parse_case_event
-from tests.conftest import SAMPLE_FILES, load_event
+from casewatch.models.events import parse_case_event
+from casewatch.models.fields import FieldValue
+from tests.builders import SAMPLE_FILES, load_event
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

@@ -1,255 +1,49 @@
-"""Fakes of the SLA ports and builders of Cases events, shared by the SLA test modules (and tested here)."""
+"""The one set of fakes (`casewatch_dev.fakes`) behaves like the AWS adapters it stands for, and the
+builders of `tests/builders.py` make the events they say. (The same store scenarios run on moto in
+tests/integration/test_sla_store.py.)"""
 
 from __future__ import annotations
 
-import threading
-import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 
-from casewatch.domain.sla import (
-    CaseSlaLog,
-    SlaConflictError,
-    SlaState,
-    TimerKind,
-    TimerSpec,
+from casewatch.domain.sla.fold import evaluate
+from casewatch.domain.sla.log import CaseSlaLog
+from casewatch.domain.sla.model import SlaConflictError, SlaStatus
+from casewatch.domain.sla.timers import TimerKind, TimerSpec
+from casewatch.errors import CaseNotFoundError, CasesThrottledError
+from casewatch.models.fields import FieldValue
+from casewatch_dev.clock import VirtualClock
+from casewatch_dev.fakes.ports import (
+    DictCasesReader,
+    InMemorySlaStore,
+    InMemorySnapshotStore,
+    InMemoryStatusOrder,
+    RecordingSlaStore,
+    RecordingTimers,
 )
-from casewatch.domain.sla_ports import SlaCaseRecord, StoredSla
-from casewatch.models.enriched import EnrichedCase, EnrichedField, Provenance
-from casewatch.models.events import CaseEvent, parse_case_event
-from casewatch.models.fields import FieldValue, PythonValue
+from tests.apps import SlaSystem
+from tests.builders import (
+    DOMAIN,
+    FIRST,
+    PRIORITY,
+    RESOLVE,
+    SLA_SETTINGS,
+    at,
+    case_event_raw,
+    comment,
+    created,
+    enriched,
+    parsed,
+    sla_item_raw,
+    updated,
+)
 
-DOMAIN = "b7f3c2a1-5d4e-4f6a-9b8c-0d1e2f3a4b5c"
-DOMAIN_ARN = f"arn:aws:cases:us-east-1:123456789012:domain/{DOMAIN}"
-PRIORITY = "6f5e4d3c-2b1a-4f0e-9d8c-7b6a5f4e3d2c"
-T0 = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
-
-
-def at(minutes: float) -> datetime:
-    return T0 + timedelta(minutes=minutes)
-
-
-def _ms(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def _envelope(resource: str, detail: dict[str, Any], when: datetime, event_id: str | None) -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": event_id or str(uuid.uuid5(uuid.NAMESPACE_URL, str(detail))),
-        "detail-type": "Amazon Connect Cases Change",
-        "source": "aws.cases",
-        "account": "123456789012",
-        "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": "us-east-1",
-        "resources": [DOMAIN_ARN, resource],
-        "detail": detail,
-    }
+# --- the SLA store -----------------------------------------------------------------------------------
 
 
-def _union(value: PythonValue) -> dict[str, Any]:
-    return FieldValue.of(value).to_wire()
-
-
-def case_event_raw(
-    event_type: str,
-    case_id: str,
-    when: datetime,
-    fields: Mapping[str, PythonValue] | None = None,
-    *,
-    changed: Sequence[str] | None = None,
-    created: datetime | None = None,
-    event_id: str | None = None,
-) -> dict[str, Any]:
-    fields = dict(fields or {})
-    body: dict[str, Any] = {"caseId": case_id, "templateId": "tpl-1"}
-    if event_type != "CASE.DELETED":
-        body["createdDateTime"] = _ms(created or when)
-        body["fields"] = {fid: {"value": _union(v)} for fid, v in fields.items() if v is not None}
-    detail = {
-        "version": "0",
-        "eventType": event_type,
-        "approximateChangeTime": _ms(when),
-        "changedFieldIds": list(changed if changed is not None else fields),
-        "case": body,
-    }
-    return _envelope(f"{DOMAIN_ARN}/case/{case_id}", detail, when, event_id)
-
-
-def related_raw(
-    case_id: str,
-    when: datetime,
-    item_type: str,
-    item_id: str,
-    content: dict[str, Any] | None = None,
-    *,
-    event_id: str | None = None,
-) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "relatedItemType": item_type,
-        "relatedItemId": item_id,
-        "caseId": case_id,
-        "createdDateTime": _ms(when),
-    }
-    if content:
-        item.update(content)
-    detail = {
-        "version": "0",
-        "eventType": "RELATED_ITEM.CREATED",
-        "approximateChangeTime": _ms(when),
-        "changedAttributes": [],
-        "relatedItem": item,
-    }
-    return _envelope(f"{DOMAIN_ARN}/case/{case_id}/related-item/{item_id}", detail, when, event_id)
-
-
-def sla_item_raw(
-    case_id: str,
-    when: datetime,
-    item_id: str,
-    *,
-    name: str = "First response",
-    field_id: str = "status",
-    values: Sequence[str] = ("pending-customer",),
-    minutes: int = 30,
-    status: str = "Active",
-    completion: datetime | None = None,
-) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "name": name,
-        "type": "CaseField",
-        "status": status,
-        "fieldId": field_id,
-        "targetFieldValues": [{"stringValue": v} for v in values],
-        "targetTime": _ms(when + timedelta(minutes=minutes)),
-    }
-    if completion is not None:
-        config["completionTime"] = _ms(completion)
-    return related_raw(case_id, when, "Sla", item_id, {"sla": {"slaConfiguration": config}})
-
-
-def enriched(event: CaseEvent, extra: Mapping[str, PythonValue] | None = None) -> EnrichedCase:
-    """The enriched view of an event: its own fields (provenance EVENT), plus `extra` from a snapshot."""
-    fields = {
-        fid: EnrichedField(value=FieldValue.of(v), source=Provenance.SNAPSHOT, as_of=event.change_time)
-        for fid, v in (extra or {}).items()
-    }
-    fields.update(
-        {
-            fid: EnrichedField(value=value, source=Provenance.EVENT, as_of=event.change_time)
-            for fid, value in event.fields.items()
-        }
-    )
-    assert event.case_id is not None
-    return EnrichedCase(
-        domain_id=event.domain_id,
-        case_id=event.case_id,
-        version=event.change_time,
-        event_id=event.id,
-        fields=fields,
-        deleted=event.event_type == "CASE.DELETED",
-    )
-
-
-def parsed(raw: dict[str, Any]) -> CaseEvent:
-    return parse_case_event(raw)
-
-
-# --- fakes of the ports ----------------------------------------------------------------------------
-
-
-class InMemorySlaStore:
-    """`SlaStore` in dicts, with the DynamoDB store's revision check."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, SlaCaseRecord] = {}
-        self.saves = 0
-        self.conflicts = 0
-        self.checks: dict[tuple[str, str], datetime] = {}
-        self._lock = threading.Lock()
-        self.before_save: Any = None  # a hook tests use to interleave a competing writer
-
-    def load(self, domain_id: str, case_id: str) -> SlaCaseRecord:
-        with self._lock:
-            return self.records.get(case_id) or SlaCaseRecord.empty(domain_id, case_id)
-
-    def save(self, old: SlaCaseRecord, log: CaseSlaLog, changed: Sequence[SlaState]) -> SlaCaseRecord:
-        if self.before_save is not None:
-            hook, self.before_save = self.before_save, None
-            hook()
-        with self._lock:
-            current = self.records.get(log.case_id)
-            if (current.revision if current else 0) != old.revision:
-                self.conflicts += 1
-                raise SlaConflictError("revision moved")
-            slas = dict(old.slas)
-            revision = old.revision + 1
-            for state in changed:
-                before = old.slas.get(state.key)
-                slas[state.key] = StoredSla(
-                    log.domain_id,
-                    log.case_id,
-                    state,
-                    log.version,
-                    revision,
-                    before.next_check_at if before else None,
-                )
-            record = SlaCaseRecord(log, slas, revision)
-            self.records[log.case_id] = record
-            self.saves += 1
-            return record
-
-    def case_slas(self, case_id: str) -> list[StoredSla]:
-        record = self.records.get(case_id)
-        return list(record.slas.values()) if record else []
-
-    def due_before(self, moment: datetime, limit: int = 100) -> list[StoredSla]:
-        due = []
-        for record in self.records.values():
-            for sla in record.slas.values():
-                if not sla.state.status.is_open:
-                    continue
-                due_at = self.checks.get((sla.case_id, sla.state.key)) or sla.state.target_time
-                due_at = max(due_at, sla.state.target_time)
-                if due_at < moment:
-                    due.append(sla)
-        return sorted(due, key=lambda s: s.state.target_time)[:limit]
-
-    def defer_check(self, case_id: str, sla_key: str, until: datetime) -> None:
-        self.checks[(case_id, sla_key)] = until
-
-    def states(self) -> dict[tuple[str, str], SlaState]:
-        return {(case_id, key): s.state for case_id, r in self.records.items() for key, s in r.slas.items()}
-
-
-@dataclass
-class RecordingTimers:
-    """`SlaTimers` that keeps the pending timers in a dict and counts calls."""
-
-    pending: dict[tuple[str, str, TimerKind], TimerSpec] = field(default_factory=dict)
-    sets: int = 0
-    cancels: int = 0
-
-    def set(self, timer: TimerSpec) -> None:
-        self.sets += 1
-        self.pending[(timer.case_id, timer.sla_key, timer.kind)] = timer
-
-    def cancel(self, case_id: str, sla_key: str, kind: TimerKind) -> None:
-        self.cancels += 1
-        self.pending.pop((case_id, sla_key, kind), None)
-
-    def due(self) -> list[TimerSpec]:
-        return sorted(self.pending.values(), key=lambda t: (t.fire_at, t.case_id, t.sla_key, t.kind.value))
-
-
-# --- the fakes behave like the real store ----------------------------------------------------------
-
-
-def test_in_memory_store_rejects_a_stale_revision() -> None:
+def test_the_store_rejects_a_stale_revision() -> None:
     store = InMemorySlaStore()
     empty = store.load(DOMAIN, "c1")
     log = CaseSlaLog(DOMAIN, "c1")
@@ -260,12 +54,144 @@ def test_in_memory_store_rejects_a_stale_revision() -> None:
     assert store.load(DOMAIN, "c1").revision == 1
 
 
+def test_the_store_rejects_an_older_state_over_a_newer_item() -> None:
+    system = SlaSystem(SLA_SETTINGS, store=InMemorySlaStore(), clock=VirtualClock(at(-1)))
+    system.deliver(created("c1", 0))
+    system.deliver(updated("c1", 100, "closed"))
+    current = system.store.load(DOMAIN, "c1")
+    older = CaseSlaLog(DOMAIN, "c1", current.log.observations[:1])  # version 09:00
+    with pytest.raises(SlaConflictError):  # the revision matches, the item's version does not
+        system.store.save(current, older, list(evaluate(older, system.policies).values()))
+    assert system.store.load(DOMAIN, "c1").slas[RESOLVE].state.status is SlaStatus.MET
+
+
+def test_before_save_runs_once_before_the_next_save() -> None:
+    store = InMemorySlaStore()
+    ran: list[int] = []
+    store.before_save = lambda: ran.append(store.saves)
+    store.save(store.load(DOMAIN, "c1"), CaseSlaLog(DOMAIN, "c1"), [])
+    store.save(store.load(DOMAIN, "c1"), CaseSlaLog(DOMAIN, "c1"), [])
+    assert ran == [0]
+
+
+def test_an_sla_deferred_by_reconciliation_stays_deferred_after_later_saves() -> None:
+    """The deferral travels with the SLA through saves that change other SLAs, or that SLA itself
+    (it used to be undone by the next save: `defer_check` wrote beside the transaction)."""
+    clock = VirtualClock(at(-1))
+    system = SlaSystem(SLA_SETTINGS, store=InMemorySlaStore(), clock=clock)
+    system.deliver(created("c1", 0, "high"))
+    clock.set(at(45))
+    assert system.reconcile().repairs == 1  # first response overdue since 09:30; next look at 10:15
+    deferred = at(75)
+    assert system.store.load(DOMAIN, "c1").slas[FIRST].next_check_at == deferred
+    system.deliver(updated("c1", 50, "pending-customer", "high"))  # a later save: resolve pauses
+    record = system.store.load(DOMAIN, "c1")
+    assert record.revision == 3 and record.slas[RESOLVE].state.paused_since == at(50)
+    assert record.slas[FIRST].next_check_at == deferred
+    assert [s.case_id for s in system.store.due_before(deferred)] == []  # exactly at the check: not yet
+    assert [s.state.key for s in system.store.due_before(deferred + timedelta(microseconds=1))] == [FIRST]
+    assert [s.state.key for s in system.store.case_slas("c1") if s.next_check_at == deferred] == [FIRST]
+
+
+def test_due_before_is_strictly_before_the_target() -> None:
+    system = SlaSystem(SLA_SETTINGS, store=InMemorySlaStore(), clock=VirtualClock(at(-1)))
+    system.deliver(created("c1", 0, "high"))
+    assert system.store.due_before(at(30)) == []
+    assert [s.state.key for s in system.store.due_before(at(30) + timedelta(microseconds=1))] == [FIRST]
+    assert len(system.store.due_before(at(481))) == 2
+    assert len(system.store.due_before(at(481), limit=1)) == 1
+
+
+def test_the_recording_store_records_the_transitions_of_successful_saves_only() -> None:
+    inner = InMemorySlaStore()
+    store = RecordingSlaStore(inner)
+    system = SlaSystem(SLA_SETTINGS, store=store, clock=VirtualClock(at(-1)))
+    system.deliver(created("c1", 0, "high"))
+    system.deliver(comment("c1", 10))
+    taken = store.take_transitions()
+    assert [(t.sla_key, t.status) for t in taken] == [
+        (FIRST, SlaStatus.ACTIVE),
+        (RESOLVE, SlaStatus.ACTIVE),
+        (FIRST, SlaStatus.MET),
+    ]
+    assert store.take_transitions() == []
+    stale = store.load(DOMAIN, "c1")
+    system.deliver(updated("c1", 20, "closed", "high"))
+    with pytest.raises(SlaConflictError):
+        store.save(stale, stale.log, [])
+    assert [(t.sla_key, t.status) for t in store.take_transitions()] == [(RESOLVE, SlaStatus.MET)]
+    assert inner.states()[("c1", RESOLVE)].status is SlaStatus.MET  # the inner store has what was saved
+
+
+# --- timers, status order, snapshots, GetCase ---------------------------------------------------------
+
+
+def test_recording_timers_keep_one_timer_per_case_sla_and_kind() -> None:
+    timers = RecordingTimers()
+    first = TimerSpec(TimerKind.BREACH, DOMAIN, "c1", RESOLVE, "resolve-within-8h", at(480), at(480))
+    timers.set(first)
+    timers.set(TimerSpec(TimerKind.BREACH, DOMAIN, "c1", RESOLVE, "resolve-within-8h", at(500), at(500)))
+    timers.set(TimerSpec(TimerKind.WARNING, DOMAIN, "c1", RESOLVE, "resolve-within-8h", at(384), at(480)))
+    assert [(t.kind, t.fire_at) for t in timers.due()] == [
+        (TimerKind.WARNING, at(384)),
+        (TimerKind.BREACH, at(500)),
+    ]
+    timers.cancel("c1", RESOLVE, TimerKind.BREACH)
+    timers.cancel("c1", RESOLVE, TimerKind.BREACH)  # already gone: fine
+    assert (timers.sets, timers.cancels, len(timers.pending)) == (3, 2, 1)
+
+
+def test_the_status_order_only_moves_forward_per_case_and_replay() -> None:
+    order = InMemoryStatusOrder()
+    assert order.claim(case_id="c1", status="closed", changed_at=at(10), notification_id="n1")
+    assert not order.claim(case_id="c1", status="open", changed_at=at(5), notification_id="n2")
+    assert order.claim(case_id="c1", status="closed", changed_at=at(5), notification_id="n3")  # same status
+    assert order.claim(case_id="c1", status="open", changed_at=at(10), notification_id="n4")  # same time
+    assert order.claim(case_id="c1", status="closed", changed_at=at(5), notification_id="n5", replay_name="r")
+    assert order.claim(case_id="c2", status="open", changed_at=at(0), notification_id="n6")
+
+
+def test_the_snapshot_store_keeps_the_newer_view() -> None:
+    store = InMemorySnapshotStore()
+    newer, older = parsed(updated("c1", 20, "closed")), parsed(updated("c1", 10, "open"))
+    assert store.put(enriched(newer))
+    assert not store.put(enriched(older))
+    assert not store.put(enriched(newer))  # the same version again
+    view = store.get(DOMAIN, "c1")
+    assert view is not None and view.value("status") == "closed"
+    assert store.get("another-domain", "c1") is None
+
+
+def test_the_cases_reader_answers_from_its_dict_and_counts_requests() -> None:
+    reader = DictCasesReader(
+        {"c1": ("tpl", {"status": "open", "title": {"stringValue": "T"}, "empty": None})}
+    )
+    read = reader.get_case_fields(DOMAIN, "c1", ["status", "title", "empty", "unknown"])
+    assert (read.template_id, read.values, read.requests) == (
+        "tpl",
+        {"status": FieldValue.of("open"), "title": FieldValue.of("T")},
+        1,
+    )
+    reader.fail_with.append(CasesThrottledError())
+    with pytest.raises(CasesThrottledError):
+        reader.get_case_fields(DOMAIN, "c1", ["status"])
+    with pytest.raises(CaseNotFoundError):
+        reader.get_case_fields(DOMAIN, "gone", ["status"])
+    assert reader.calls == 3
+    assert reader.requests[0] == (DOMAIN, "c1", ("status", "title", "empty", "unknown"))
+
+
+# --- the builders ----------------------------------------------------------------------------------
+
+
 def test_event_builders_parse() -> None:
-    created = parsed(case_event_raw("CASE.CREATED", "c1", at(0), {"status": "open", PRIORITY: "high"}))
-    assert created.case_id == "c1"
-    assert created.field_values() == {"status": "open", PRIORITY: "high"}
+    case = parsed(case_event_raw("CASE.CREATED", "c1", at(0), {"status": "open", PRIORITY: "high"}))
+    assert case.case_id == "c1"
+    assert case.field_values() == {"status": "open", PRIORITY: "high"}
     sla = parsed(sla_item_raw("c1", at(1), "s1"))
     assert sla.related_item is not None
     assert sla.related_item.sla is not None
     assert sla.related_item.sla.sla_configuration.target_time == at(31)
-    assert enriched(created).value(PRIORITY) == "high"
+    assert enriched(case).value(PRIORITY) == "high"
+    assert parsed(comment("c1", 3)).id == parsed(comment("c1", 3)).id  # ids derive from the detail
+    assert parsed(comment("c1", 3)).id != parsed(comment("c1", 4)).id

@@ -3,11 +3,13 @@
 Each example takes a sample event (or the Scheduler payloads of `events/scheduler/`) and applies a few
 mutations — delete a key, replace a value with arbitrary JSON, change a value's type, put in a value
 that is valid elsewhere (another eventType, a related-item type, a field value union, an odd time) —
-then runs the handler on the same in-memory dependencies the local pipeline's memory backend wires
-(SLA tracker, notification sink, Powertools idempotency, all in memory; GetCase answers from a dict).
+then runs the handler on the apps `casewatch.bootstrap` builds, over adapters in memory (SLA tracking,
+notifications, Powertools idempotency, the real SNS/EventBridge/SQS/Scheduler adapters on fake clients;
+GetCase answers from a dict).
 
-Every example must end in a typed outcome — `handled`, `unhandled` or `invalid` (with the event parked
-on the dead-letter queue with its reason) — and never in an unhandled exception.
+Every example must end in a typed outcome — `handled`, `unhandled` or `invalid` — and never in an
+unhandled exception; `invalid` exactly when the event does not parse, and then the event is parked on
+the dead-letter queue as it came, with the parser's reason.
 """
 
 from __future__ import annotations
@@ -22,15 +24,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from casewatch.adapters.memory import DictCasesReader
+from casewatch.bootstrap import build_event_app, build_reconcile_app, build_sla_timer_app
+from casewatch.errors import InvalidCaseEventError
 from casewatch.handlers import case_changed, reconcile, related_item_created, sla_timer
+from casewatch.models.events import parse_case_event
 from casewatch.settings import load_cdk_context
+from casewatch.topology import CASE_CHANGED, RELATED_ITEM_CREATED_FN
 from casewatch_dev.clock import VirtualClock
-from casewatch_dev.memory_backend import MemoryBackend
-from casewatch_dev.pipeline import FakeLambdaContext
-from tests.conftest import EVENTS, ROOT, SAMPLE_FILES
-
-pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+from tests.apps import LambdaContext, memory_adapters
+from tests.builders import EVENTS, ROOT, SAMPLE_FILES
 
 SETTINGS = load_cdk_context(ROOT / "cdk.json")
 NOW = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
@@ -175,50 +177,46 @@ def same_typed(draw: st.DrawFn, bases: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class World:
-    """In-memory dependencies shared by the examples of one test (state accumulates, as in a container)."""
+    """The apps of the four functions over one set of in-memory adapters, shared by the examples of a
+    test (state accumulates, as in a container)."""
 
     def __init__(self) -> None:
         self.clock = VirtualClock(NOW)
-        self.backend = MemoryBackend(
-            SETTINGS,
-            self.clock,
-            schedule_group="casewatch-local-sla",
-            timer_arn="arn:aws:lambda:us-east-1:123456789012:function:casewatch-local-sla-timer",
-            scheduler_role_arn="arn:aws:iam::123456789012:role/casewatch-local-scheduler",
-            dead_letter_url="dead-letters",
-            failure_url="failures",
-        )
-        self.deps = self.backend.dependencies(cases=DictCasesReader(), cases_slas=NoCasesSlas())
-        self.tracker = next(s for s in self.deps.sinks if hasattr(s, "take_transitions"))
-
-    def parked(self) -> list[dict[str, Any]]:
-        return [json.loads(m["Body"]) for m in self.backend.sqs.take("dead-letters")]
-
-
-class NoCasesSlas:
-    """SearchRelatedItems of a domain with no related items."""
-
-    def case_slas(self, domain_id: str, case_id: str) -> list[Any]:
-        return []
-
-    def related_items(self, domain_id: str, case_id: str, item_type: str) -> list[tuple[str, datetime]]:
-        return []
+        self.aws = memory_adapters(self.clock)
+        adapters = self.aws.adapters
+        self.apps: dict[Callable[..., Any], Any] = {
+            case_changed.handler: build_event_app(CASE_CHANGED, SETTINGS, adapters),
+            related_item_created.handler: build_event_app(RELATED_ITEM_CREATED_FN, SETTINGS, adapters),
+            sla_timer.handler: build_sla_timer_app(SETTINGS, adapters),
+            reconcile.handler: build_reconcile_app(SETTINGS, adapters),
+        }
 
 
 def _check_event_outcome(world: World, result: Any, event: Any) -> None:
     assert isinstance(result, dict)
     assert result["outcome"] in {"handled", "unhandled", "invalid"}
-    parked = world.parked()
-    if result["outcome"] == "invalid":
-        assert len(parked) == 1 and parked[0]["reason"] and result.get("reason")
-        assert json.dumps(event, default=repr)[:0] == ""  # the event was JSON we generated
+    parked = world.aws.parked()
+    try:
+        parsed = parse_case_event(event)
+    except InvalidCaseEventError as exc:  # invalid: parked as it came, with the parser's reason
+        assert result["outcome"] == "invalid"
+        assert result["reason"] == exc.reason
+        [message] = parked
+        assert message["reason"] == exc.reason[:1000]
+        assert json.dumps(message["event"], sort_keys=True) == json.dumps(event, sort_keys=True)
+        assert message["eventId"] == result["eventId"]
+        return
+    assert result["outcome"] != "invalid"
+    assert parked == []
+    assert result["eventId"] == parsed.id
+    if result["outcome"] == "handled":
+        assert result["caseId"] == parsed.case_id
     else:
-        assert parked == []
-        assert isinstance(result.get("caseId"), str) or result["outcome"] == "unhandled"
+        assert result["reason"] and result["getcaseCalls"] == 0
 
 
-def _run(handler: Callable[..., Any], world: World, event: Any, deps: Any) -> Any:
-    return handler(event, FakeLambdaContext("fuzz", world.clock), deps=deps)
+def _run(handler: Callable[..., Any], world: World, event: Any) -> Any:
+    return handler(event, LambdaContext("fuzz"), app=world.apps[handler])
 
 
 @pytest.fixture(scope="module")
@@ -242,7 +240,7 @@ FUZZ = settings(
 def test_case_changed_gives_a_typed_outcome_for_near_valid_events(
     world: World, event: dict[str, Any]
 ) -> None:
-    _check_event_outcome(world, _run(case_changed.handler, world, event, world.deps), event)
+    _check_event_outcome(world, _run(case_changed.handler, world, event), event)
 
 
 @FUZZ
@@ -250,7 +248,7 @@ def test_case_changed_gives_a_typed_outcome_for_near_valid_events(
 def test_related_item_created_gives_a_typed_outcome_for_near_valid_events(
     world: World, event: dict[str, Any]
 ) -> None:
-    _check_event_outcome(world, _run(related_item_created.handler, world, event, world.deps), event)
+    _check_event_outcome(world, _run(related_item_created.handler, world, event), event)
 
 
 @FUZZ
@@ -259,7 +257,7 @@ def test_either_event_handler_gives_a_typed_outcome_for_the_other_shapes(
     world: World, event: dict[str, Any]
 ) -> None:
     for handler in (case_changed.handler, related_item_created.handler):
-        _check_event_outcome(world, _run(handler, world, event, world.deps), event)
+        _check_event_outcome(world, _run(handler, world, event), event)
 
 
 @FUZZ
@@ -267,7 +265,7 @@ def test_either_event_handler_gives_a_typed_outcome_for_the_other_shapes(
 def test_sla_timer_gives_a_typed_outcome_for_near_valid_payloads(
     world: World, payload: dict[str, Any]
 ) -> None:
-    result = _run(sla_timer.handler, world, payload, world.tracker)
+    result = _run(sla_timer.handler, world, payload)
     assert result["outcome"] in {"handled", "invalid"}
     if result["outcome"] == "invalid":
         assert result["reason"].startswith("invalid fields")
@@ -277,7 +275,7 @@ def test_sla_timer_gives_a_typed_outcome_for_near_valid_payloads(
 @given(event=mutated([SCHEDULED]))
 def test_reconcile_handles_any_scheduled_event(world: World, event: dict[str, Any]) -> None:
     world.clock.advance(60)  # each run a minute later: SLAs of the other examples fall due
-    result = _run(reconcile.handler, world, event, world.tracker)
+    result = _run(reconcile.handler, world, event)
     assert result["outcome"] == "handled" and result["throttled"] is False
 
 
@@ -289,4 +287,4 @@ def test_event_handlers_give_a_typed_outcome_for_same_typed_mutations(
     detail = event.get("detail")
     kind = detail.get("eventType") if isinstance(detail, dict) else None
     handler = case_changed.handler if str(kind).startswith("CASE.") else related_item_created.handler
-    _check_event_outcome(world, _run(handler, world, event, world.deps), event)
+    _check_event_outcome(world, _run(handler, world, event), event)

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -15,31 +16,27 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from casewatch import aws, observability
-from casewatch.adapters.memory import (
+from casewatch import observability
+from casewatch.bootstrap import EventApp
+from casewatch.errors import CasesThrottledError, CasesUnavailableError
+from casewatch.handlers import case_changed, related_item_created
+from casewatch.models.enriched import Provenance
+from casewatch.models.events import parse_case_event
+from casewatch.observability import LazyTracer, PowertoolsMetrics, logger, tracing_disabled
+from casewatch.ports import CaseSink, MetricsRecorder
+from casewatch.settings import Settings
+from casewatch.topology import CASE_CHANGED, RELATED_ITEM_CREATED_FN, function_named
+from casewatch_dev.fakes.ports import (
     CountingMetrics,
     DictCasesReader,
     InMemorySnapshotStore,
     ListDeadLetters,
     RecordingSink,
 )
-from casewatch.constants import ENV_CONFIG, ENV_DEAD_LETTER_QUEUE_URL, ENV_SLA_TABLE
-from casewatch.errors import CasesThrottledError, CasesUnavailableError, SettingsError
-from casewatch.handlers import case_changed, related_item_created
-from casewatch.models.enriched import Provenance
-from casewatch.models.events import parse_case_event
-from casewatch.observability import LazyTracer, logger, tracing_disabled
-from casewatch.settings import Settings, get_settings, load_cdk_context
-from casewatch.topology import CASE_CHANGED, RELATED_ITEM_CREATED_FN
-from casewatch.wiring import Dependencies, build_sinks, default_dependencies
-from tests.conftest import INVALID_FILES, ROOT, SAMPLE_FILES, load_event
-
-# Handlers given a CountingMetrics leave Powertools' metrics empty: its warning is expected here.
-pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
+from tests.apps import FixedClock, LambdaContext, event_app
+from tests.builders import CASE_1, CASE_2, INVALID_FILES, SAMPLE_FILES, load_event, raw_of, repo_settings
 
 NOW = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
-CASE_1 = "a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
-CASE_2 = "c9e8d7f6-a5b4-4c3d-9e2f-1a0b9c8d7e6f"
 HANDLERS: dict[str, ModuleType] = {
     CASE_CHANGED.name: case_changed,
     RELATED_ITEM_CREATED_FN.name: related_item_created,
@@ -54,60 +51,60 @@ ROUTE = {
 }
 
 
-class FixedClock:
-    def now(self) -> datetime:
-        return NOW
+@dataclass
+class Deps:
+    """The event path's ports as fakes; `app(function)` composes them (the sinks: a recorder)."""
+
+    settings: Settings
+    cases: DictCasesReader
+    snapshots: InMemorySnapshotStore = field(default_factory=InMemorySnapshotStore)
+    dead_letters: ListDeadLetters = field(default_factory=ListDeadLetters)
+    sinks: list[CaseSink] = field(default_factory=lambda: [RecordingSink()])
+    metrics: MetricsRecorder = field(default_factory=CountingMetrics)
+
+    def app(self, function: str) -> EventApp:
+        return event_app(
+            function_named(function),
+            self.settings,
+            cases=self.cases,
+            snapshots=self.snapshots,
+            dead_letters=self.dead_letters,
+            sinks=self.sinks,
+            clock=FixedClock(NOW),
+            metrics=self.metrics,
+        )
+
+    @property
+    def sink(self) -> RecordingSink:
+        sink = self.sinks[0]
+        assert isinstance(sink, RecordingSink)
+        return sink
+
+    @property
+    def counts(self) -> Any:
+        assert isinstance(self.metrics, CountingMetrics)
+        return self.metrics.counts
 
 
-class LambdaContext:
-    def __init__(self, function_name: str) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = 256
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
-        self.aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "2026/11/23/[$LATEST]abc"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+@pytest.fixture(name="repo_settings")
+def repo_settings_fixture() -> Settings:
+    return repo_settings()
 
 
-@pytest.fixture
-def repo_settings() -> Settings:
-    return load_cdk_context(ROOT / "cdk.json")
-
-
-def make_deps(settings: Settings, **overrides: Any) -> Dependencies:
+def make_deps(settings: Settings, **overrides: Any) -> Deps:
     reader = DictCasesReader()
     for case_id in (CASE_1, CASE_2):
         reader.add(
             case_id, {"customer_id": "cust-1", "reference_number": "78412093", "status": "open", "title": "T"}
         )
-    parts: dict[str, Any] = {
-        "cases": reader,
-        "snapshots": InMemorySnapshotStore(),
-        "dead_letters": ListDeadLetters(),
-        "sinks": [RecordingSink()],
-        "settings": settings,
-        "clock": FixedClock(),
-        "metrics": CountingMetrics(),
-        **overrides,
-    }
-    return Dependencies(**parts)
+    return Deps(**{"settings": settings, "cases": reader, **overrides})
 
 
-def invoke(function: str, event: Any, deps: Dependencies) -> dict[str, Any]:
-    result: dict[str, Any] = HANDLERS[function].handler(event, LambdaContext(function), deps=deps)
+def invoke(function: str, event: Any, deps: Deps) -> dict[str, Any]:
+    result: dict[str, Any] = HANDLERS[function].handler(
+        event, LambdaContext(function), app=deps.app(function)
+    )
     return result
-
-
-def raw_of(path: Path) -> Any:
-    text = path.read_text()
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text  # not JSON: what a local caller could hand over
 
 
 # --- every sample through its handler ----------------------------------------------------------
@@ -122,10 +119,10 @@ def test_every_sample_event_through_its_handler(path: Path, repo_settings: Setti
     result = invoke(function, raw, deps)
 
     assert result["eventId"] == raw["id"]
-    assert set(result) == {"outcome", "eventId", "caseId", "getcaseCalls"}
-    sink = deps.sinks[0]
-    assert isinstance(sink, RecordingSink)
-    counts = deps.metrics.counts  # type: ignore[attr-defined]
+    ids_and_counts = {"outcome", "eventId", "caseId", "getcaseCalls"}
+    assert set(result) == (ids_and_counts if event_type in ROUTE else ids_and_counts | {"reason"})
+    sink = deps.sink
+    counts = deps.counts
     if event_type in ROUTE:
         assert result["outcome"] == "handled"
         assert result["caseId"] in {CASE_1, CASE_2}
@@ -137,8 +134,10 @@ def test_every_sample_event_through_its_handler(path: Path, repo_settings: Setti
         assert counts["GetCaseCalls"] == result["getcaseCalls"]
     else:
         assert result["outcome"] == "unhandled"
+        assert result["reason"] == "event type not handled here"
         assert sink.received == []
         assert counts["EventsUnhandled"] == 1
+        assert counts["EventsHandled"] == 0
 
 
 @pytest.mark.parametrize("path", SAMPLE_FILES, ids=lambda p: p.stem)
@@ -151,9 +150,10 @@ def test_the_wrong_handler_leaves_an_event_unhandled(path: Path, repo_settings: 
             continue
         result = invoke(function, raw, deps)
         assert result["outcome"] == "unhandled"
+        assert result["reason"] == "event type not handled here"
         assert result["getcaseCalls"] == 0
-    assert deps.sinks[0].received == []  # type: ignore[attr-defined]
-    assert deps.cases.calls == 0  # type: ignore[attr-defined]
+    assert deps.sink.received == []
+    assert deps.cases.calls == 0
 
 
 @pytest.mark.parametrize(
@@ -202,16 +202,14 @@ def test_the_sample_day_in_time_order_needs_one_getcase(repo_settings: Settings)
     store = deps.snapshots
     assert isinstance(store, InMemorySnapshotStore)
     assert store.views[CASE_2].deleted
-    comment_view = next(
-        c for e, c in deps.sinks[0].received if e.id == load_event("related-item-comment")["id"]
-    )  # type: ignore[attr-defined]
+    comment_view = next(c for e, c in deps.sink.received if e.id == load_event("related-item-comment")["id"])
     assert set(comment_view.sources().values()) == {Provenance.SNAPSHOT}
 
 
 def test_the_snapshot_keeps_the_needed_fields_only(repo_settings: Settings) -> None:
     deps = make_deps(repo_settings)
     invoke(CASE_CHANGED.name, load_event("case-created"), deps)
-    [(_, view)] = deps.sinks[0].received  # type: ignore[attr-defined]
+    [(_, view)] = deps.sink.received
     assert {"summary", "created_datetime"} <= set(view.fields)  # the sinks get all the event carries
     stored = deps.snapshots.get(view.domain_id, view.case_id)
     assert stored is not None
@@ -223,7 +221,7 @@ def test_a_deleted_case_builds_its_view_from_the_event_and_the_snapshot(repo_set
     invoke(CASE_CHANGED.name, load_event("case-updated-metadata-only"), deps)  # case 2: GetCase once
     result = invoke(CASE_CHANGED.name, load_event("case-deleted"), deps)
     assert result["getcaseCalls"] == 0
-    [_, (_, view)] = deps.sinks[0].received  # type: ignore[attr-defined]
+    [_, (_, view)] = deps.sink.received
     assert view.deleted
     assert view.value("title") == "T"
     assert view.fields["title"].source is Provenance.SNAPSHOT
@@ -242,15 +240,15 @@ def test_invalid_events_are_parked_with_their_reason_and_nothing_is_raised(
     result = invoke(function, raw, deps)
     assert result["outcome"] == "invalid"
     assert result["reason"]
-    parked = deps.dead_letters.parked  # type: ignore[attr-defined]
+    parked = deps.dead_letters.parked
     assert len(parked) == 1
     assert parked[0].raw is raw
     assert parked[0].reason == result["reason"]
     assert parked[0].function == function
     expected_id = raw.get("id") if isinstance(raw, dict) else None
     assert parked[0].event_id == expected_id == result["eventId"]
-    assert deps.metrics.counts["EventsInvalid"] == 1  # type: ignore[attr-defined]
-    assert deps.sinks[0].received == []  # type: ignore[attr-defined]
+    assert deps.counts["EventsInvalid"] == 1
+    assert deps.sink.received == []
 
 
 def _mutations() -> st.SearchStrategy[Any]:
@@ -282,7 +280,7 @@ def test_a_poison_event_never_raises(raw: Any, repo_settings: Settings) -> None:
         result = invoke(function, raw, deps)
         assert result["outcome"] in {"handled", "unhandled", "invalid"}
         if result["outcome"] == "invalid":
-            assert len(deps.dead_letters.parked) == 1  # type: ignore[attr-defined]
+            assert len(deps.dead_letters.parked) == 1
 
 
 # --- transient errors propagate ----------------------------------------------------------------
@@ -290,20 +288,20 @@ def test_a_poison_event_never_raises(raw: Any, repo_settings: Settings) -> None:
 
 def test_getcase_throttled_after_retries_propagates_and_is_counted(repo_settings: Settings) -> None:
     deps = make_deps(repo_settings)
-    deps.cases.fail_with.append(CasesThrottledError("budget spent"))  # type: ignore[attr-defined]
+    deps.cases.fail_with.append(CasesThrottledError("budget spent"))
     with pytest.raises(CasesThrottledError):
         invoke(CASE_CHANGED.name, load_event("case-updated-metadata-only"), deps)
-    counts = deps.metrics.counts  # type: ignore[attr-defined]
+    counts = deps.counts
     assert counts["GetCaseThrottled"] == 1
     assert counts["GetCaseCalls"] == 1
     assert counts["EventsHandled"] == 0
-    assert deps.sinks[0].received == []  # type: ignore[attr-defined]
-    assert deps.dead_letters.parked == []  # type: ignore[attr-defined]
+    assert deps.sink.received == []
+    assert deps.dead_letters.parked == []
 
 
 def test_cases_unavailable_propagates(repo_settings: Settings) -> None:
     deps = make_deps(repo_settings)
-    deps.cases.fail_with.append(CasesUnavailableError("500"))  # type: ignore[attr-defined]
+    deps.cases.fail_with.append(CasesUnavailableError("500"))
     with pytest.raises(CasesUnavailableError):
         invoke(RELATED_ITEM_CREATED_FN.name, load_event("related-item-comment"), deps)
 
@@ -325,10 +323,10 @@ def test_a_deleted_case_is_processed_with_what_the_event_carries(repo_settings: 
     deps = make_deps(repo_settings, cases=DictCasesReader())  # GetCase answers 404
     result = invoke(RELATED_ITEM_CREATED_FN.name, load_event("related-item-file"), deps)
     assert result["outcome"] == "handled"
-    [(_, view)] = deps.sinks[0].received  # type: ignore[attr-defined]
+    [(_, view)] = deps.sink.received
     assert view.flags == ("case_not_found",)
     assert set(view.missing) == repo_settings.needed_field_ids
-    assert deps.metrics.counts["CaseNotFound"] == 1  # type: ignore[attr-defined]
+    assert deps.counts["CaseNotFound"] == 1
 
 
 # --- logs and metrics --------------------------------------------------------------------------
@@ -391,8 +389,7 @@ def test_case_data_is_logged_only_when_configured(
 def test_metrics_are_emf_in_the_casewatch_namespace(
     repo_settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    deps = make_deps(repo_settings)
-    deps.metrics = Dependencies.__dataclass_fields__["metrics"].default_factory()  # type: ignore[misc]
+    deps = make_deps(repo_settings, metrics=PowertoolsMetrics())  # the real port: Powertools' EMF
     invoke(CASE_CHANGED.name, load_event("case-updated-metadata-only"), deps)
     blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     [emf] = blobs
@@ -404,100 +401,33 @@ def test_metrics_are_emf_in_the_casewatch_namespace(
     assert emf["GetCaseCalls"] in (1.0, [1.0])
 
 
-# --- wiring ------------------------------------------------------------------------------------
+# --- the handler and its app ------------------------------------------------------------------
 
 
-@pytest.fixture
-def lambda_env(monkeypatch: pytest.MonkeyPatch, repo_settings: Settings) -> Iterator[None]:
-    monkeypatch.setenv(ENV_CONFIG, repo_settings.runtime_json())
-    monkeypatch.setenv(ENV_SLA_TABLE, "casewatch-state")
-    monkeypatch.setenv(ENV_DEAD_LETTER_QUEUE_URL, "https://sqs.us-east-1.amazonaws.com/123456789012/dlq")
-    for name, value in {
-        "CASEWATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:casewatch",
-        "CASEWATCH_EVENT_BUS": "casewatch-enriched",
-        "CASEWATCH_IDEMPOTENCY_TABLE": "casewatch-idempotency",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    default_dependencies.cache_clear()
-    aws.reset_clients()
-    yield
-    get_settings.cache_clear()
-    default_dependencies.cache_clear()
-    aws.reset_clients()
+class RecordingOnce:
+    """An `ExactlyOnce` that records the contexts registered with it."""
+
+    def __init__(self) -> None:
+        self.contexts: list[Any] = []
+
+    def run(self, key: str, action: Any) -> Any:  # pragma: no cover - no sink here uses it
+        raise AssertionError("not used")
+
+    def register_lambda_context(self, context: Any) -> None:
+        self.contexts.append(context)
 
 
-def test_default_dependencies_are_built_once_per_container(lambda_env: None) -> None:
-    from casewatch.adapters.cases_api import CasesApiReader
-    from casewatch.adapters.dynamodb_snapshots import DynamoDbSnapshotStore
-    from casewatch.adapters.sqs_dead_letters import SqsDeadLetters
-
-    deps = default_dependencies()
-    assert default_dependencies() is deps
-    assert isinstance(deps.cases, CasesApiReader)
-    assert isinstance(deps.snapshots, DynamoDbSnapshotStore)
-    assert deps.snapshots.table_name == "casewatch-state"
-    assert isinstance(deps.dead_letters, SqsDeadLetters)
-    assert deps.settings.domain_id == "b7f3c2a1-5d4e-4f6a-9b8c-0d1e2f3a4b5c"
-    assert deps.sinks  # the SLA tracker and the notification sink when present, else a recorder
-
-
-def test_default_dependencies_name_a_missing_variable(
-    lambda_env: None, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("function", list(HANDLERS))
+def test_the_handler_registers_each_invocation_with_the_idempotency_guard(
+    function: str, repo_settings: Settings
 ) -> None:
-    monkeypatch.delenv(ENV_SLA_TABLE)
-    with pytest.raises(SettingsError, match=ENV_SLA_TABLE):
-        default_dependencies()
-
-
-def test_sinks_fall_back_to_a_recorder_without_sla_and_notification_wiring(
-    repo_settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from casewatch import wiring
-
-    monkeypatch.setattr(wiring, "SLA_WIRING", "casewatch.adapters.no_such_sla_wiring")
-    monkeypatch.setattr(wiring, "NOTIFICATION_WIRING", "casewatch.adapters.no_such_notification_wiring")
-    [sink] = build_sinks(repo_settings)
-    assert isinstance(sink, RecordingSink)
-
-
-def test_a_broken_sink_module_is_not_mistaken_for_a_missing_one(
-    repo_settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    from casewatch import wiring
-
-    (tmp_path / "broken_wiring_for_test.py").write_text("import casewatch.no_such_module\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(wiring, "SLA_WIRING", "broken_wiring_for_test")
-    with pytest.raises(ModuleNotFoundError):
-        build_sinks(repo_settings)
-
-
-def test_sla_and_notification_sinks_share_the_signal_path(
-    repo_settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from casewatch import wiring
-
-    made: dict[str, Any] = {}
-
-    def notification(settings: Settings) -> Any:
-        made["notification"] = RecordingSink()
-        return made["notification"]
-
-    def sla(settings: Settings, signal_sink: Any, *, cases_reader: Any = None) -> Any:
-        made["signal_sink"], made["cases_reader"] = signal_sink, cases_reader
-        return RecordingSink()
-
-    factories = {wiring.NOTIFICATION_WIRING: notification, wiring.SLA_WIRING: sla}
-    monkeypatch.setattr(wiring, "_optional_factory", lambda module, attribute: factories[module])
-    reader = DictCasesReader()
-    sinks = build_sinks(repo_settings, cases=reader, snapshots=InMemorySnapshotStore())
-    assert sinks[1] is made["notification"]
-    assert made["signal_sink"] is made["notification"]
-    assert made["cases_reader"] is reader  # `snapshots` is not passed: this factory does not take it
+    deps = make_deps(repo_settings)
+    once = RecordingOnce()
+    app = EventApp(deps.app(function).processor, once)
+    contexts = [LambdaContext(function), LambdaContext(function)]
+    for context in contexts:
+        HANDLERS[function].handler(load_event("case-created"), context, app=app)
+    assert once.contexts == contexts  # each invocation's own, before its side effects
 
 
 # --- tracing -----------------------------------------------------------------------------------
@@ -534,11 +464,11 @@ def test_the_tracer_decorator_is_applied_on_the_first_invocation(monkeypatch: py
     monkeypatch.setattr(observability, "tracing_disabled", lambda: False)
 
     @LazyTracer().capture_lambda_handler(capture_response=False)
-    def handler(event: Any, context: Any, deps: Any = None) -> Any:
-        return event, deps
+    def handler(event: Any, context: Any, app: Any = None) -> Any:
+        return event, app
 
     assert applied == []  # nothing at import time
-    assert handler(1, None, deps=2) == ("traced", (1, 2))
+    assert handler(1, None, app=2) == ("traced", (1, 2))
     assert handler(3, None) == ("traced", (3, None))
     assert applied == [{"fn": "handler", "capture_response": False}]  # once per container
 

@@ -9,16 +9,19 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from casewatch.adapters import idempotency
 from casewatch.adapters.enriched_bus import MAX_REQUEST_BYTES, EventBridgeEnrichedBus, batches, entry_size
-from casewatch.adapters.idempotency import LAMBDA_MAX_REMAINING_MS, PowertoolsIdempotency
-from casewatch.adapters.notification_wiring import build_notification_sink
+from casewatch.adapters.idempotency import KEY_PREFIX, PowertoolsIdempotency
 from casewatch.adapters.sns_notifier import MAX_MESSAGE_BYTES, SnsNotifier, message_structure
-from casewatch.domain.notifications import BusEvent, Notification, evaluate_case_event
-from casewatch.errors import EnrichedBusError, NotificationPublishError, SettingsError
-from casewatch.models import parse_case_event
+from casewatch.domain.notifications.bus import BusEvent
+from casewatch.domain.notifications.render import Notification
+from casewatch.domain.notifications.rules import evaluate_case_event
+from casewatch.errors import EnrichedBusError, NotificationPublishError
+from casewatch.models.events import parse_case_event
 from casewatch.settings import Settings
-from tests.conftest import load_event
+from casewatch_dev.clock import VirtualClock
+from casewatch_dev.fakes.powertools import InMemoryPersistenceLayer
+from tests.apps import LambdaContext
+from tests.builders import T0, load_event
 
 DOMAIN = "b7f3c2a1-5d4e-4f6a-9b8c-0d1e2f3a4b5c"
 SETTINGS = Settings.from_mapping(
@@ -95,7 +98,7 @@ def test_sns_messages_over_the_limit_drop_field_values() -> None:
 def test_sns_errors_are_translated(code: str, retryable: bool) -> None:
     with pytest.raises(NotificationPublishError) as excinfo:
         SnsNotifier("arn:t", client=FakeSns(code)).publish(notification())  # type: ignore[arg-type]
-    assert excinfo.value.code == code and excinfo.value.retryable is retryable
+    assert excinfo.value.codes == (code,) and excinfo.value.retryable is retryable
     assert isinstance(excinfo.value.__cause__, ClientError)
 
 
@@ -198,48 +201,70 @@ def test_oversized_bus_events_drop_field_values() -> None:
 # --- idempotency guard -------------------------------------------------------------------------
 
 
-class Context:
-    def __init__(self, remaining: int) -> None:
-        self.remaining = remaining
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining
-
-
-def test_the_in_progress_deadline_follows_the_registered_context() -> None:
-    guard = PowertoolsIdempotency("t")
-    deadline = guard._deadline
-    try:
-        assert deadline.get_remaining_time_in_millis() == LAMBDA_MAX_REMAINING_MS  # nothing registered
-        idempotency.register_lambda_context(Context(42_000))  # the process-wide registration
-        assert deadline.get_remaining_time_in_millis() == 42_000
-        guard.register_lambda_context(Context(7_000))  # this guard's own
-        assert deadline.get_remaining_time_in_millis() == 7_000
-        guard.register_lambda_context(Context(0))  # left over from an earlier invocation
-        assert deadline.get_remaining_time_in_millis() == 42_000
-    finally:
-        idempotency.register_lambda_context(None)
+def guard_in_memory() -> tuple[PowertoolsIdempotency, InMemoryPersistenceLayer]:
+    """The guard on in-memory records, in an invocation with 30 s left (unless a test registers another)."""
+    persistence = InMemoryPersistenceLayer(VirtualClock(T0))
+    guard = PowertoolsIdempotency("casewatch-idempotency", persistence=persistence)
+    guard.register_lambda_context(LambdaContext(remaining_ms=30_000))
+    return guard, persistence
 
 
-# --- wiring ------------------------------------------------------------------------------------
+def test_a_key_runs_once_and_a_repeat_gets_the_first_result() -> None:
+    guard, persistence = guard_in_memory()
+    runs: list[int] = []
 
-ENV = {
-    "CASEWATCH_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:casewatch",
-    "CASEWATCH_EVENT_BUS": "casewatch-enriched",
-    "CASEWATCH_IDEMPOTENCY_TABLE": "idem",
-    "CASEWATCH_SLA_TABLE": "state",
-}
+    def action() -> dict[str, Any]:
+        runs.append(1)
+        return {"outcome": "published", "n": len(runs)}
 
-
-def test_the_factory_builds_the_real_adapters() -> None:
-    sink = build_notification_sink(SETTINGS, ENV)
-    assert sink.notifier.topic_arn == ENV["CASEWATCH_TOPIC_ARN"]  # type: ignore[attr-defined]
-    assert sink.bus.bus_name == "casewatch-enriched"  # type: ignore[attr-defined]
-    assert sink.once.table_name == "idem"  # type: ignore[attr-defined]
-    assert sink.status_order.table_name == "state"  # type: ignore[union-attr,attr-defined]
+    assert guard.run("notify:a", action) == ({"outcome": "published", "n": 1}, True)
+    assert guard.run("notify:a", action) == ({"outcome": "published", "n": 1}, False)
+    assert guard.run("notify:b", action) == ({"outcome": "published", "n": 2}, True)
+    assert len(runs) == 2
+    assert persistence.record_count() == 2
 
 
-@pytest.mark.parametrize("missing", sorted(ENV))
-def test_the_factory_names_a_missing_variable(missing: str) -> None:
-    with pytest.raises(SettingsError, match=missing):
-        build_notification_sink(SETTINGS, {k: v for k, v in ENV.items() if k != missing})
+def test_a_repeat_is_told_by_the_response_hook_even_for_an_empty_result() -> None:
+    guard, _ = guard_in_memory()
+    assert guard.run("bus:a", dict) == ({}, True)
+    assert guard.run("bus:a", dict) == ({}, False)
+
+
+def test_a_failed_action_leaves_no_record_and_runs_again() -> None:
+    guard, persistence = guard_in_memory()
+
+    def fail() -> dict[str, Any]:
+        raise RuntimeError("SNS unavailable")
+
+    with pytest.raises(RuntimeError):
+        guard.run("notify:a", fail)
+    assert persistence.record_count() == 0
+    assert guard.run("notify:a", lambda: {"outcome": "published"}).executed is True
+
+
+def test_an_in_progress_record_expires_with_the_registered_invocation() -> None:
+    """Powertools' own `register_lambda_context`: the record in progress lasts as long as the
+    invocation has left, so Lambda's retry of a timed-out invocation runs the side effect."""
+    persistence = InMemoryPersistenceLayer(VirtualClock(T0))
+    guard = PowertoolsIdempotency("casewatch-idempotency", persistence=persistence)
+    seen: list[int | None] = []
+
+    def look() -> dict[str, Any]:
+        (record,) = (r for r in persistence._records.values() if r._status == "INPROGRESS")
+        seen.append(record.in_progress_expiry_timestamp)
+        return {}
+
+    with pytest.warns(UserWarning, match="register_lambda_context"):  # Powertools says so
+        guard.run("notify:unregistered", look)
+    guard.register_lambda_context(LambdaContext(remaining_ms=7_000))
+    guard.run("notify:registered", look)
+    assert seen[0] is None  # no invocation registered: no in-progress expiry
+    deadline_ms = int(T0.timestamp() * 1000) + 7_000  # the invocation's deadline, on its clock
+    assert seen[1] is not None and abs(seen[1] - deadline_ms) < 500  # (the wall moved meanwhile)
+
+
+def test_keys_carry_the_casewatch_prefix_not_the_function_name() -> None:
+    guard, persistence = guard_in_memory()
+    guard.run("notify:a", dict)
+    (key,) = persistence._records
+    assert key.startswith(f"{KEY_PREFIX}#")

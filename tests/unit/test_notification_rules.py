@@ -9,29 +9,25 @@ from typing import Any
 
 import pytest
 
-from casewatch.domain.notifications import (
+from casewatch.domain.notifications.bus import (
     CASE_DELETED_DETAIL,
     CASE_ENRICHED,
-    REDACTED,
     RELATED_ITEM_ENRICHED,
     SLA_DETAIL_TYPES,
-    ascii_subject,
     case_bus_event,
-    case_view,
-    evaluate_case_event,
-    evaluate_sla_signal,
-    notification_id,
-    same_value,
     sla_bus_event,
-    without_field_values,
 )
-from casewatch.models import parse_case_event
+from casewatch.domain.notifications.documents import REDACTED, notification_id, without_field_values
+from casewatch.domain.notifications.render import ascii_subject
+from casewatch.domain.notifications.rules import evaluate_case_event, evaluate_sla_signal
+from casewatch.domain.notifications.view import case_view
+from casewatch.domain.values import same_value
 from casewatch.models.enriched import EnrichedCase, EnrichedField, Provenance
-from casewatch.models.events import CaseEvent
+from casewatch.models.events import CaseEvent, parse_case_event
 from casewatch.models.fields import FieldValue
 from casewatch.models.signals import SlaSignal, SlaSignalKind
 from casewatch.settings import Settings, load_cdk_context
-from tests.conftest import ROOT, SAMPLE_FILES, load_event
+from tests.builders import ROOT, SAMPLE_FILES, load_event
 
 DOMAIN = "b7f3c2a1-5d4e-4f6a-9b8c-0d1e2f3a4b5c"
 CASE_1 = "a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
@@ -309,6 +305,7 @@ SIGNAL = SlaSignal(
     kind=SlaSignalKind.BREACHED,
     domain_id=DOMAIN,
     case_id=CASE_1,
+    sla_key="policy#first-response-high",
     sla_name="first-response-high",
     origin="policy",
     target_time=T0 + timedelta(minutes=30),
@@ -357,6 +354,10 @@ def test_sla_rules(rule: dict[str, Any], signal: SlaSignal, case: EnrichedCase |
         (True, 1, False),
         (1.0, True, False),
         (None, "x", False),
+        (None, None, False),  # empty matches nothing, not even empty
+        ("", "", True),
+        (0, False, False),
+        (0, 0.0, True),
     ],
 )
 def test_values_compare_by_type(actual: Any, expected: Any, same: bool) -> None:
@@ -413,6 +414,29 @@ def test_notification_ids_are_stable_per_event_rule_and_replay() -> None:
     assert replay[0].attributes["replay"] == "true" and first[0].attributes["replay"] == "false"
     sla = evaluate_sla_signal(SIGNAL, None, settings_with({"name": "s", "on": "sla_breached"}))
     assert sla[0].notification_id == notification_id(SIGNAL.signal_id, "s")
+
+
+def test_a_policy_and_a_cases_sla_of_one_name_and_target_do_not_share_a_notification_id() -> None:
+    """The idempotency key is the SLA's key, not its name: both breaches must notify."""
+    cases_sla = SIGNAL.model_copy(update={"sla_key": "cases#4f3e2d1c", "origin": "cases"})
+    assert (cases_sla.sla_name, cases_sla.target_time, cases_sla.kind) == (
+        SIGNAL.sla_name,
+        SIGNAL.target_time,
+        SIGNAL.kind,
+    )
+    assert cases_sla.signal_id != SIGNAL.signal_id
+    settings = settings_with({"name": "s", "on": "sla_breached"})
+    (policy_n,) = evaluate_sla_signal(SIGNAL, None, settings)
+    (cases_n,) = evaluate_sla_signal(cases_sla, None, settings)
+    assert policy_n.notification_id != cases_n.notification_id
+    assert (
+        sla_bus_event(SIGNAL, None, settings).event_key != sla_bus_event(cases_sla, None, settings).event_key
+    )
+    # and the same signal again (another function, a retry) keeps its id
+    assert (
+        evaluate_sla_signal(SIGNAL.model_copy(), None, settings)[0].notification_id
+        == policy_n.notification_id
+    )
 
 
 # --- content -----------------------------------------------------------------------------------

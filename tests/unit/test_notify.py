@@ -1,4 +1,6 @@
-"""NotificationSink with fakes of its ports: exactly once, replays, ordering, partial failures, counters."""
+"""`Notifications` (app.notify) over fakes of its ports: exactly once, replays, status order, partial
+failures. What it did is observed through the ports: what the notifier and the bus got, and the counts
+it recorded on the metrics port."""
 
 from __future__ import annotations
 
@@ -6,21 +8,39 @@ import copy
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from casewatch.domain.notifications import BusEvent, Notification, evaluate_case_event
-from casewatch.models import parse_case_event
-from casewatch.models.events import CaseEvent
+from casewatch.app.notify import Notifications
+from casewatch.domain.notifications.bus import BusEvent
+from casewatch.domain.notifications.render import Notification
+from casewatch.domain.notifications.rules import evaluate_case_event
+from casewatch.models.events import CaseEvent, parse_case_event
 from casewatch.models.fields import FieldValue
-from casewatch.models.signals import SlaSignal, SlaSignalKind
-from casewatch.notification_service import NotificationSink
+from casewatch.models.signals import SlaSignalKind
+from casewatch.observability import (
+    BUS_EVENTS_DUPLICATE,
+    BUS_EVENTS_PUT,
+    NOTIFICATIONS_DUPLICATE,
+    NOTIFICATIONS_PUBLISHED,
+    NOTIFICATIONS_STALE,
+    REPLAYS_SKIPPED,
+)
+from casewatch.ports import OnceResult
 from casewatch.settings import Settings
-from tests.conftest import ROOT, load_event
+from casewatch_dev.fakes.ports import CountingMetrics, InMemoryStatusOrder
+from tests.builders import DOMAIN, ROOT, load_event, sla_signal
 
-DOMAIN = "b7f3c2a1-5d4e-4f6a-9b8c-0d1e2f3a4b5c"
+COUNTED = (
+    NOTIFICATIONS_PUBLISHED,
+    NOTIFICATIONS_DUPLICATE,
+    NOTIFICATIONS_STALE,
+    REPLAYS_SKIPPED,
+    BUS_EVENTS_PUT,
+    BUS_EVENTS_DUPLICATE,
+)
 
 
 class InProgressError(Exception):
@@ -52,60 +72,56 @@ class FakeBus:
 
 
 class FakeOnce:
-    """In-memory idempotency with the same contract as PowertoolsIdempotency."""
+    """`ExactlyOnce` in memory, with a hand on the in-progress records (a concurrent duplicate)."""
 
     def __init__(self) -> None:
         self.done: dict[str, dict[str, Any]] = {}
         self.in_progress: set[str] = set()
-        self.context: Any = None
 
-    def run(self, key: str, action: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    def run(self, key: str, action: Callable[[], dict[str, Any]]) -> OnceResult:
         if key in self.in_progress:
             raise InProgressError(key)
         if key in self.done:
-            return self.done[key], False
+            return OnceResult(self.done[key], executed=False)
         self.in_progress.add(key)
         try:
             result = action()
         finally:
             self.in_progress.discard(key)
         self.done[key] = result
-        return result, True
+        return OnceResult(result, executed=True)
 
-    def register_lambda_context(self, context: Any) -> None:
-        self.context = context
-
-
-class FakeStatusOrder:
-    """Same semantics as DynamoDbStatusOrder."""
-
-    def __init__(self) -> None:
-        self.latest: dict[tuple[str, str | None], tuple[datetime, str]] = {}
-
-    def claim(
-        self,
-        *,
-        case_id: str,
-        status: str,
-        changed_at: datetime,
-        notification_id: str,
-        replay_name: str | None = None,
-    ) -> bool:
-        key = (case_id, replay_name)
-        stored = self.latest.get(key)
-        if stored is None or stored[0] <= changed_at:
-            self.latest[key] = (changed_at, status)
-            return True
-        return stored[1] == status
+    def register_lambda_context(self, context: Any) -> None:  # pragma: no cover - the handlers' business
+        raise AssertionError("Notifications never registers a context")
 
 
-def make_sink(
-    *rules: dict[str, Any], **extra: Any
-) -> tuple[NotificationSink, FakeNotifier, FakeBus, FakeOnce]:
-    settings = Settings.from_mapping({"domain_id": DOMAIN, "notification_rules": list(rules), **extra})
-    notifier, bus, once = FakeNotifier(), FakeBus(), FakeOnce()
-    sink = NotificationSink(settings, notifier=notifier, bus=bus, once=once, status_order=FakeStatusOrder())
-    return sink, notifier, bus, once
+class Sink:
+    """Notifications over the fakes, and the fakes to look at."""
+
+    def __init__(self, *rules: dict[str, Any], **extra: Any) -> None:
+        self.settings = Settings.from_mapping(
+            {"domain_id": DOMAIN, "notification_rules": list(rules), **extra}
+        )
+        self.notifier, self.bus, self.once = FakeNotifier(), FakeBus(), FakeOnce()
+        self.metrics = CountingMetrics()
+        self.notifications = Notifications(
+            self.settings,
+            notifier=self.notifier,
+            bus=self.bus,
+            once=self.once,
+            metrics=self.metrics,
+            status_order=InMemoryStatusOrder(),
+        )
+        self.on_case_event = self.notifications.on_case_event
+        self.on_sla_signal = self.notifications.on_sla_signal
+
+    def counts(self) -> dict[str, int]:
+        return {name: self.metrics.counts[name] for name in COUNTED}
+
+
+def counted(**counts: int) -> dict[str, int]:
+    """Expected counts: every counted metric, zero unless given (by metric name)."""
+    return {name: counts.get(name, 0) for name in COUNTED}
 
 
 def event(name: str, **changes: Any) -> CaseEvent:
@@ -128,88 +144,97 @@ RULES = (
 
 
 def test_n_deliveries_publish_once_per_rule_and_the_bus_once() -> None:
-    sink, notifier, bus, _ = make_sink(*RULES)
+    sink = Sink(*RULES)
     evt = event("case-updated")
     for _ in range(5):
         sink.on_case_event(evt, None)
-    assert [n.rule for n in notifier.sent] == ["assigned", "updated"]
-    assert [e.detail_type for e in bus.events] == ["Case Enriched"]
-    assert sink.duplicates_suppressed == 8
-    assert sink.bus_duplicates_suppressed == 4
-    assert sink.report() == {
-        "notifications": 2,
-        "notifications_by_rule": {"assigned": 1, "updated": 1},
-        "bus_events": {"Case Enriched": 1},
-        "duplicates_suppressed": 8,
-        "bus_duplicates_suppressed": 4,
-        "stale_suppressed": 0,
-        "replays_skipped": 0,
-        "unhandled_events": 0,
-    }
-    assert [s.message_id for s in sink.sent] == ["m-1", "m-2"]
+    assert [n.rule for n in sink.notifier.sent] == ["assigned", "updated"]
+    assert [e.detail_type for e in sink.bus.events] == ["Case Enriched"]
+    assert sink.counts() == counted(
+        NotificationsPublished=2,
+        NotificationsDuplicateSuppressed=8,
+        EnrichedEventsPut=1,
+        EnrichedEventsDuplicateSuppressed=4,
+    )
+    # the first run's result (with SNS's message id) is what the guard keeps for the repeats
+    kept = [sink.once.done[f"notify:{n.notification_id}"] for n in sink.notifier.sent]
+    assert kept == [
+        {"outcome": "published", "messageId": "m-1"},
+        {"outcome": "published", "messageId": "m-2"},
+    ]
 
 
 def test_a_concurrent_duplicate_raises_and_sends_nothing() -> None:
-    sink, notifier, _, once = make_sink(*RULES)
+    sink = Sink(*RULES)
     evt = event("case-updated")
     first, _ = evaluate_case_event(evt, None, sink.settings)
-    once.in_progress.add(f"notify:{first.notification_id}")
+    sink.once.in_progress.add(f"notify:{first.notification_id}")
     with pytest.raises(InProgressError):
         sink.on_case_event(evt, None)
-    assert [n.rule for n in notifier.sent] == ["updated"]  # the other rule still went out
-    once.in_progress.clear()
+    assert [n.rule for n in sink.notifier.sent] == ["updated"]  # the other rule still went out
+    assert len(sink.bus.events) == 1  # and the bus step
+    sink.once.in_progress.clear()
     sink.on_case_event(evt, None)  # the retry
-    assert sorted(n.rule for n in notifier.sent) == ["assigned", "updated"]
+    assert sorted(n.rule for n in sink.notifier.sent) == ["assigned", "updated"]
+    assert sink.counts() == counted(
+        NotificationsPublished=2,
+        NotificationsDuplicateSuppressed=1,
+        EnrichedEventsPut=1,
+        EnrichedEventsDuplicateSuppressed=1,
+    )
 
 
 def test_a_failure_is_raised_after_the_other_steps_and_retried_alone() -> None:
-    sink, notifier, bus, _ = make_sink(*RULES)
-    notifier.fail_rules = {"assigned"}
+    sink = Sink(*RULES)
+    sink.notifier.fail_rules = {"assigned"}
     evt = event("case-updated")
     with pytest.raises(RuntimeError, match="sns down"):
         sink.on_case_event(evt, None)
-    assert [n.rule for n in notifier.sent] == ["updated"]
-    assert len(bus.events) == 1
-    notifier.fail_rules = set()
+    assert [n.rule for n in sink.notifier.sent] == ["updated"]
+    assert len(sink.bus.events) == 1
+    assert sink.metrics.counts[NOTIFICATIONS_PUBLISHED] == 1  # a failure is not counted as sent
+    sink.notifier.fail_rules = set()
     sink.on_case_event(evt, None)
-    assert [n.rule for n in notifier.sent] == ["updated", "assigned"]
-    assert len(bus.events) == 1
+    assert [n.rule for n in sink.notifier.sent] == ["updated", "assigned"]
+    assert len(sink.bus.events) == 1
 
 
 def test_a_bus_failure_is_raised_and_retried() -> None:
-    sink, notifier, bus, _ = make_sink(*RULES)
-    bus.fail = True
+    sink = Sink(*RULES)
+    sink.bus.fail = True
     evt = event("case-updated")
     with pytest.raises(RuntimeError, match="bus down"):
         sink.on_case_event(evt, None)
-    bus.fail = False
+    assert len(sink.notifier.sent) == 2  # the notifications went out first
+    assert sink.metrics.counts[BUS_EVENTS_PUT] == 0
+    sink.bus.fail = False
     sink.on_case_event(evt, None)
-    assert len(notifier.sent) == 2 and len(bus.events) == 1
+    assert len(sink.notifier.sent) == 2 and len(sink.bus.events) == 1
 
 
 @pytest.mark.parametrize(("policy", "replay_notifies"), [("process", True), ("skip", False)])
 def test_replays(policy: str, replay_notifies: bool) -> None:
-    sink, notifier, bus, _ = make_sink(*RULES, replays=policy)
+    sink = Sink(*RULES, replays=policy)
     original, replay = event("case-updated"), event("case-updated-replayed")
     sink.on_case_event(original, None)
     sink.on_case_event(replay, None)
     sink.on_case_event(replay, None)
-    replayed = [n for n in notifier.sent if n.replay_name]
+    replayed = [n for n in sink.notifier.sent if n.replay_name]
     assert len(replayed) == (2 if replay_notifies else 0)
     assert all(n.attributes["replay"] == "true" for n in replayed)
-    assert sink.replays_skipped == (0 if replay_notifies else 2)
+    assert sink.metrics.counts[REPLAYS_SKIPPED] == (0 if replay_notifies else 2)
     # the bus always gets the replay, once, marked
-    assert [e.detail["event"]["replayName"] for e in bus.events] == [None, "casewatch-replay-2026-11-24"]
+    assert [e.detail["event"]["replayName"] for e in sink.bus.events] == [None, "casewatch-replay-2026-11-24"]
 
 
 def test_a_replay_of_the_same_event_id_is_not_suppressed_by_the_original() -> None:
-    sink, notifier, _, _ = make_sink(*RULES)
+    sink = Sink(*RULES)
     original = event("case-updated")
     replay = event("case-updated", **{"replay-name": "rehearsal"})
     sink.on_case_event(original, None)
     sink.on_case_event(replay, None)
-    assert len(notifier.sent) == 4
-    assert sink.duplicates_suppressed == 0
+    assert len(sink.notifier.sent) == 4
+    assert sink.metrics.counts[NOTIFICATIONS_DUPLICATE] == 0
 
 
 STATUS_RULES = (
@@ -222,84 +247,108 @@ T2 = "2026-11-23T09:20:00.000Z"
 
 
 def test_closed_is_not_followed_by_a_stale_open() -> None:
-    sink, notifier, _, _ = make_sink(*STATUS_RULES)
+    sink = Sink(*STATUS_RULES)
     closed = event("case-updated", id="e-closed", at=T2, fields={"status": "closed"})
     stale_open = event("case-updated", id="e-open", at=T1, fields={"status": "open"})
     sink.on_case_event(closed, None)
     sink.on_case_event(stale_open, None)
-    assert [(n.rule, n.source_id) for n in notifier.sent] == [
+    assert [(n.rule, n.source_id) for n in sink.notifier.sent] == [
         ("closed", "e-closed"),
         ("assigned", "e-closed"),
         ("assigned", "e-open"),  # not a status notification: sent, saying "as of T1"
     ]
-    assert notifier.sent[-1].payload["asOf"] == T1
-    assert sink.stale_suppressed == 1
+    assert sink.notifier.sent[-1].payload["asOf"] == T1
+    assert sink.metrics.counts[NOTIFICATIONS_STALE] == 1
     sink.on_case_event(stale_open, None)  # a repeat stays suppressed
-    assert len(notifier.sent) == 3
+    assert len(sink.notifier.sent) == 3
+    assert sink.metrics.counts[NOTIFICATIONS_STALE] == 1  # the guard answers the repeat: a duplicate now
+    assert sink.metrics.counts[NOTIFICATIONS_DUPLICATE] == 2
 
 
 def test_reopened_is_not_followed_by_a_stale_closed_but_in_order_both_go() -> None:
-    sink, notifier, _, _ = make_sink(*STATUS_RULES[:2])
+    sink = Sink(*STATUS_RULES[:2])
     closed = event("case-updated", id="e-closed", at=T1, fields={"status": "closed"})
     reopened = event("case-updated", id="e-open", at=T2, fields={"status": "open"})
     sink.on_case_event(reopened, None)
     sink.on_case_event(closed, None)
-    assert [n.rule for n in notifier.sent] == ["reopened"]
-    sink2, notifier2, _, _ = make_sink(*STATUS_RULES[:2])
-    sink2.on_case_event(closed, None)
-    sink2.on_case_event(reopened, None)
-    assert [n.rule for n in notifier2.sent] == ["closed", "reopened"]
+    assert [n.rule for n in sink.notifier.sent] == ["reopened"]
+    in_order = Sink(*STATUS_RULES[:2])
+    in_order.on_case_event(closed, None)
+    in_order.on_case_event(reopened, None)
+    assert [n.rule for n in in_order.notifier.sent] == ["closed", "reopened"]
+
+
+def test_a_status_change_at_the_same_millisecond_is_not_stale() -> None:
+    """The edge of the order: a different status at exactly the stored time still goes out."""
+    sink = Sink(*STATUS_RULES[:2])
+    sink.on_case_event(event("case-updated", id="a", at=T1, fields={"status": "closed"}), None)
+    sink.on_case_event(event("case-updated", id="b", at=T1, fields={"status": "open"}), None)
+    assert [n.rule for n in sink.notifier.sent] == ["closed", "reopened"]
+    assert sink.metrics.counts[NOTIFICATIONS_STALE] == 0
 
 
 def test_an_older_notification_of_the_same_status_is_not_suppressed() -> None:
-    sink, notifier, _, _ = make_sink(STATUS_RULES[0])
+    sink = Sink(STATUS_RULES[0])
     sink.on_case_event(event("case-updated", id="late", at=T2, fields={"status": "closed"}), None)
     sink.on_case_event(event("case-updated", id="early", at=T1, fields={"status": "closed"}), None)
-    assert len(notifier.sent) == 2 and sink.stale_suppressed == 0
+    assert len(sink.notifier.sent) == 2 and sink.metrics.counts[NOTIFICATIONS_STALE] == 0
 
 
 def test_replays_have_their_own_status_order() -> None:
-    sink, notifier, _, _ = make_sink(*STATUS_RULES[:2])
+    sink = Sink(*STATUS_RULES[:2])
     sink.on_case_event(event("case-updated", id="live", at=T2, fields={"status": "closed"}), None)
     replay_open = event("case-updated", id="old", at=T1, fields={"status": "open"}, **{"replay-name": "r1"})
     sink.on_case_event(replay_open, None)
-    assert [n.rule for n in notifier.sent] == ["closed", "reopened"]
+    assert [n.rule for n in sink.notifier.sent] == ["closed", "reopened"]
 
 
-def test_unhandled_events_are_counted_and_ignored() -> None:
-    sink, notifier, bus, _ = make_sink({"name": "any", "on": "related_item_added"})
+def test_an_unhandled_event_notifies_nothing_and_counts_nothing() -> None:
+    """The event processor counts unhandled events and keeps them from the sinks (test_handlers); one
+    that reaches the notifications anyway sends nothing."""
+    sink = Sink({"name": "any", "on": "related_item_added"})
     sink.on_case_event(event("related-item-updated-unhandled"), None)
-    assert notifier.sent == [] and bus.events == []
-    assert sink.unhandled_events == 1
+    assert sink.notifier.sent == [] and sink.bus.events == []
+    assert sink.counts() == counted()
 
 
 def test_sla_signals_notify_once_and_reach_the_bus() -> None:
-    sink, notifier, bus, _ = make_sink({"name": "breached", "on": "sla_breached"})
-    signal = SlaSignal(
-        kind=SlaSignalKind.BREACHED,
-        domain_id=DOMAIN,
-        case_id="c1",
-        sla_name="first-response",
-        origin="policy",
-        target_time=datetime.fromisoformat("2026-11-23T09:30:00+00:00"),
-        at=datetime.fromisoformat("2026-11-23T09:30:00+00:00"),
-    )
+    sink = Sink({"name": "breached", "on": "sla_breached"})
+    signal = sla_signal(SlaSignalKind.BREACHED, case_id="c1", name="first-response")
     for _ in range(3):
         sink.on_sla_signal(signal, None)
     sink.on_sla_signal(signal.model_copy(update={"kind": SlaSignalKind.AT_RISK}), None)
-    assert [n.rule for n in notifier.sent] == ["breached"]
-    assert [e.detail_type for e in bus.events] == ["Sla Breached", "Sla At Risk"]
+    assert [n.rule for n in sink.notifier.sent] == ["breached"]
+    assert [e.detail_type for e in sink.bus.events] == ["Sla Breached", "Sla At Risk"]
+    assert sink.counts() == counted(
+        NotificationsPublished=1,
+        NotificationsDuplicateSuppressed=2,
+        EnrichedEventsPut=2,
+        EnrichedEventsDuplicateSuppressed=2,
+    )
 
 
-def test_the_lambda_context_is_passed_to_the_guard() -> None:
-    sink, _, _, once = make_sink()
-    context = object()
-    sink.register_lambda_context(context)
-    assert once.context is context
+def test_a_policy_and_a_cases_sla_of_one_name_both_notify() -> None:
+    sink = Sink({"name": "breached", "on": "sla_breached"})
+    policy = sla_signal(SlaSignalKind.BREACHED, name="Resolve", key="policy#Resolve")
+    cases = policy.model_copy(update={"sla_key": "cases#9f8e7d6c", "origin": "cases"})
+    for signal in (policy, cases, policy, cases):
+        sink.on_sla_signal(signal, None)
+    assert [n.attributes["slaName"] for n in sink.notifier.sent] == ["Resolve", "Resolve"]
+    assert len({n.notification_id for n in sink.notifier.sent}) == 2
+    assert len(sink.bus.events) == 2
+
+
+def test_signals_are_not_status_notifications() -> None:
+    """A signal bears no status change: the status order is not asked, however old the signal."""
+    sink = Sink(*STATUS_RULES[:1], {"name": "breached", "on": "sla_breached"})
+    sink.on_case_event(event("case-updated", id="new", at=T2, fields={"status": "closed"}), None)
+    old = sla_signal(SlaSignalKind.BREACHED, target=event("case-updated").change_time - timedelta(hours=1))
+    sink.on_sla_signal(old, None)
+    assert [n.rule for n in sink.notifier.sent] == ["closed", "breached"]
 
 
 def test_logs_carry_no_field_values(caplog: pytest.LogCaptureFixture) -> None:
-    sink, _, _, _ = make_sink(*RULES, {"name": "c", "on": "comment_added"})
+    sink = Sink(*RULES, {"name": "c", "on": "comment_added"})
     caplog.set_level("DEBUG")
     for name in ("case-updated", "related-item-comment", "related-item-updated-unhandled"):
         sink.on_case_event(event(name), None)
@@ -309,17 +358,18 @@ def test_logs_carry_no_field_values(caplog: pytest.LogCaptureFixture) -> None:
         assert value not in text
 
 
-def test_importing_the_sink_does_not_import_powertools_idempotency() -> None:
+def test_the_handlers_and_the_idempotency_adapter_import_no_powertools_idempotency() -> None:
+    """Cold start: Powertools Idempotency and boto3 load on first use, not when a handler is imported."""
     code = (
         "import sys\n"
-        "from casewatch.adapters.notification_wiring import build_notification_sink\n"
-        "from casewatch.settings import Settings\n"
-        "env = {k: 'x' for k in ('CASEWATCH_TOPIC_ARN', 'CASEWATCH_EVENT_BUS',"
-        " 'CASEWATCH_IDEMPOTENCY_TABLE', 'CASEWATCH_SLA_TABLE')}\n"
-        "build_notification_sink(Settings(domain_id='d'), env)\n"
+        "from casewatch.adapters.idempotency import PowertoolsIdempotency\n"
+        "from casewatch.app.notify import Notifications\n"
+        "from casewatch.handlers import case_changed, reconcile, related_item_created, sla_timer\n"
+        "PowertoolsIdempotency('casewatch-idempotency')\n"
         "loaded = [m for m in sys.modules if m.startswith('aws_lambda_powertools.utilities.idempotency')]\n"
         "assert not loaded, loaded\n"
         "assert 'boto3' not in sys.modules\n"
+        "assert 'casewatch.bootstrap' not in sys.modules\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code],

@@ -8,7 +8,7 @@ import pytest
 from casewatch.constants import ENV_CONFIG
 from casewatch.errors import SettingsError
 from casewatch.settings import Settings, get_settings, load_cdk_context
-from tests.conftest import ROOT
+from tests.builders import ROOT
 
 PRIORITY = "6f5e4d3c-2b1a-4f0e-9d8c-7b6a5f4e3d2c"
 
@@ -73,3 +73,20 @@ def test_cdk_context_overrides_and_errors(tmp_path: Path) -> None:
     (tmp_path / "cdk.json").write_text("{")
     with pytest.raises(SettingsError, match="not valid JSON"):
         load_cdk_context(tmp_path / "cdk.json")
+
+
+def test_deploy_only_is_not_a_setting(tmp_path: Path) -> None:
+    """`DEPLOY_ONLY` is a class constant: cdk.json cannot set it, and it never reaches the functions."""
+    assert "DEPLOY_ONLY" not in Settings.model_fields
+    with pytest.raises(SettingsError, match=r"casewatch\.DEPLOY_ONLY"):
+        Settings.from_mapping({"domain_id": "d", "DEPLOY_ONLY": []})
+    document = json.loads((ROOT / "cdk.json").read_text())
+    document["context"]["casewatch"]["DEPLOY_ONLY"] = ["domain_id"]
+    (tmp_path / "cdk.json").write_text(json.dumps(document))
+    with pytest.raises(SettingsError, match="DEPLOY_ONLY"):
+        load_cdk_context(tmp_path / "cdk.json")
+    settings = load_cdk_context(ROOT / "cdk.json", {"alarm_email": "ops@example.com", "capture_events": True})
+    runtime = json.loads(settings.runtime_json())
+    assert "DEPLOY_ONLY" not in runtime
+    assert not Settings.DEPLOY_ONLY & set(runtime)  # none of the deploy-only settings either
+    assert set(Settings.model_fields) > Settings.DEPLOY_ONLY  # and each of them is a real setting

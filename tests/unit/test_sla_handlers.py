@@ -4,94 +4,72 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from casewatch.adapters.memory import DictCasesReader, RecordingSignalSink
-from casewatch.domain.sla import CasesSlaSpec, ObsKind, SlaStatus, TimerKind, parse_iso
-from casewatch.domain.sla_observations import (
+from casewatch.domain.sla.log import ObsKind
+from casewatch.domain.sla.model import CasesSlaSpec, SlaStatus
+from casewatch.domain.sla.observations import (
     CasesSlaReport,
     needs_sla_lookup,
     observe_case_read,
     observe_event,
     tracked_fields,
 )
-from casewatch.domain.sla_ports import SlaTimerPayload
+from casewatch.domain.sla.timers import TimerKind
+from casewatch.domain.values import parse_iso
+from casewatch.errors import CasesRequestError, CasesThrottledError, CasesUnavailableError
 from casewatch.handlers import reconcile, sla_timer
 from casewatch.models.enriched import EnrichedCase, EnrichedField, Provenance
 from casewatch.models.fields import FieldValue
-from casewatch.models.signals import SlaSignalKind
-from casewatch.sla_service import SlaTracker
+from casewatch.models.signals import SlaSignalKind, SlaTimerPayload
+from casewatch.observability import SLA_BREACH_CHECK_FAILED
 from casewatch_dev import cli
 from casewatch_dev.clock import VirtualClock
+from casewatch_dev.fakes.ports import DictCasesReader, InMemorySlaStore, RecordingTimers
 from casewatch_dev.sla_cli import render_slas, sla_document, time_left
-from tests.conftest import EVENTS, SAMPLE_FILES
-from tests.unit.test_sla_fakes import (
+from tests.apps import FakeCasesSlas, LambdaContext, SlaSystem
+from tests.builders import (
     DOMAIN,
+    EVENTS,
+    FIRST,
+    POLICIES,
     PRIORITY,
+    RESOLVE,
+    SAMPLE_FILES,
+    SLA_SETTINGS,
     T0,
-    InMemorySlaStore,
-    RecordingTimers,
     at,
     case_event_raw,
+    comment,
+    created,
     enriched,
     parsed,
     related_raw,
+    updated,
 )
-from tests.unit.test_sla_state_machine import FIRST, POLICIES, RESOLVE, SETTINGS, comment, created, updated
 
-
-@dataclass
-class Context:
-    function_name: str = "casewatch-sla-timer"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:casewatch-sla-timer"
-    aws_request_id: str = "req"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-@dataclass
-class FakeCasesSlas:
-    """`CasesSlaSource` over dicts."""
-
-    slas: dict[str, list[CasesSlaReport]] = field(default_factory=dict)
-    items: dict[tuple[str, str], list[tuple[str, datetime]]] = field(default_factory=dict)
-    calls: int = 0
-
-    def case_slas(self, domain_id: str, case_id: str) -> list[CasesSlaReport]:
-        self.calls += 1
-        return self.slas.get(case_id, [])
-
-    def related_items(self, domain_id: str, case_id: str, item_type: str) -> list[tuple[str, datetime]]:
-        self.calls += 1
-        return self.items.get((case_id, item_type), [])
+TIMER_CONTEXT = LambdaContext("casewatch-sla-timer")
 
 
 def make(
     clock: VirtualClock, reader: DictCasesReader | None = None, source: FakeCasesSlas | None = None
-) -> tuple[SlaTracker, RecordingSignalSink]:
-    signals = RecordingSignalSink()
-    tracker = SlaTracker.from_settings(
-        SETTINGS,
+) -> SlaSystem:
+    return SlaSystem(
+        SLA_SETTINGS,
         store=InMemorySlaStore(),
-        signals=signals,
         timers=RecordingTimers(),
         clock=clock,
         cases_reader=reader,
         cases_slas=source,
     )
-    return tracker, signals
 
 
-def deliver(tracker: SlaTracker, raw: dict[str, Any]) -> None:
-    event = parsed(raw)
-    tracker.on_case_event(event, enriched(event))
+def deliver(system: SlaSystem, raw: dict[str, Any]) -> None:
+    system.deliver(raw)
 
 
 def payload(kind: str, key: str, name: str, target: datetime, case_id: str = "c1") -> dict[str, Any]:
@@ -100,16 +78,20 @@ def payload(kind: str, key: str, name: str, target: datetime, case_id: str = "c1
     ).wire()
 
 
+def kinds(system: SlaSystem) -> list[SlaSignalKind]:
+    return [s.kind for s, _ in system.signals.signals]
+
+
 # --- handlers ----------------------------------------------------------------------------------------
 
 
 def test_sla_timer_handler_breaches_and_reports_ids_only() -> None:
     clock = VirtualClock(at(-1))
-    tracker, signals = make(clock)
-    deliver(tracker, created("c1", 0, "high"))
+    system = make(clock)
+    deliver(system, created("c1", 0, "high"))
     clock.set(at(30))
     response = sla_timer.handler(
-        payload("breach", FIRST, "first-response-high", at(30)), Context(), deps=tracker
+        payload("breach", FIRST, "first-response-high", at(30)), TIMER_CONTEXT, app=system.timer_app()
     )
     assert response == {
         "outcome": "handled",
@@ -124,18 +106,18 @@ def test_sla_timer_handler_breaches_and_reports_ids_only() -> None:
             }
         ],
     }
-    assert [s.kind for s, _ in signals.signals] == [SlaSignalKind.BREACHED]
+    assert kinds(system) == [SlaSignalKind.BREACHED]
 
 
 def test_sla_timer_handler_finds_the_sla_by_name_without_a_key() -> None:
     clock = VirtualClock(at(-1))
-    tracker, signals = make(clock)
-    deliver(tracker, created("c1", 0, "high"))
+    system = make(clock)
+    deliver(system, created("c1", 0, "high"))
     clock.set(at(24))
     body = payload("warning", FIRST, "first-response-high", at(30))
     del body["slaKey"]
-    sla_timer.handler(body, Context(), deps=tracker)
-    assert [s.kind for s, _ in signals.signals] == [SlaSignalKind.AT_RISK]
+    sla_timer.handler(body, TIMER_CONTEXT, app=system.timer_app())
+    assert kinds(system) == [SlaSignalKind.AT_RISK]
 
 
 @pytest.mark.parametrize(
@@ -156,8 +138,8 @@ def test_sla_timer_handler_finds_the_sla_by_name_without_a_key() -> None:
 def test_sla_timer_handler_parks_nothing_and_retries_nothing_on_invalid_payloads(
     event: dict[str, Any],
 ) -> None:
-    tracker, _ = make(VirtualClock(at(0)))
-    response = sla_timer.handler(event, Context(), deps=tracker)
+    system = make(VirtualClock(at(0)))
+    response = sla_timer.handler(event, TIMER_CONTEXT, app=system.timer_app())
     assert response["outcome"] == "invalid"
     assert "2026" not in response["reason"]  # locations, not values
 
@@ -165,8 +147,8 @@ def test_sla_timer_handler_parks_nothing_and_retries_nothing_on_invalid_payloads
 def test_reconcile_handler_repairs_a_missed_closing_from_getcase() -> None:
     clock = VirtualClock(at(-1))
     reader = DictCasesReader()
-    tracker, signals = make(clock, reader)
-    deliver(tracker, created("c1", 0))
+    system = make(clock, reader)
+    deliver(system, created("c1", 0))
     reader.add(
         "c1",
         {
@@ -177,7 +159,9 @@ def test_reconcile_handler_repairs_a_missed_closing_from_getcase() -> None:
         },
     )
     clock.set(at(8 * 60 + 15))
-    response = reconcile.handler({"id": "r1", "detail": {}}, Context(function_name="reconcile"), deps=tracker)
+    response = reconcile.handler(
+        {"id": "r1", "detail": {}}, LambdaContext("casewatch-reconcile"), app=system.reconcile_app()
+    )
     assert (response["due"], response["casesChecked"], response["repairs"], response["casesCalls"]) == (
         1,
         1,
@@ -188,40 +172,40 @@ def test_reconcile_handler_repairs_a_missed_closing_from_getcase() -> None:
         {"case": "c1", "sla": RESOLVE, "status": "Met", "at": "2026-11-23T10:00:00+00:00"}
     ]
     assert set(reader.requests[0][2]) >= {"status", PRIORITY, "last_updated_datetime", "last_closed_datetime"}
-    assert [s.kind for s, _ in signals.signals] == [SlaSignalKind.MET]
+    assert kinds(system) == [SlaSignalKind.MET]
 
 
 def test_reconcile_dates_a_field_change_by_the_last_update() -> None:
     clock = VirtualClock(at(-1))
     reader = DictCasesReader()
-    tracker, _ = make(clock, reader)
-    deliver(tracker, created("c1", 0))
+    system = make(clock, reader)
+    deliver(system, created("c1", 0))
     reader.add("c1", {"status": "closed", "last_updated_datetime": "2026-11-23T17:30:00.000Z"})
     clock.set(at(9 * 60))
-    tracker.reconcile()
-    state = tracker.store.load(DOMAIN, "c1").slas[RESOLVE].state
+    system.reconcile()
+    state = system.store.load(DOMAIN, "c1").slas[RESOLVE].state
     assert (state.status, state.completion_time) == (SlaStatus.NOT_MET, at(8 * 60 + 30))
 
 
 def test_reconcile_finds_a_missed_first_comment() -> None:
     clock = VirtualClock(at(-1))
     source = FakeCasesSlas(items={("c1", "Comment"): [("cm9", at(12)), ("cm10", at(40))]})
-    tracker, _ = make(clock, DictCasesReader({"c1": (None, {"status": "open"})}), source)
-    deliver(tracker, created("c1", 0, "high"))
+    system = make(clock, DictCasesReader({"c1": (None, {"status": "open"})}), source)
+    deliver(system, created("c1", 0, "high"))
     clock.set(at(45))
-    report = tracker.reconcile()
+    report = system.reconcile()
     assert report.repairs == 1
-    assert tracker.store.load(DOMAIN, "c1").slas[FIRST].state.completion_time == at(12)
+    assert system.store.load(DOMAIN, "c1").slas[FIRST].state.completion_time == at(12)
 
 
 def test_reconcile_reads_cases_slas_with_search_related_items() -> None:
     clock = VirtualClock(at(-1))
     source = FakeCasesSlas()
-    tracker, _ = make(clock, None, source)
-    deliver(tracker, created("c1", 0))
+    system = make(clock, None, source)
+    deliver(system, created("c1", 0))
     spec = CasesSlaSpec("Callback", "status", ("closed",), at(61))
     deliver(
-        tracker,
+        system,
         related_raw(
             "c1",
             at(1),
@@ -241,21 +225,21 @@ def test_reconcile_reads_cases_slas_with_search_related_items() -> None:
     )
     source.slas["c1"] = [CasesSlaReport("s1", at(1), spec, "NotMet", at(70))]
     clock.set(at(75))
-    report = tracker.reconcile()
+    report = system.reconcile()
     assert (report.cases_calls, report.repairs) == (1, 1)
-    state = tracker.store.load(DOMAIN, "c1").slas["cases#s1"].state
+    state = system.store.load(DOMAIN, "c1").slas["cases#s1"].state
     assert (state.status, state.completion_time) == (SlaStatus.NOT_MET, at(70))
 
 
-def test_the_tracker_reads_an_sla_definition_an_event_lacks() -> None:
+def test_a_case_event_reads_an_sla_definition_the_event_lacks() -> None:
     clock = VirtualClock(at(-1))
     spec = CasesSlaSpec("Callback", "status", ("closed",), at(61))
     source = FakeCasesSlas(slas={"c1": [CasesSlaReport("s1", at(1), spec, "Active")]})
-    tracker, _ = make(clock, None, source)
+    system = make(clock, None, source)
     raw = related_raw("c1", at(1), "Sla", "s1")
     assert needs_sla_lookup(parsed(raw))
-    deliver(tracker, raw)
-    assert tracker.store.load(DOMAIN, "c1").slas["cases#s1"].state.target_time == at(61)
+    deliver(system, raw)
+    assert system.store.load(DOMAIN, "c1").slas["cases#s1"].state.target_time == at(61)
     assert source.calls == 1
 
 
@@ -309,13 +293,13 @@ def test_a_case_read_is_dated_by_cases() -> None:
     assert [o.at for o in undated] == [at(600)]
 
 
-def test_every_sample_event_goes_through_the_tracker() -> None:
-    tracker, _ = make(VirtualClock(T0 - timedelta(days=1)))
+def test_every_sample_event_goes_through_sla_tracking() -> None:
+    system = make(VirtualClock(T0 - timedelta(days=1)))
     for path in SAMPLE_FILES:
         event = parsed(json.loads(path.read_text()))
-        tracker.on_case_event(event, enriched(event))
+        system.case_events.on_case_event(event, enriched(event))
     sla = json.loads((EVENTS / "related-item-sla.json").read_text())["detail"]["relatedItem"]
-    states = tracker.store.load(DOMAIN, sla["caseId"]).slas
+    states = system.store.load(DOMAIN, sla["caseId"]).slas
     cases_sla = states[f"cases#{sla['relatedItemId']}"].state
     assert (cases_sla.name, cases_sla.target_time.isoformat()) == (
         "First response",
@@ -330,7 +314,7 @@ def test_every_sample_event_goes_through_the_tracker() -> None:
     assert states[FIRST].state.status is SlaStatus.MET
     assert states[RESOLVE].state.paused_since == parse_iso("2026-11-23T09:14:37.905Z")
     # case 2 (metadata-only update, then deleted): its resolve SLA is cancelled
-    case2 = tracker.store.load(DOMAIN, "c9e8d7f6-a5b4-4c3d-9e2f-1a0b9c8d7e6f").slas
+    case2 = system.store.load(DOMAIN, "c9e8d7f6-a5b4-4c3d-9e2f-1a0b9c8d7e6f").slas
     assert {k: s.state.status for k, s in case2.items()} == {RESOLVE: SlaStatus.CANCELLED}
 
 
@@ -339,12 +323,12 @@ def test_every_sample_event_goes_through_the_tracker() -> None:
 
 def test_render_and_json_show_state_time_left_and_completion() -> None:
     clock = VirtualClock(at(-1))
-    tracker, _ = make(clock)
-    deliver(tracker, created("c1", 0, "high"))
-    deliver(tracker, comment("c1", 40))
-    deliver(tracker, updated("c1", 100, "closed", "high"))
-    deliver(tracker, updated("c1", 200, "open", "high"))
-    slas = list(tracker.store.load(DOMAIN, "c1").slas.values())
+    system = make(clock)
+    deliver(system, created("c1", 0, "high"))
+    deliver(system, comment("c1", 40))
+    deliver(system, updated("c1", 100, "closed", "high"))
+    deliver(system, updated("c1", 200, "open", "high"))
+    slas = list(system.store.load(DOMAIN, "c1").slas.values())
     text = render_slas(slas, at(260))
     assert "first-response-high     policy  NotMet" in text
     assert "10m 00s late" in text
@@ -353,7 +337,7 @@ def test_render_and_json_show_state_time_left_and_completion() -> None:
     document = sla_document(slas[1], at(260))
     assert (document["status"], document["cycle"], document["secondsLeft"]) == ("Active", 2, 7 * 3600.0)
     assert [h["status"] for h in document["history"]] == ["Active", "Met", "Active"]
-    overdue = tracker.store.load(DOMAIN, "c1").slas[RESOLVE].state
+    overdue = system.store.load(DOMAIN, "c1").slas[RESOLVE].state
     assert time_left(overdue, at(200 + 480 + 65)) == "due 1h 05m ago"
 
 
@@ -373,25 +357,58 @@ def test_timer_names_are_short_and_deterministic() -> None:
     assert Path(__file__).exists()
 
 
-def test_a_breach_is_still_declared_when_cases_cannot_be_asked() -> None:
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        CasesRequestError("GetCase refused: AccessDeniedException", code="AccessDeniedException"),
+        CasesThrottledError("budget spent"),
+        CasesUnavailableError("500"),
+    ],
+    ids=["refused", "throttled", "unavailable"],
+)
+def test_a_breach_is_still_declared_when_cases_cannot_be_asked(refusal: Exception) -> None:
     clock = VirtualClock(at(-1))
     reader = DictCasesReader()
-    reader.fail_with = [RuntimeError("AccessDenied")]
-    tracker, signals = make(clock, reader)
-    deliver(tracker, created("c1", 0))
+    reader.fail_with = [refusal]
+    system = make(clock, reader)
+    deliver(system, created("c1", 0))
     clock.set(at(480))
-    sla_timer.handler(payload("breach", RESOLVE, "resolve-within-8h", at(480)), Context(), deps=tracker)
-    assert tracker.store.load(DOMAIN, "c1").slas[RESOLVE].state.status is SlaStatus.OVERDUE
-    assert [s.kind for s, _ in signals.signals] == [SlaSignalKind.BREACHED]
+    response = sla_timer.handler(
+        payload("breach", RESOLVE, "resolve-within-8h", at(480)), TIMER_CONTEXT, app=system.timer_app()
+    )
+    assert [c["status"] for c in response["slaChanges"]] == ["Overdue"]
+    assert system.store.load(DOMAIN, "c1").slas[RESOLVE].state.status is SlaStatus.OVERDUE
+    assert kinds(system) == [SlaSignalKind.BREACHED]
     assert len(reader.requests) == 1
+    assert system.metrics.counts[SLA_BREACH_CHECK_FAILED] == 1
+
+
+def test_a_programming_error_in_the_breach_check_is_not_hidden() -> None:
+    """Only Cases' own failures are judged on what was seen: a bug propagates (Scheduler retries) and
+    nothing is written or signalled."""
+    clock = VirtualClock(at(-1))
+    reader = DictCasesReader()
+    reader.fail_with = [TypeError("a bug")]
+    system = make(clock, reader)
+    deliver(system, created("c1", 0))
+    clock.set(at(480))
+    with pytest.raises(TypeError):
+        sla_timer.handler(
+            payload("breach", RESOLVE, "resolve-within-8h", at(480)), TIMER_CONTEXT, app=system.timer_app()
+        )
+    assert system.store.load(DOMAIN, "c1").slas[RESOLVE].state.status is SlaStatus.ACTIVE
+    assert kinds(system) == []
+    assert system.metrics.counts[SLA_BREACH_CHECK_FAILED] == 0
 
 
 def test_a_stale_breach_timer_asks_cases_nothing() -> None:
     clock = VirtualClock(at(-1))
     reader = DictCasesReader({"c1": (None, {"status": "open"})})
-    tracker, _ = make(clock, reader)
-    deliver(tracker, created("c1", 0))
-    deliver(tracker, updated("c1", 60, "closed"))
+    system = make(clock, reader)
+    deliver(system, created("c1", 0))
+    deliver(system, updated("c1", 60, "closed"))
     clock.set(at(480))
-    sla_timer.handler(payload("breach", RESOLVE, "resolve-within-8h", at(480)), Context(), deps=tracker)
+    sla_timer.handler(
+        payload("breach", RESOLVE, "resolve-within-8h", at(480)), TIMER_CONTEXT, app=system.timer_app()
+    )
     assert reader.requests == []

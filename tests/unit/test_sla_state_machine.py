@@ -6,79 +6,53 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from casewatch.adapters.memory import RecordingSignalSink
-from casewatch.domain.sla import (
+from casewatch.domain.sla.fold import evaluate
+from casewatch.domain.sla.log import (
+    JSON_MEMO,
     MAX_OBSERVATIONS,
     CaseSlaLog,
     Observation,
     ObsKind,
-    PolicySpec,
-    SlaStatus,
-    TimerKind,
     case_fields,
     compact,
-    compile_policies,
-    desired_timers,
-    evaluate,
 )
-from casewatch.domain.sla_ports import SlaTimerPayload
-from casewatch.models.signals import SlaSignalKind
-from casewatch.settings import Settings
-from casewatch.sla_service import SlaTracker
+from casewatch.domain.sla.model import PolicySpec, SlaStatus
+from casewatch.domain.sla.timers import TimerKind, desired_timers
+from casewatch.models.signals import SlaSignalKind, SlaTimerPayload
 from casewatch_dev.clock import VirtualClock
-from tests.unit.test_sla_fakes import (
+from casewatch_dev.fakes.ports import InMemorySlaStore, RecordingSignalSink, RecordingTimers
+from tests.apps import SlaSystem
+from tests.builders import (
     DOMAIN,
-    PRIORITY,
-    InMemorySlaStore,
-    RecordingTimers,
+    FIRST,
+    POLICIES,
+    RESOLVE,
+    SLA_SETTINGS,
     at,
-    case_event_raw,
+    comment,
+    created,
+    deleted,
     enriched,
     parsed,
-    related_raw,
     sla_item_raw,
+    updated,
 )
-
-SETTINGS = Settings.from_mapping(
-    {
-        "domain_id": DOMAIN,
-        "field_names": {"priority": PRIORITY},
-        "sla_policies": [
-            {
-                "name": "first-response-high",
-                "match": {"priority": ["high"]},
-                "target_minutes": 30,
-                "complete_when": {"related_item": "Comment"},
-            },
-            {
-                "name": "resolve-within-8h",
-                "target_minutes": 480,
-                "complete_when": {"field": "status", "values": ["closed"]},
-                "pause_when": {"status": ["pending-customer"]},
-                "rearm_on_reopen": True,
-            },
-        ],
-        "sla_warning_fraction": 0.8,
-    }
-)
-POLICIES = compile_policies(SETTINGS.sla_policies, SETTINGS.field_id)
-FIRST = "policy#first-response-high"
-RESOLVE = "policy#resolve-within-8h"
 
 
 class Harness:
-    """A tracker on fakes, with a virtual clock that starts before every event (timers fire later)."""
+    """The SLA use cases on fakes, with a virtual clock that starts before every event (timers fire later)."""
 
     def __init__(self, clock_minutes: float = -60) -> None:
         self.clock = VirtualClock(at(clock_minutes))
         self.store = InMemorySlaStore()
         self.timers = RecordingTimers()
         self.signals = RecordingSignalSink()
-        self.tracker = SlaTracker.from_settings(
-            SETTINGS, store=self.store, signals=self.signals, timers=self.timers, clock=self.clock
+        self.sla = SlaSystem(
+            SLA_SETTINGS, store=self.store, signals=self.signals, timers=self.timers, clock=self.clock
         )
         self.latest_status: dict[str, Any] = {}
 
@@ -90,7 +64,7 @@ class Harness:
             extra = {"status": self.latest_status[event.case_id]}
         elif "status" in event.field_values():
             self.latest_status[event.case_id or ""] = event.field_values()["status"]
-        self.tracker.on_case_event(event, enriched(event, extra))
+        self.sla.case_events.on_case_event(event, enriched(event, extra))
 
     def fire_timers(self) -> None:
         """Let time run: fire every pending timer in time order (as Scheduler would)."""
@@ -99,7 +73,7 @@ class Harness:
             del self.timers.pending[(timer.case_id, timer.sla_key, timer.kind)]
             if timer.fire_at > self.clock.now():
                 self.clock.set(timer.fire_at)
-            self.tracker.on_timer(
+            self.sla.on_timer(
                 SlaTimerPayload(
                     kind=timer.kind.value,
                     domain_id=timer.domain_id,
@@ -115,31 +89,6 @@ class Harness:
 
     def signal_kinds(self) -> list[tuple[str, SlaSignalKind]]:
         return [(s.sla_name, s.kind) for s, _ in self.signals.signals]
-
-
-def created(case_id: str, minutes: float, priority: str = "low", status: str = "open") -> dict[str, Any]:
-    return case_event_raw("CASE.CREATED", case_id, at(minutes), {"status": status, PRIORITY: priority})
-
-
-def updated(
-    case_id: str, minutes: float, status: str, priority: str = "low", created_at: float = 0
-) -> dict[str, Any]:
-    return case_event_raw(
-        "CASE.UPDATED",
-        case_id,
-        at(minutes),
-        {"status": status, PRIORITY: priority},
-        changed=["status"],
-        created=at(created_at),
-    )
-
-
-def comment(case_id: str, minutes: float, item_id: str = "cm1") -> dict[str, Any]:
-    return related_raw(case_id, at(minutes), "Comment", item_id, {"comment": {"body": "hello"}})
-
-
-def deleted(case_id: str, minutes: float) -> dict[str, Any]:
-    return case_event_raw("CASE.DELETED", case_id, at(minutes))
 
 
 # --- scenarios -------------------------------------------------------------------------------------
@@ -389,7 +338,7 @@ def test_observations_round_trip_through_json() -> None:
     h.deliver(created("c1", 0, "high"))
     h.deliver(sla_item_raw("c1", at(1), "s1"))
     h.deliver(comment("c1", 2))
-    log = h.store.records["c1"].log
+    log = h.store.load(DOMAIN, "c1").log
     assert tuple(Observation.from_json(o.to_json()) for o in log.observations) == log.observations
 
 
@@ -493,3 +442,39 @@ def test_a_policy_first_seen_matching_runs_from_the_case_creation() -> None:
     h.deliver(updated("c1", 50, "open", "high", created_at=0))  # CASE.CREATED never arrived
     assert h.state("c1", FIRST).started_at == at(0)
     assert h.state("c1", FIRST).status is SlaStatus.OVERDUE  # its target (09:30) passed before 09:50
+
+
+# --- the observation JSON memo -------------------------------------------------------------------------
+
+
+def test_the_json_memo_stays_within_its_byte_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bounded by bytes, least recently used out: filled far past its budget, it keeps to it."""
+    assert JSON_MEMO.max_bytes == 8 * 1024 * 1024  # the shipped budget: far below a 256 MB function
+    JSON_MEMO.clear()
+    monkeypatch.setattr(JSON_MEMO, "max_bytes", 64 * 1024)
+    kept = Observation(at(0), ObsKind.CASE, fields=case_fields({"status": "open"}), created=at(0))
+    kept_text = kept.to_json()
+    peak = 0
+    for i in range(5_000):  # about 25 times the budget
+        obs = Observation(at(i), ObsKind.ITEM, item_type="Comment", ref=f"comment-{i:05d}")
+        assert Observation.from_json(obs.to_json()) == obs
+        peak = max(peak, JSON_MEMO.bytes)
+        if i % 50 == 0:
+            assert kept.to_json() is kept_text  # used again and again: never evicted
+    assert 0 < peak <= JSON_MEMO.max_bytes
+    assert JSON_MEMO.bytes <= JSON_MEMO.max_bytes
+    assert JSON_MEMO.bytes > JSON_MEMO.max_bytes // 2  # it is used, not emptied
+    first = Observation(at(0), ObsKind.ITEM, item_type="Comment", ref="comment-00000")
+    assert (
+        first.to_json() == Observation(at(0), ObsKind.ITEM, item_type="Comment", ref="comment-00000")._json()
+    )
+    JSON_MEMO.clear()
+    assert JSON_MEMO.bytes == 0
+
+
+def test_the_json_memo_tells_true_from_one() -> None:
+    """`True == 1 == 1.0` in Python: the memo must not hand one's JSON to the other."""
+    values = [True, 1.0, "1"]
+    texts = [Observation(at(0), ObsKind.CASE, fields=case_fields({"score": v})).to_json() for v in values]
+    assert len(set(texts)) == 3
+    assert [dict(Observation.from_json(t).fields)["score"] for t in texts] == values

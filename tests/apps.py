@@ -1,0 +1,275 @@
+"""The use cases composed over test doubles, the way `casewatch.bootstrap` composes them over AWS.
+
+- `LambdaContext`: the one fake Lambda context of the tests (the `lambda_context` fixture builds it);
+- `FixedClock`, `memory_once` (the real `PowertoolsIdempotency` on an in-memory persistence layer);
+- `event_app(...)`: an event-routed function's app with the sinks a test chooses (a `RecordingSink`
+  sees every enriched view), for `handler(event, context, app=...)`;
+- `SlaSystem`: the SLA use cases (case events, timers, reconciliation) over one applier, with the apps
+  the sla-timer and reconcile handlers take;
+- `FakeCasesSlas`: a `CasesSlaSource` over dicts;
+- `memory_adapters(...)`: every port of `bootstrap.Adapters` in memory — the fakes, and the real sending
+  adapters (SNS, EventBridge, SQS, Scheduler) on fake clients — for the `bootstrap.build_*` functions.
+
+The fakes of the ports themselves are `casewatch_dev.fakes` (one set, shared with the local pipeline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from casewatch.adapters.enriched_bus import EventBridgeEnrichedBus
+from casewatch.adapters.idempotency import PowertoolsIdempotency
+from casewatch.adapters.scheduler_timers import SchedulerTimers
+from casewatch.adapters.sns_notifier import SnsNotifier
+from casewatch.adapters.sqs_dead_letters import SqsDeadLetters
+from casewatch.app.enrich import Enricher
+from casewatch.app.process_event import EventProcessor
+from casewatch.app.sla.apply import SlaApplier
+from casewatch.app.sla.case_event import SlaCaseEvents
+from casewatch.app.sla.cases_check import CasesCheck
+from casewatch.app.sla.reconcile import ReconcileReport, Reconciliation
+from casewatch.app.sla.timer import SlaTimer
+from casewatch.bootstrap import Adapters, EventApp, ReconcileApp, SlaTimerApp
+from casewatch.domain.sla.model import SlaOutcome, compile_policies
+from casewatch.domain.sla.observations import CasesSlaReport
+from casewatch.models.signals import SlaTimerPayload
+from casewatch.ports import (
+    CaseSink,
+    CasesReader,
+    CasesSlaSource,
+    Clock,
+    DeadLetters,
+    ExactlyOnce,
+    MetricsRecorder,
+    SlaSignalSink,
+    SlaStore,
+    SlaTimers,
+    SnapshotStore,
+)
+from casewatch.settings import Settings
+from casewatch.topology import FunctionSpec
+from casewatch_dev.fakes.clients import FakeEventBridge, FakeScheduler, FakeSns, FakeSqs
+from casewatch_dev.fakes.ports import (
+    CountingMetrics,
+    DictCasesReader,
+    InMemorySlaStore,
+    InMemorySnapshotStore,
+    InMemoryStatusOrder,
+    RecordingSignalSink,
+)
+from casewatch_dev.fakes.powertools import InMemoryPersistenceLayer
+from tests.builders import ACCOUNT, REGION, enriched, parsed
+
+
+class LambdaContext:
+    """Enough of the Lambda context for Powertools (logger, idempotency): the tests' only one."""
+
+    memory_limit_in_mb = 256
+    function_version = "$LATEST"
+    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+    log_stream_name = "2026/11/23/[$LATEST]test"
+
+    def __init__(self, function_name: str = "casewatch-test", remaining_ms: int = 30_000) -> None:
+        self.function_name = function_name
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}"
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@dataclass(frozen=True)
+class FixedClock:
+    moment: datetime
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+def memory_once(clock: Clock) -> PowertoolsIdempotency:
+    """The real `ExactlyOnce` adapter (Powertools Idempotency) with its records in memory."""
+    return PowertoolsIdempotency("casewatch-idempotency", persistence=InMemoryPersistenceLayer(clock))
+
+
+def event_app(
+    spec: FunctionSpec,
+    settings: Settings,
+    *,
+    cases: CasesReader,
+    snapshots: SnapshotStore,
+    dead_letters: DeadLetters,
+    sinks: Sequence[CaseSink],
+    clock: Clock,
+    metrics: MetricsRecorder,
+    once: ExactlyOnce | None = None,
+) -> EventApp:
+    """The app of an event-routed function, built like `bootstrap.build_event_app` but with `sinks`."""
+    enricher = Enricher(settings=settings, cases=cases, snapshots=snapshots, clock=clock, metrics=metrics)
+    processor = EventProcessor(
+        function=spec.name,
+        event_types=spec.event_types,
+        settings=settings,
+        enricher=enricher,
+        sinks=sinks,
+        dead_letters=dead_letters,
+        metrics=metrics,
+    )
+    return EventApp(processor, once or memory_once(clock))
+
+
+@dataclass
+class FakeCasesSlas:
+    """`CasesSlaSource` over dicts; `calls` counts the requests."""
+
+    slas: dict[str, list[CasesSlaReport]] = field(default_factory=dict)
+    items: dict[tuple[str, str], list[tuple[str, datetime]]] = field(default_factory=dict)
+    calls: int = 0
+
+    def case_slas(self, domain_id: str, case_id: str) -> list[CasesSlaReport]:
+        self.calls += 1
+        return self.slas.get(case_id, [])
+
+    def related_items(self, domain_id: str, case_id: str, item_type: str) -> list[tuple[str, datetime]]:
+        self.calls += 1
+        return self.items.get((case_id, item_type), [])
+
+
+DEAD_LETTER_QUEUE = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/casewatch-invalid-events"
+SCHEDULE_GROUP = "casewatch-sla"
+SLA_TIMER_ARN = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:casewatch-sla-timer"
+SCHEDULER_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/casewatch-scheduler"
+
+
+@dataclass
+class MemoryAws:
+    """`bootstrap.Adapters` in memory, and the fake clients under the sending adapters."""
+
+    adapters: Adapters
+    sns: FakeSns
+    events: FakeEventBridge
+    sqs: FakeSqs
+    scheduler: FakeScheduler
+
+    def parked(self) -> list[dict[str, Any]]:
+        """The dead-letter queue's message bodies, taken."""
+        import json
+
+        return [json.loads(m["Body"]) for m in self.sqs.take(DEAD_LETTER_QUEUE)]
+
+
+def memory_adapters(
+    clock: Clock,
+    *,
+    cases: CasesReader | None = None,
+    cases_slas: CasesSlaSource | None = None,
+    metrics: MetricsRecorder | None = None,
+) -> MemoryAws:
+    sns, events, sqs, scheduler = FakeSns(), FakeEventBridge(clock), FakeSqs(), FakeScheduler(SCHEDULE_GROUP)
+    adapters = Adapters(
+        clock=clock,
+        metrics=metrics if metrics is not None else CountingMetrics(),
+        cases=cases if cases is not None else DictCasesReader(),
+        cases_slas=cases_slas if cases_slas is not None else FakeCasesSlas(),
+        snapshots=InMemorySnapshotStore(),
+        sla_store=InMemorySlaStore(),
+        notifier=SnsNotifier(f"arn:aws:sns:{REGION}:{ACCOUNT}:casewatch", client=sns),  # type: ignore[arg-type]
+        bus=EventBridgeEnrichedBus("casewatch-enriched", client=events, sleep=lambda _: None),  # type: ignore[arg-type]
+        once=memory_once(clock),
+        status_order=InMemoryStatusOrder(),
+        timers=SchedulerTimers(
+            scheduler,  # type: ignore[arg-type]
+            group_name=SCHEDULE_GROUP,
+            target_arn=SLA_TIMER_ARN,
+            role_arn=SCHEDULER_ROLE_ARN,
+        ),
+        dead_letters=SqsDeadLetters(DEAD_LETTER_QUEUE, client=sqs),  # type: ignore[arg-type]
+    )
+    return MemoryAws(adapters, sns, events, sqs, scheduler)
+
+
+class SlaSystem:
+    """The SLA use cases of `settings` over one `SlaApplier`, as bootstrap wires them (with the Cases
+    SLA source on case events, as related-item-created has it), signals into `signals`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: SlaStore,
+        clock: Clock,
+        signals: SlaSignalSink | None = None,
+        timers: SlaTimers | None = None,
+        cases_reader: CasesReader | None = None,
+        cases_slas: CasesSlaSource | None = None,
+        snapshots: SnapshotStore | None = None,
+        metrics: CountingMetrics | None = None,
+        verify_breaches: bool = True,
+    ) -> None:
+        self.signals: Any = signals if signals is not None else RecordingSignalSink()
+        self.metrics = metrics if metrics is not None else CountingMetrics()
+        self.applier = SlaApplier(
+            store=store,
+            signals=self.signals,
+            policies=compile_policies(settings.sla_policies, settings.field_id),
+            clock=clock,
+            metrics=self.metrics,
+            timers=timers,
+            warning_fraction=settings.sla_warning_fraction,
+            snapshots=snapshots,
+            sleep=lambda _: None,
+        )
+        self.case_events = SlaCaseEvents(applier=self.applier, cases_slas=cases_slas)
+        self.check = CasesCheck(
+            policies=self.applier.policies, cases_slas=cases_slas, cases_reader=cases_reader
+        )
+        self.timer = SlaTimer(
+            applier=self.applier, metrics=self.metrics, check=self.check, verify_breaches=verify_breaches
+        )
+        self.reconciliation = Reconciliation(applier=self.applier, check=self.check, metrics=self.metrics)
+        self.once = memory_once(clock)
+
+    @property
+    def store(self) -> Any:
+        return self.applier.store
+
+    @property
+    def policies(self) -> Any:
+        return self.applier.policies
+
+    @property
+    def clock(self) -> Any:
+        return self.applier.clock
+
+    def deliver(self, raw: dict[str, Any], extra: dict[str, Any] | None = None) -> SlaOutcome:
+        """A case event, enriched from itself (plus `extra` snapshot values), through SLA tracking."""
+        event = parsed(raw)
+        return self.case_events.apply_event(event, enriched(event, extra))
+
+    def on_timer(self, payload: SlaTimerPayload) -> SlaOutcome:
+        return self.timer.on_timer(payload)
+
+    def reconcile(self, *, remaining_s: Callable[[], float] | None = None) -> ReconcileReport:
+        return self.reconciliation.run(remaining_s=remaining_s)
+
+    def timer_app(self) -> SlaTimerApp:
+        return SlaTimerApp(self.timer, self.once)
+
+    def reconcile_app(self) -> ReconcileApp:
+        return ReconcileApp(self.reconciliation, self.once)
+
+
+__all__ = [
+    "DEAD_LETTER_QUEUE",
+    "FakeCasesSlas",
+    "FixedClock",
+    "LambdaContext",
+    "MemoryAws",
+    "SlaSystem",
+    "event_app",
+    "memory_adapters",
+    "memory_once",
+]
