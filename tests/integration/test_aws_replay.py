@@ -4,61 +4,64 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from casewatch import aws
 from casewatch.topology import ARCHIVE_PATTERN, EVENT_ROUTED
 from casewatch_dev.aws_replay import build_request, wait_for
 from casewatch_dev.cli import main
-from tests.conftest import load_event
-
-REGION = "us-east-1"
+from casewatch_dev.event_files import UsageError
+from tests.builders import REGION, load_event
 
 
 @pytest.fixture
-def events(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        aws.reset_clients()
-        client = boto3.client("events", region_name=REGION)
-        bus_arn = client.describe_event_bus(Name="default")["Arn"]
-        client.create_archive(
-            ArchiveName="casewatch-archive", EventSourceArn=bus_arn, EventPattern=json.dumps(ARCHIVE_PATTERN)
-        )
-        for spec in EVENT_ROUTED:
-            client.put_rule(
-                Name=f"Casewatch-Routing{spec.construct_id}", EventPattern=json.dumps(spec.event_pattern())
-            )
-        client.put_rule(Name="Other-team-rule", EventPattern=json.dumps({"source": ["aws.cases"]}))
-        yield client
-    aws.reset_clients()
-
-
-def test_request_targets_only_the_stack_rules(events: Any) -> None:
-    start, end = datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC)
-    request = build_request(
-        events, archive="casewatch-archive", start=start, end=end, rule_arns=[], stack="Casewatch", name="r1"
+def events(moto: None) -> Any:
+    client = boto3.client("events", region_name=REGION)
+    bus_arn = client.describe_event_bus(Name="default")["Arn"]
+    client.create_archive(
+        ArchiveName="casewatch-archive", EventSourceArn=bus_arn, EventPattern=json.dumps(ARCHIVE_PATTERN)
     )
-    filters = request["Destination"]["FilterArns"]
-    assert len(filters) == len(EVENT_ROUTED)
-    assert all(":rule/Casewatch-Routing" in arn for arn in filters)
+    for spec in EVENT_ROUTED:
+        client.put_rule(
+            Name=f"Casewatch-Routing{spec.construct_id}", EventPattern=json.dumps(spec.event_pattern())
+        )
+    client.put_rule(Name="Other-team-rule", EventPattern=json.dumps({"source": ["aws.cases"]}))
+    return client
+
+
+def routing_rules(events: Any) -> list[str]:
+    return sorted(r["Arn"] for r in events.list_rules()["Rules"] if ":rule/Casewatch-Routing" in r["Arn"])
+
+
+@pytest.fixture
+def outputs(events: Any, tmp_path: Path) -> Path:
+    """The outputs file `make deploy` writes: the stack's ReplayFilterArns are its routing rules."""
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps({"Casewatch": {"ReplayFilterArns": ",".join(routing_rules(events))}}))
+    return path
+
+
+def test_request_targets_only_the_given_rules(events: Any) -> None:
+    start, end = datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC)
+    rules = routing_rules(events)
+    assert len(rules) == len(EVENT_ROUTED)
+    request = build_request(
+        events, archive="casewatch-archive", start=start, end=end, rule_arns=rules, name="r1"
+    )
+    assert request["Destination"]["FilterArns"] == rules
+    assert request["ReplayName"] == "r1"
     assert request["EventSourceArn"].endswith(":archive/casewatch-archive")
     assert request["Destination"]["Arn"].endswith(":event-bus/default")
     assert (request["EventStartTime"], request["EventEndTime"]) == (start, end)
+    with pytest.raises(UsageError, match="ReplayFilterArns"):
+        build_request(events, archive="casewatch-archive", start=start, end=end, rule_arns=[])
 
 
-def test_dry_run_prints_the_request_and_starts_nothing(events: Any) -> None:
+def test_dry_run_prints_the_request_and_starts_nothing(events: Any, outputs: Path) -> None:
     out = io.StringIO()
     code = main(
         [
@@ -69,17 +72,26 @@ def test_dry_run_prints_the_request_and_starts_nothing(events: Any) -> None:
             "2026-11-23T00:00:00Z",
             "--to",
             "2026-11-24T00:00:00Z",
+            "--outputs",
+            str(outputs),
             "--dry-run",
         ],
         out=out,
     )
     assert code == 0
     printed = json.loads(out.getvalue())
-    assert printed["Destination"]["FilterArns"]
+    assert printed["Destination"]["FilterArns"] == routing_rules(events)  # never the other team's rule
     assert events.list_replays()["Replays"] == []
 
 
-def test_replay_runs_to_completion(events: Any) -> None:
+def test_the_stack_outputs_must_name_the_rules(events: Any, tmp_path: Path) -> None:
+    (tmp_path / "outputs.json").write_text(json.dumps({"Casewatch": {"TopicArn": "arn:t"}}))
+    argv = ["replay", "--archive", "casewatch-archive", "--dry-run", "--outputs"]
+    assert main([*argv, str(tmp_path / "outputs.json")], out=io.StringIO()) == 2
+    assert main([*argv, str(tmp_path / "missing.json")], out=io.StringIO()) == 2
+
+
+def test_replay_runs_to_completion(events: Any, outputs: Path) -> None:
     sample = load_event("case-created")
     events.put_events(
         Entries=[
@@ -103,6 +115,8 @@ def test_replay_runs_to_completion(events: Any) -> None:
             "2100-01-01T00:00:00Z",
             "--poll-seconds",
             "0",
+            "--outputs",
+            str(outputs),
         ],
         out=out,
     )

@@ -4,37 +4,25 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from casewatch import aws
 from casewatch_dev.capture import DEFAULT_LOG_GROUP, parse_since
 from casewatch_dev.cli import main
 from casewatch_dev.event_files import UsageError
-from tests.conftest import load_event
+from tests.builders import REGION, load_event
 
 
 @pytest.fixture
-def logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "t",
-        "AWS_SECRET_ACCESS_KEY": "t",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        aws.reset_clients()
-        client = boto3.client("logs", region_name="us-east-1")
-        client.create_log_group(logGroupName=DEFAULT_LOG_GROUP)
-        client.create_log_stream(logGroupName=DEFAULT_LOG_GROUP, logStreamName="s")
-        yield client
-    aws.reset_clients()
+def logs(moto: None) -> Any:
+    client = boto3.client("logs", region_name=REGION)
+    client.create_log_group(logGroupName=DEFAULT_LOG_GROUP)
+    client.create_log_stream(logGroupName=DEFAULT_LOG_GROUP, logStreamName="s")
+    return client
 
 
 def test_pull_writes_cases_events_in_order_deduplicated(logs: Any, tmp_path: Path) -> None:

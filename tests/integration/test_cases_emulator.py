@@ -7,7 +7,6 @@ import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,12 +14,14 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.retries.standard import ExponentialBackoff
 
-from casewatch.models import parse_case_event
-from casewatch_dev.clock import SystemClock, VirtualClock
+from casewatch.adapters.system_clock import SystemClock
+from casewatch.models.events import parse_case_event
+from casewatch_dev.clock import VirtualClock
 from casewatch_dev.emulator import CasesEmulator
+from tests.builders import EVENTS
 
 START = datetime(2026, 11, 23, 9, 0, 0, tzinfo=UTC)
-EVENTS = Path(__file__).resolve().parents[2] / "events"
+
 USER = "arn:aws:connect:us-east-1:123456789012:instance/f1e2d3c4-b5a6-4978-8a9b-0c1d2e3f4a5b/agent/7a6b"
 
 

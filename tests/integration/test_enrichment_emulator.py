@@ -7,10 +7,10 @@ rate limiter are made instant (the retry decisions themselves are botocore's).
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -20,33 +20,44 @@ import boto3
 import pytest
 from botocore.retries.bucket import TokenBucket
 from botocore.retries.standard import ExponentialBackoff
-from moto import mock_aws
 
-from casewatch import aws, wiring
-from casewatch.adapters.cases_api import CasesApiReader
+from casewatch import bootstrap
+from casewatch.adapters.cases_api import CasesApi
+from casewatch.adapters.clients import client_config
 from casewatch.adapters.dynamodb_snapshots import DynamoDbSnapshotStore
-from casewatch.adapters.memory import CountingMetrics, RecordingSink
 from casewatch.adapters.sqs_dead_letters import SqsDeadLetters
-from casewatch.aws import client_config
-from casewatch.constants import ENV_CASES_ENDPOINT, ENV_CONFIG, ENV_DEAD_LETTER_QUEUE_URL, ENV_SLA_TABLE
+from casewatch.bootstrap import EventApp
+from casewatch.constants import (
+    ENV_CASES_ENDPOINT,
+    ENV_CONFIG,
+    ENV_DEAD_LETTER_QUEUE_URL,
+    ENV_EVENT_BUS,
+    ENV_IDEMPOTENCY_TABLE,
+    ENV_SLA_TABLE,
+    ENV_TOPIC_ARN,
+)
 from casewatch.errors import CasesThrottledError, CasesUnavailableError
 from casewatch.handlers import case_changed, related_item_created
 from casewatch.models.enriched import EnrichedCase, Provenance
-from casewatch.settings import Settings, get_settings, load_cdk_context
-from casewatch.tables import STATE_TABLE
-from casewatch.topology import CASE_CHANGED, RELATED_ITEM_CREATED_FN
+from casewatch.settings import Settings
+from casewatch.topology import CASE_CHANGED, RELATED_ITEM_CREATED_FN, function_named
 from casewatch_dev.clock import VirtualClock
 from casewatch_dev.emulator import CasesEmulator
-from tests.conftest import INVALID_FILES, ROOT, SAMPLE_FILES, load_event
+from casewatch_dev.fakes.ports import CountingMetrics, RecordingSink
+from tests.apps import FixedClock, LambdaContext, event_app
+from tests.builders import (
+    CASE_1,
+    CASE_2,
+    DOMAIN,
+    INVALID_FILES,
+    PRIORITY,
+    REGION,
+    SAMPLE_FILES,
+    TEMPLATE,
+    load_event,
+    repo_settings,
+)
 
-pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
-
-REGION = "us-east-1"
-DOMAIN = "b7f3c2a1-5d4e-4f6a-9b8c-0d1e2f3a4b5c"
-TEMPLATE = "4d2c9e8f-1a3b-4c5d-8e7f-6a5b4c3d2e1f"
-PRIORITY = "6f5e4d3c-2b1a-4f0e-9d8c-7b6a5f4e3d2c"
-CASE_1 = "a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
-CASE_2 = "c9e8d7f6-a5b4-4c3d-9e2f-1a0b9c8d7e6f"
 AGENT = "arn:aws:connect:us-east-1:123456789012:instance/f1e2d3c4-b5a6-4978-8a9b-0c1d2e3f4a5b/agent/7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d"
 QUEUE = "arn:aws:connect:us-east-1:123456789012:instance/f1e2d3c4-b5a6-4978-8a9b-0c1d2e3f4a5b/queue/9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
 PROFILE = "arn:aws:profile:us-east-1:123456789012:domains/amazon-connect-acme/profiles/5e4d3c2b1a0f4e9d8c7b6a5f4e3d2c1b"
@@ -77,19 +88,6 @@ HANDLERS: dict[str, ModuleType] = {
     RELATED_ITEM_CREATED_FN.name: related_item_created,
 }
 ROUTE = {t: spec.name for spec in (CASE_CHANGED, RELATED_ITEM_CREATED_FN) for t in spec.event_types}
-
-
-class FixedClock:
-    def now(self) -> datetime:
-        return NOW
-
-
-class LambdaContext:
-    def __init__(self, function_name: str) -> None:
-        self.function_name = function_name
-        self.memory_limit_in_mb = 256
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:{function_name}"
-        self.aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
 
 
 def seed(emu: CasesEmulator, domain_id: str = DOMAIN, extra_fields: int = 0) -> list[str]:
@@ -130,6 +128,8 @@ def _instant_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @dataclass
 class Aws:
+    """The state table and a dead-letter queue on moto."""
+
     dynamodb: Any
     sqs: Any
     table: str
@@ -142,62 +142,60 @@ class Aws:
         return [{"body": json.loads(m["Body"]), "attributes": m["MessageAttributes"]} for m in messages]
 
 
-_TABLES = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def _mock_aws() -> Iterator[tuple[Any, Any]]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-        }.items():
-            patch.setenv(name, value)
-        with mock_aws():
-            yield boto3.client("dynamodb", region_name=REGION), boto3.client("sqs", region_name=REGION)
-
-
 @pytest.fixture
-def moto(_mock_aws: tuple[Any, Any]) -> Aws:
-    """A fresh state table and dead-letter queue (moto runs for the whole module: starting it is slow)."""
-    dynamodb, sqs = _mock_aws
-    name = f"casewatch-state-{next(_TABLES)}"
-    dynamodb.create_table(**STATE_TABLE.create_table_args(name))
-    url = sqs.create_queue(QueueName=f"dlq-{name}")["QueueUrl"]
-    return Aws(dynamodb, sqs, name, url)
+def moto_aws(tables: Any) -> Aws:
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="casewatch-invalid-events")["QueueUrl"]
+    return Aws(boto3.client("dynamodb", region_name=REGION), sqs, tables.state, url)
 
 
-@pytest.fixture(scope="module")
-def repo_settings() -> Settings:
-    return load_cdk_context(ROOT / "cdk.json")
+@pytest.fixture(name="repo_settings")
+def repo_settings_fixture() -> Settings:
+    return repo_settings()
 
 
-def real_deps(
-    emu: CasesEmulator, res: Aws, settings: Settings, *, max_attempts: int = 4
-) -> wiring.Dependencies:
-    return wiring.Dependencies(
-        cases=CasesApiReader(emu.client(config=client_config(max_attempts=max_attempts, mode="adaptive"))),
+@dataclass
+class Deps:
+    """The event path on the real adapters: Cases (the emulator), DynamoDB and SQS (moto)."""
+
+    cases: CasesApi
+    snapshots: DynamoDbSnapshotStore
+    dead_letters: SqsDeadLetters
+    settings: Settings
+    sink: RecordingSink = dataclass_field(default_factory=RecordingSink)
+    metrics: CountingMetrics = dataclass_field(default_factory=CountingMetrics)
+
+    def app(self, function: str) -> EventApp:
+        return event_app(
+            function_named(function),
+            self.settings,
+            cases=self.cases,
+            snapshots=self.snapshots,
+            dead_letters=self.dead_letters,
+            sinks=[self.sink],
+            clock=FixedClock(NOW),
+            metrics=self.metrics,
+        )
+
+
+def real_deps(emu: CasesEmulator, res: Aws, settings: Settings, *, max_attempts: int = 4) -> Deps:
+    return Deps(
+        cases=CasesApi(emu.client(config=client_config(max_attempts=max_attempts, mode="adaptive"))),
         snapshots=DynamoDbSnapshotStore(res.table, client=res.dynamodb),
         dead_letters=SqsDeadLetters(res.queue_url, client=res.sqs),
-        sinks=[RecordingSink()],
         settings=settings,
-        clock=FixedClock(),
-        metrics=CountingMetrics(),
     )
 
 
-def run(raw: Any, deps: wiring.Dependencies, function: str | None = None) -> dict[str, Any]:
+def run(raw: Any, deps: Deps, function: str | None = None) -> dict[str, Any]:
     if function is None:
         function = ROUTE.get(raw["detail"]["eventType"], RELATED_ITEM_CREATED_FN.name)
-    result: dict[str, Any] = HANDLERS[function].handler(raw, LambdaContext(function), deps=deps)
+    result: dict[str, Any] = HANDLERS[function].handler(raw, LambdaContext(function), app=deps.app(function))
     return result
 
 
-def only_case(deps: wiring.Dependencies) -> EnrichedCase:
-    sink = deps.sinks[0]
-    assert isinstance(sink, RecordingSink)
-    [(_, case)] = sink.received
+def only_case(deps: Deps) -> EnrichedCase:
+    [(_, case)] = deps.sink.received
     return case
 
 
@@ -242,12 +240,12 @@ NO_INCLUDED_DATA_CALLS = {
 @pytest.mark.parametrize("path", SAMPLE_FILES, ids=lambda p: p.stem)
 @pytest.mark.parametrize("config", ["repo", "no_included_data"])
 def test_every_sample_event_with_the_real_client(
-    path: Path, config: str, emu: CasesEmulator, moto: Aws, repo_settings: Settings
+    path: Path, config: str, emu: CasesEmulator, moto_aws: Aws, repo_settings: Settings
 ) -> None:
     settings = repo_settings if config == "repo" else repo_settings.model_copy(update={"event_fields": []})
     expected = (REPO_SETTINGS_CALLS if config == "repo" else NO_INCLUDED_DATA_CALLS)[path.stem]
     raw = load_event(path.stem)
-    deps = real_deps(emu, moto, settings)
+    deps = real_deps(emu, moto_aws, settings)
     result = run(raw, deps)
 
     assert emu.calls["GetCase"] == expected == result["getcaseCalls"]
@@ -271,29 +269,29 @@ def test_every_sample_event_with_the_real_client(
     else:
         assert set(case.fields) >= needed
         assert case.missing == ()
-    stored = DynamoDbSnapshotStore(moto.table, client=moto.dynamodb).get(DOMAIN, case.case_id)
+    stored = DynamoDbSnapshotStore(moto_aws.table, client=moto_aws.dynamodb).get(DOMAIN, case.case_id)
     assert stored is not None  # the view, with the needed fields, is the case's durable snapshot now
     assert stored.fields == {f: v for f, v in case.fields.items() if f in needed}
     assert stored.model_dump(exclude={"fields"}) == case.model_dump(exclude={"fields"})
 
 
 def test_the_sample_day_in_order_needs_one_getcase(
-    emu: CasesEmulator, moto: Aws, repo_settings: Settings
+    emu: CasesEmulator, moto_aws: Aws, repo_settings: Settings
 ) -> None:
     events = sorted(
         (load_event(p.stem) for p in SAMPLE_FILES), key=lambda e: e["detail"]["approximateChangeTime"]
     )
-    deps = real_deps(emu, moto, repo_settings)
+    deps = real_deps(emu, moto_aws, repo_settings)
     per_event = {e["id"]: run(e, deps)["getcaseCalls"] for e in events}
     assert emu.calls["GetCase"] == sum(per_event.values()) == 1
     assert per_event[load_event("case-updated-metadata-only")["id"]] == 1
 
 
 def test_the_replayed_update_reuses_the_snapshot(
-    emu: CasesEmulator, moto: Aws, repo_settings: Settings
+    emu: CasesEmulator, moto_aws: Aws, repo_settings: Settings
 ) -> None:
     settings = repo_settings.model_copy(update={"event_fields": []})  # the update lacks 2 needed fields
-    deps = real_deps(emu, moto, settings)
+    deps = real_deps(emu, moto_aws, settings)
     assert run(load_event("case-updated"), deps)["getcaseCalls"] == 1
     # The same change again (an archive replay): the fields fetched at NOW are not older than it.
     assert run(load_event("case-updated-replayed"), deps)["getcaseCalls"] == 0
@@ -301,14 +299,14 @@ def test_the_replayed_update_reuses_the_snapshot(
 
 
 def test_invalid_events_are_parked_on_the_queue_with_their_reason(
-    emu: CasesEmulator, moto: Aws, repo_settings: Settings
+    emu: CasesEmulator, moto_aws: Aws, repo_settings: Settings
 ) -> None:
-    deps = real_deps(emu, moto, repo_settings)
+    deps = real_deps(emu, moto_aws, repo_settings)
     raws = [json.loads(p.read_text()) for p in INVALID_FILES if p.stem not in {"not-json"}]
     for raw in raws:
         assert run(raw, deps, CASE_CHANGED.name)["outcome"] == "invalid"
     parked = []
-    while batch := moto.parked():
+    while batch := moto_aws.parked():
         parked += batch
     assert len(parked) == len(raws)
     assert emu.calls["GetCase"] == 0
@@ -322,13 +320,13 @@ def test_invalid_events_are_parked_on_the_queue_with_their_reason(
 
 
 def test_an_event_too_big_for_sqs_is_parked_truncated(
-    emu: CasesEmulator, moto: Aws, repo_settings: Settings
+    emu: CasesEmulator, moto_aws: Aws, repo_settings: Settings
 ) -> None:
     raw = load_event("case-created")
     raw["detail"]["case"]["fields"]["summary"] = {"value": {"stringValue": "x" * 300_000}}  # > 4100: invalid
-    deps = real_deps(emu, moto, repo_settings)
+    deps = real_deps(emu, moto_aws, repo_settings)
     assert run(raw, deps)["outcome"] == "invalid"
-    [message] = moto.parked()
+    [message] = moto_aws.parked()
     body = message["body"]
     assert body["truncated"] is True
     assert len(json.dumps(body, separators=(",", ":")).encode()) <= 262_144  # SQS's classic limit
@@ -342,12 +340,12 @@ def test_an_event_too_big_for_sqs_is_parked_truncated(
 
 
 def test_fields_the_event_carries_are_never_fetched(
-    emu: CasesEmulator, moto: Aws, repo_settings: Settings
+    emu: CasesEmulator, moto_aws: Aws, repo_settings: Settings
 ) -> None:
     settings = repo_settings.model_copy(
         update={"enrichment_fields": ["status", "title", "summary", "case_reason"]}
     )
-    deps = real_deps(emu, moto, settings.model_copy(update={"event_fields": []}))
+    deps = real_deps(emu, moto_aws, settings.model_copy(update={"event_fields": []}))
     run(load_event("case-updated"), deps)
     [record] = emu.call_log
     carried = set(load_event("case-updated")["detail"]["case"]["fields"])
@@ -364,11 +362,11 @@ def wide_domain() -> Iterator[tuple[CasesEmulator, list[str]]]:
 
 
 def test_many_missing_fields_take_one_request(
-    wide_domain: tuple[CasesEmulator, list[str]], moto: Aws
+    wide_domain: tuple[CasesEmulator, list[str]], moto_aws: Aws
 ) -> None:
     emu, extra = wide_domain
     settings = Settings(domain_id=DOMAIN, enrichment_fields=["status", "title", *extra[:150]])
-    deps = real_deps(emu, moto, settings)
+    deps = real_deps(emu, moto_aws, settings)
     run(load_event("case-updated-metadata-only"), deps)
     assert emu.calls["GetCase"] == 1
     [record] = emu.call_log
@@ -379,20 +377,20 @@ def test_many_missing_fields_take_one_request(
 
 
 def test_more_than_220_fields_take_one_request_per_220(
-    wide_domain: tuple[CasesEmulator, list[str]], moto: Aws
+    wide_domain: tuple[CasesEmulator, list[str]], moto_aws: Aws
 ) -> None:
     emu, extra = wide_domain
     settings = Settings(domain_id=DOMAIN, enrichment_fields=["status", *extra])  # 231 fields
-    deps = real_deps(emu, moto, settings)
+    deps = real_deps(emu, moto_aws, settings)
     assert run(load_event("related-item-comment"), deps)["getcaseCalls"] == 2
     assert [len(r.params["fields"]) for r in emu.call_log] == [220, 11]
     case = only_case(deps)
     assert {case.value(f) for f in extra} == {f"value of {f}" for f in extra}
 
 
-def test_pages_are_followed_to_the_end(emu: CasesEmulator, moto: Aws, repo_settings: Settings) -> None:
+def test_pages_are_followed_to_the_end(emu: CasesEmulator, moto_aws: Aws, repo_settings: Settings) -> None:
     emu.getcase_page_size = 3
-    deps = real_deps(emu, moto, repo_settings)
+    deps = real_deps(emu, moto_aws, repo_settings)
     result = run(load_event("case-updated-metadata-only"), deps)  # 7 needed fields: pages of 3, 3, 1
     assert emu.calls["GetCase"] == 3 == result["getcaseCalls"]
     assert [r.params.get("nextToken") is not None for r in emu.call_log] == [False, True, True]
@@ -404,10 +402,10 @@ def test_pages_are_followed_to_the_end(emu: CasesEmulator, moto: Aws, repo_setti
 
 @pytest.mark.parametrize("empty_as", ["omit", "emptyValue"])
 def test_absent_and_empty_value_both_mean_empty(
-    empty_as: Any, emu: CasesEmulator, moto: Aws, repo_settings: Settings
+    empty_as: Any, emu: CasesEmulator, moto_aws: Aws, repo_settings: Settings
 ) -> None:
     emu.empty_as = empty_as
-    deps = real_deps(emu, moto, repo_settings)
+    deps = real_deps(emu, moto_aws, repo_settings)
     run(load_event("case-updated-metadata-only"), deps)  # case 2 has no assigned user
     case = only_case(deps)
     assert case.value("assigned_user") is None
@@ -419,54 +417,56 @@ def test_absent_and_empty_value_both_mean_empty(
 # --- throttling, errors, deleted cases ---------------------------------------------------------
 
 
-def test_a_throttle_is_retried_then_succeeds(emu: CasesEmulator, moto: Aws, repo_settings: Settings) -> None:
+def test_a_throttle_is_retried_then_succeeds(
+    emu: CasesEmulator, moto_aws: Aws, repo_settings: Settings
+) -> None:
     emu.fail_next("GetCase", status=429, count=2)
-    deps = real_deps(emu, moto, repo_settings, max_attempts=3)
+    deps = real_deps(emu, moto_aws, repo_settings, max_attempts=3)
     result = run(load_event("related-item-comment"), deps)
     assert result["outcome"] == "handled"
     assert result["getcaseCalls"] == 1  # one request, botocore retried it
     assert emu.calls["GetCase"] == 3
     assert [r.status for r in emu.call_log] == [429, 429, 200]
-    counts = deps.metrics.counts  # type: ignore[attr-defined]
+    counts = deps.metrics.counts
     assert counts["GetCaseThrottled"] == 2  # seen although retried successfully
     assert counts["EventsHandled"] == 1
     assert only_case(deps).value("status") == "pending-customer"
 
 
 def test_throttling_past_the_budget_propagates_from_the_handler(
-    emu: CasesEmulator, moto: Aws, repo_settings: Settings
+    emu: CasesEmulator, moto_aws: Aws, repo_settings: Settings
 ) -> None:
     emu.fail_next("GetCase", status=429, count=3)
-    deps = real_deps(emu, moto, repo_settings, max_attempts=3)
+    deps = real_deps(emu, moto_aws, repo_settings, max_attempts=3)
     with pytest.raises(CasesThrottledError) as raised:
         run(load_event("related-item-comment"), deps)
     assert type(raised.value.__cause__).__name__ == "ThrottlingException"
     assert emu.calls["GetCase"] == 3  # the bounded budget
-    counts = deps.metrics.counts  # type: ignore[attr-defined]
+    counts = deps.metrics.counts
     assert counts["GetCaseThrottled"] == 3
     assert counts["EventsHandled"] == 0
-    assert deps.sinks[0].received == []  # type: ignore[attr-defined]
-    assert moto.parked() == []  # retryable: Lambda retries it, it is not parked
+    assert deps.sink.received == []
+    assert moto_aws.parked() == []  # retryable: Lambda retries it, it is not parked
     # Lambda's retry, once Cases has capacity again, processes it.
     assert run(load_event("related-item-comment"), deps)["outcome"] == "handled"
 
 
 def test_server_errors_past_the_budget_propagate(
-    emu: CasesEmulator, moto: Aws, repo_settings: Settings
+    emu: CasesEmulator, moto_aws: Aws, repo_settings: Settings
 ) -> None:
     emu.fail_next("GetCase", status=500, count=2)
-    deps = real_deps(emu, moto, repo_settings, max_attempts=2)
+    deps = real_deps(emu, moto_aws, repo_settings, max_attempts=2)
     with pytest.raises(CasesUnavailableError):
         run(load_event("related-item-file"), deps)
     assert emu.calls["GetCase"] == 2
 
 
 def test_a_deleted_case_is_processed_with_what_the_event_carries(
-    emu: CasesEmulator, moto: Aws, repo_settings: Settings
+    emu: CasesEmulator, moto_aws: Aws, repo_settings: Settings
 ) -> None:
     gone = "0d0d0d0d-1e1e-4f2f-8a3a-4b4b4b4b4b4b"
     settings = repo_settings.model_copy(update={"event_fields": []})
-    deps = real_deps(emu, moto, settings)
+    deps = real_deps(emu, moto_aws, settings)
     result = run(retarget(load_event("case-updated"), case_id=gone), deps)
     assert result["outcome"] == "handled"
     assert emu.calls["GetCase"] == 1  # 404 is final: no retry
@@ -474,33 +474,52 @@ def test_a_deleted_case_is_processed_with_what_the_event_carries(
     assert case.flags == ("case_not_found",)
     assert case.missing == ("customer_id", "reference_number")
     assert case.value("status") == "pending-customer"
-    assert deps.metrics.counts["CaseNotFound"] == 1  # type: ignore[attr-defined]
+    assert deps.metrics.counts["CaseNotFound"] == 1
 
 
-# --- the container's own wiring ----------------------------------------------------------------
+# --- the container's own composition root --------------------------------------------------------
 
 
-def test_default_dependencies_reach_the_emulator_through_the_environment(
-    emu: CasesEmulator, moto: Aws, repo_settings: Settings, monkeypatch: pytest.MonkeyPatch
+def test_the_container_reaches_the_emulator_through_the_environment(
+    emu: CasesEmulator, moto_aws: Aws, repo_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(ENV_CONFIG, repo_settings.runtime_json())
-    monkeypatch.setenv(ENV_SLA_TABLE, moto.table)
-    monkeypatch.setenv(ENV_DEAD_LETTER_QUEUE_URL, moto.queue_url)
-    monkeypatch.setenv(ENV_CASES_ENDPOINT, emu.url)
-    monkeypatch.setattr(wiring, "SLA_WIRING", "casewatch.adapters.not_wired_in_this_test")
-    monkeypatch.setattr(wiring, "NOTIFICATION_WIRING", "casewatch.adapters.not_wired_in_this_test")
-    get_settings.cache_clear()
-    wiring.default_dependencies.cache_clear()
-    aws.reset_clients()
-    try:
-        context = LambdaContext(RELATED_ITEM_CREATED_FN.name)
-        result = related_item_created.handler(load_event("related-item-sla"), context)
-        assert result["getcaseCalls"] == 1
-        assert emu.calls["GetCase"] == 1
-        assert related_item_created.handler(load_event("related-item-contact"), context)["getcaseCalls"] == 0
-        deps = wiring.default_dependencies()
-        assert [c.value("status") for _, c in deps.sinks[0].received] == ["pending-customer"] * 2  # type: ignore[attr-defined]
-    finally:
-        get_settings.cache_clear()
-        wiring.default_dependencies.cache_clear()
-        aws.reset_clients()
+    """No app injected: `casewatch.bootstrap` builds the function from the environment the stack sets."""
+    sns = boto3.client("sns", region_name=REGION)
+    events = boto3.client("events", region_name=REGION)
+    events.create_event_bus(Name="casewatch-enriched")
+    target = moto_aws.sqs.create_queue(QueueName="enriched-subscriber")["QueueUrl"]
+    target_arn = moto_aws.sqs.get_queue_attributes(QueueUrl=target, AttributeNames=["QueueArn"])
+    events.put_rule(Name="all", EventBusName="casewatch-enriched", EventPattern='{"source": ["casewatch"]}')
+    events.put_targets(
+        Rule="all",
+        EventBusName="casewatch-enriched",
+        Targets=[{"Id": "q", "Arn": target_arn["Attributes"]["QueueArn"]}],
+    )
+    for name, value in {
+        ENV_CONFIG: repo_settings.runtime_json(),
+        ENV_SLA_TABLE: moto_aws.table,
+        ENV_IDEMPOTENCY_TABLE: "casewatch-idempotency",
+        ENV_TOPIC_ARN: sns.create_topic(Name="casewatch-notifications")["TopicArn"],
+        ENV_EVENT_BUS: "casewatch-enriched",
+        ENV_DEAD_LETTER_QUEUE_URL: moto_aws.queue_url,
+        ENV_CASES_ENDPOINT: emu.url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    context = LambdaContext(RELATED_ITEM_CREATED_FN.name)
+    result = related_item_created.handler(load_event("related-item-sla"), context)
+    assert (result["outcome"], result["getcaseCalls"]) == ("handled", 1)
+    assert emu.calls["GetCase"] == 1
+    assert related_item_created.handler(load_event("related-item-contact"), context)["getcaseCalls"] == 0
+    assert (
+        bootstrap.event_app(RELATED_ITEM_CREATED_FN.name).processor.function == RELATED_ITEM_CREATED_FN.name
+    )
+    received = [
+        json.loads(m["Body"])
+        for m in moto_aws.sqs.receive_message(QueueUrl=target, MaxNumberOfMessages=10)["Messages"]
+    ]
+    views = [e["detail"]["case"] for e in received if e["detail-type"] == "Related Item Enriched"]
+    assert [v["fields"]["status"]["value"] for v in views] == [
+        "pending-customer"
+    ] * 2  # GetCase, then the snapshot
+    # SLA tracking ran too: the Cases SLA item's target passed long ago (on the wall clock)
+    assert [e["detail-type"] for e in received if e["detail-type"].startswith("Sla")] == ["Sla Breached"]

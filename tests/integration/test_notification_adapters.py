@@ -3,40 +3,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from casewatch import aws
 from casewatch.adapters.enriched_bus import EventBridgeEnrichedBus
 from casewatch.adapters.sns_notifier import SnsNotifier
-from casewatch.domain.notifications import BusEvent, case_bus_event, evaluate_case_event, sla_bus_event
-from casewatch.models import parse_case_event
-from casewatch.models.signals import SlaSignal, SlaSignalKind
+from casewatch.domain.notifications.bus import BusEvent, case_bus_event, sla_bus_event
+from casewatch.domain.notifications.rules import evaluate_case_event
+from casewatch.models.events import parse_case_event
+from casewatch.models.signals import SlaSignalKind
 from casewatch.settings import load_cdk_context
-from tests.conftest import ROOT, SAMPLE_FILES, load_event
+from tests.builders import CASE_1, REGION, ROOT, SAMPLE_FILES, load_event, sla_signal
 
-REGION = "us-east-1"
-CASE_1 = "a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
-
-
-@pytest.fixture
-def moto_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        aws.reset_clients()
-        yield
-    aws.reset_clients()
+pytestmark = pytest.mark.usefixtures("moto")
 
 
 def queue(name: str, **attributes: str) -> tuple[str, str]:
@@ -81,7 +63,7 @@ def comment_notification() -> Any:
     return notification
 
 
-def test_sns_envelope_delivery_carries_json_subject_and_attributes(moto_aws: None) -> None:
+def test_sns_envelope_delivery_carries_json_subject_and_attributes() -> None:
     topic_arn, url = topic_with_subscriber(raw=False)
     notification = comment_notification()
     message_id = SnsNotifier(topic_arn).publish(notification)
@@ -97,7 +79,7 @@ def test_sns_envelope_delivery_carries_json_subject_and_attributes(moto_aws: Non
     assert envelope["MessageAttributes"]["relatedItemType"]["Value"] == "Comment"
 
 
-def test_sns_raw_delivery_carries_json_body_and_sqs_attributes(moto_aws: None) -> None:
+def test_sns_raw_delivery_carries_json_body_and_sqs_attributes() -> None:
     topic_arn, url = topic_with_subscriber(raw=True)
     notification = comment_notification()
     SnsNotifier(topic_arn).publish(notification)
@@ -112,7 +94,7 @@ def test_sns_raw_delivery_carries_json_body_and_sqs_attributes(moto_aws: None) -
     assert {v["DataType"] for v in message["MessageAttributes"].values()} == {"String"}
 
 
-def test_subscribers_filter_on_attributes(moto_aws: None) -> None:
+def test_subscribers_filter_on_attributes() -> None:
     topic_arn, url = topic_with_subscriber(raw=True, filter_policy={"rule": ["high-priority-created"]})
     settings = load_cdk_context(ROOT / "cdk.json")
     notifier = SnsNotifier(topic_arn)
@@ -123,7 +105,7 @@ def test_subscribers_filter_on_attributes(moto_aws: None) -> None:
     assert received == ["high-priority-created"]
 
 
-def test_fifo_topic_drops_a_repeat(moto_aws: None) -> None:
+def test_fifo_topic_drops_a_repeat() -> None:
     sns = boto3.client("sns", region_name=REGION)
     topic_arn = sns.create_topic(
         Name="casewatch-notifications.fifo",
@@ -152,7 +134,7 @@ def bus_with_target(pattern: dict[str, Any]) -> tuple[str, str]:
     return "casewatch-enriched", url
 
 
-def test_bus_events_arrive_with_source_detail_type_and_detail(moto_aws: None) -> None:
+def test_bus_events_arrive_with_source_detail_type_and_detail() -> None:
     bus_name, url = bus_with_target({"source": ["casewatch"]})
     settings = load_cdk_context(ROOT / "cdk.json")
     expected: dict[str, BusEvent] = {}
@@ -160,15 +142,7 @@ def test_bus_events_arrive_with_source_detail_type_and_detail(moto_aws: None) ->
         bus_event = case_bus_event(parse_case_event(path.read_text()), None, settings)
         if bus_event is not None:
             expected[bus_event.event_key] = bus_event
-    signal = SlaSignal(
-        kind=SlaSignalKind.BREACHED,
-        domain_id="b7f3c2a1-5d4e-4f6a-9b8c-0d1e2f3a4b5c",
-        case_id=CASE_1,
-        sla_name="first-response-high",
-        origin="policy",
-        target_time=datetime(2026, 11, 23, 9, 30, tzinfo=UTC),
-        at=datetime(2026, 11, 23, 9, 30, tzinfo=UTC),
-    )
+    signal = sla_signal(SlaSignalKind.BREACHED, target=datetime(2026, 11, 23, 9, 30, tzinfo=UTC))
     sla = sla_bus_event(signal, None, settings)
     expected[sla.event_key] = sla
     assert EventBridgeEnrichedBus(bus_name).put(list(expected.values())) == 10
@@ -186,7 +160,7 @@ def test_bus_events_arrive_with_source_detail_type_and_detail(moto_aws: None) ->
     )
 
 
-def test_bus_consumers_filter_on_the_enriched_detail(moto_aws: None) -> None:
+def test_bus_consumers_filter_on_the_enriched_detail() -> None:
     bus_name, url = bus_with_target(
         {
             "source": ["casewatch"],

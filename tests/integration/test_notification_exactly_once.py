@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,35 +19,30 @@ from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
 )
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-from moto import mock_aws
 
-from casewatch import aws
 from casewatch.adapters.idempotency import DEFAULT_EXPIRES_AFTER_SECONDS, KEY_PREFIX
-from casewatch.adapters.notification_wiring import build_notification_sink
-from casewatch.constants import (
-    CASE_DELETED,
-    ENV_EVENT_BUS,
-    ENV_IDEMPOTENCY_TABLE,
-    ENV_SLA_TABLE,
-    ENV_TOPIC_ARN,
-)
-from casewatch.domain.notifications import evaluate_case_event, notification_id
-from casewatch.models import parse_case_event
+from casewatch.app.notify import Notifications
+from casewatch.bootstrap import Resources, aws_adapters
+from casewatch.constants import CASE_DELETED
+from casewatch.domain.notifications.documents import notification_id
+from casewatch.domain.notifications.rules import evaluate_case_event
+from casewatch.errors import DuplicateInProgressError
 from casewatch.models.enriched import EnrichedCase, EnrichedField, Provenance
-from casewatch.models.events import CaseEvent
+from casewatch.models.events import CaseEvent, parse_case_event
 from casewatch.models.fields import FieldValue
-from casewatch.models.signals import SlaSignal, SlaSignalKind
-from casewatch.notification_service import NotificationSink
+from casewatch.models.signals import SlaSignalKind
+from casewatch.observability import (
+    BUS_EVENTS_DUPLICATE,
+    BUS_EVENTS_PUT,
+    NOTIFICATIONS_DUPLICATE,
+    NOTIFICATIONS_PUBLISHED,
+    NOTIFICATIONS_STALE,
+)
 from casewatch.settings import Settings, load_cdk_context
-from casewatch.tables import IDEMPOTENCY_TABLE, STATE_TABLE
-from tests.conftest import ROOT, SAMPLE_FILES, load_event
+from casewatch_dev.fakes.ports import CountingMetrics
+from tests.apps import LambdaContext
+from tests.builders import CASE_1, DOMAIN, REGION, ROOT, SAMPLE_FILES, TEMPLATE, load_event, sla_signal
 
-REGION = "us-east-1"
-DOMAIN = "b7f3c2a1-5d4e-4f6a-9b8c-0d1e2f3a4b5c"
-TEMPLATE = "4d2c9e8f-1a3b-4c5d-8e7f-6a5b4c3d2e1f"
-CASE_1 = "a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
-CASE_2 = "c9e8d7f6-a5b4-4c3d-9e2f-1a0b9c8d7e6f"
 REPLAY = "casewatch-replay-2026-11-24"
 
 
@@ -56,12 +50,25 @@ REPLAY = "casewatch-replay-2026-11-24"
 class Stack:
     """The moto resources a deployed stack would have, and how to read what arrived."""
 
-    env: dict[str, str]
+    resources: Resources
     topic_queue: str
     bus_queue: str
 
-    def sink(self, settings: Settings) -> NotificationSink:
-        return build_notification_sink(settings, self.env)
+    def sink(self, settings: Settings) -> Notifications:
+        """The notifications of one container: the real adapters on the stack's resources, as
+        `casewatch.bootstrap` builds them, counting on their own metrics recorder."""
+        adapters = replace(
+            aws_adapters(settings, self.resources, parks_events=False), metrics=CountingMetrics()
+        )
+        adapters.once.register_lambda_context(LambdaContext())  # as the handler does, per invocation
+        return Notifications(
+            settings,
+            notifier=adapters.notifier,
+            bus=adapters.bus,
+            once=adapters.once,
+            metrics=adapters.metrics,
+            status_order=adapters.status_order,
+        )
 
     def messages(self) -> list[dict[str, Any]]:
         """SNS envelopes (raw delivery off) that reached the topic's SQS subscriber."""
@@ -69,6 +76,15 @@ class Stack:
 
     def bus_events(self) -> list[dict[str, Any]]:
         return [json.loads(m["Body"]) for m in drain(self.bus_queue)]
+
+
+def counts(*sinks: Notifications) -> Counter[str]:
+    """What the containers counted, together."""
+    total: Counter[str] = Counter()
+    for sink in sinks:
+        assert isinstance(sink.metrics, CountingMetrics)
+        total.update(sink.metrics.counts)
+    return total
 
 
 def drain(url: str) -> list[dict[str, Any]]:
@@ -86,53 +102,35 @@ def drain(url: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        aws.reset_clients()
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        dynamodb.create_table(**IDEMPOTENCY_TABLE.create_table_args("casewatch-idempotency"))
-        dynamodb.create_table(**STATE_TABLE.create_table_args("casewatch-state"))
-        sqs = boto3.client("sqs", region_name=REGION)
-        queues = {}
-        for name in ("topic-subscriber", "bus-target"):
-            url = sqs.create_queue(QueueName=name)["QueueUrl"]
-            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-                "QueueArn"
-            ]
-            queues[name] = (url, arn)
-        sns = boto3.client("sns", region_name=REGION)
-        topic_arn = sns.create_topic(Name="casewatch-notifications")["TopicArn"]
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queues["topic-subscriber"][1])
-        events = boto3.client("events", region_name=REGION)
-        events.create_event_bus(Name="casewatch-enriched")
-        events.put_rule(
-            Name="everything",
-            EventBusName="casewatch-enriched",
-            EventPattern=json.dumps({"source": ["casewatch"]}),
-        )
-        events.put_targets(
-            Rule="everything",
-            EventBusName="casewatch-enriched",
-            Targets=[{"Id": "q", "Arn": queues["bus-target"][1]}],
-        )
-        yield Stack(
-            env={
-                ENV_TOPIC_ARN: topic_arn,
-                ENV_EVENT_BUS: "casewatch-enriched",
-                ENV_IDEMPOTENCY_TABLE: "casewatch-idempotency",
-                ENV_SLA_TABLE: "casewatch-state",
-            },
-            topic_queue=queues["topic-subscriber"][0],
-            bus_queue=queues["bus-target"][0],
-        )
-    aws.reset_clients()
+def stack(tables: Any) -> Stack:
+    sqs = boto3.client("sqs", region_name=REGION)
+    queues = {}
+    for name in ("topic-subscriber", "bus-target"):
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        queues[name] = (url, arn)
+    sns = boto3.client("sns", region_name=REGION)
+    topic_arn = sns.create_topic(Name="casewatch-notifications")["TopicArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queues["topic-subscriber"][1])
+    events = boto3.client("events", region_name=REGION)
+    events.create_event_bus(Name="casewatch-enriched")
+    events.put_rule(
+        Name="everything",
+        EventBusName="casewatch-enriched",
+        EventPattern=json.dumps({"source": ["casewatch"]}),
+    )
+    events.put_targets(
+        Rule="everything",
+        EventBusName="casewatch-enriched",
+        Targets=[{"Id": "q", "Arn": queues["bus-target"][1]}],
+    )
+    resources = Resources(
+        state_table=tables.state,
+        idempotency_table=tables.idempotency,
+        topic_arn=topic_arn,
+        event_bus="casewatch-enriched",
+    )
+    return Stack(resources, topic_queue=queues["topic-subscriber"][0], bus_queue=queues["bus-target"][0])
 
 
 # --- enriched views built from the events themselves -------------------------------------------
@@ -270,12 +268,12 @@ def test_every_sample_three_times_shuffled_gives_one_message_per_event_and_rule(
             ("Related Item Enriched", BY_STEM["related-item-sla"].id): 1,
         }
     )
-    reports = [c.report() for c in containers]
-    assert sum(r["notifications"] for r in reports) == len(EXPECTED)
-    assert sum(r["duplicates_suppressed"] for r in reports) == 2 * len(EXPECTED)
-    assert sum(r["bus_duplicates_suppressed"] for r in reports) == 2 * 9
-    assert sum(r["unhandled_events"] for r in reports) == 3
-    assert sum(r["stale_suppressed"] for r in reports) == 0
+    counted = counts(*containers)
+    assert counted[NOTIFICATIONS_PUBLISHED] == len(EXPECTED)
+    assert counted[NOTIFICATIONS_DUPLICATE] == 2 * len(EXPECTED)
+    # 9 handled samples, 3 deliveries each; the unhandled one (3 deliveries) puts and counts nothing
+    assert (counted[BUS_EVENTS_PUT], counted[BUS_EVENTS_DUPLICATE]) == (9, 2 * 9)
+    assert counted[NOTIFICATIONS_STALE] == 0
 
 
 # --- idempotency on DynamoDB -------------------------------------------------------------------
@@ -297,7 +295,9 @@ def test_n_copies_give_one_message_per_rule(stack: Stack) -> None:
         stack.sink(settings).on_case_event(event, enriched_view(event))  # a new container every time
     assert sorted(attributes_of(m)["rule"] for m in stack.messages()) == ["assigned", "updated"]
     assert len(stack.bus_events()) == 1
-    items = boto3.client("dynamodb", region_name=REGION).scan(TableName="casewatch-idempotency")["Items"]
+    items = boto3.client("dynamodb", region_name=REGION).scan(TableName=stack.resources.idempotency_table)[
+        "Items"
+    ]
     assert len(items) == 3
     assert {i["status"]["S"] for i in items} == {"COMPLETED"}
     assert all(i["id"]["S"].startswith(f"{KEY_PREFIX}#") for i in items)
@@ -308,7 +308,8 @@ def test_n_copies_give_one_message_per_rule(stack: Stack) -> None:
 def in_progress(key: str, remaining_ms: int) -> None:
     """Write the in-progress record a concurrent invocation holds, exactly as Powertools writes it."""
     layer = DynamoDBPersistenceLayer(
-        table_name="casewatch-idempotency", boto3_client=boto3.client("dynamodb", region_name=REGION)
+        table_name="casewatch-idempotency",  # the `tables` fixture's
+        boto3_client=boto3.client("dynamodb", region_name=REGION),
     )
     layer.configure(IdempotencyConfig(event_key_jmespath="key"), key_prefix=KEY_PREFIX)
     layer.save_inprogress({"key": key}, remaining_time_in_millis=remaining_ms)
@@ -321,7 +322,7 @@ def test_a_concurrent_duplicate_raises_in_progress_and_sends_no_second_message(s
     in_progress(f"notify:{notification.notification_id}", remaining_ms=60_000)
 
     sink = stack.sink(settings)
-    with pytest.raises(IdempotencyAlreadyInProgressError):
+    with pytest.raises(DuplicateInProgressError):
         sink.on_case_event(event, enriched_view(event))
     assert stack.messages() == []
     assert len(stack.bus_events()) == 1  # the other step still ran, once
@@ -337,7 +338,7 @@ def test_a_duplicate_during_the_first_publish_is_retryable_not_a_second_message(
     def publish_while_a_duplicate_arrives(notification: Any) -> str:
         try:
             second.on_case_event(event, enriched_view(event))  # the duplicate, in another container
-        except IdempotencyAlreadyInProgressError as exc:
+        except DuplicateInProgressError as exc:
             raised.append(exc)
         return publish(notification)
 
@@ -347,7 +348,8 @@ def test_a_duplicate_during_the_first_publish_is_retryable_not_a_second_message(
     assert len(stack.messages()) == 1
     second.on_case_event(event, enriched_view(event))  # its retry finds the completed record
     assert stack.messages() == []
-    assert second.duplicates_suppressed == 1
+    assert counts(second)[NOTIFICATIONS_DUPLICATE] == 1
+    assert counts(second)[NOTIFICATIONS_PUBLISHED] == 0
 
 
 def test_an_expired_in_progress_record_lets_the_retry_publish(stack: Stack) -> None:
@@ -382,15 +384,7 @@ def test_sla_signals_notify_once_across_containers(stack: Stack) -> None:
     settings = load_cdk_context(ROOT / "cdk.json")
     case = enriched_view(BY_STEM["case-updated"])
     at = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
-    breached = SlaSignal(
-        kind=SlaSignalKind.BREACHED,
-        domain_id=DOMAIN,
-        case_id=CASE_1,
-        sla_name="first-response-high",
-        origin="policy",
-        target_time=at,
-        at=at,
-    )
+    breached = sla_signal(SlaSignalKind.BREACHED, name="first-response-high", target=at)
     at_risk = breached.model_copy(update={"kind": SlaSignalKind.AT_RISK, "at": at - timedelta(minutes=6)})
     for signal in (breached, at_risk, breached, at_risk, breached):
         stack.sink(settings).on_sla_signal(signal, case)  # timer, reconciler, ...: other functions
@@ -456,7 +450,7 @@ def test_closed_is_never_followed_by_a_stale_open(stack: Stack) -> None:
     messages = stack.messages()
     assert [attributes_of(m)["rule"] for m in messages] == ["closed"]
     assert json.loads(messages[0]["Message"])["asOf"] == "2026-11-23T10:00:00.000Z"
-    assert sinks[1].stale_suppressed == 1 and sinks[1].duplicates_suppressed == 1
+    assert (counts(sinks[1])[NOTIFICATIONS_STALE], counts(sinks[1])[NOTIFICATIONS_DUPLICATE]) == (1, 1)
     assert len(stack.bus_events()) == 2  # both events are still re-published, each with its asOf
 
     item = boto3.client("dynamodb", region_name=REGION).get_item(
@@ -506,15 +500,7 @@ def test_redacted_fields_never_reach_sns_the_bus_or_the_logs(
     sink = stack.sink(settings)
     for event in CORPUS:
         sink.on_case_event(event, enriched_view(event))
-    signal = SlaSignal(
-        kind=SlaSignalKind.BREACHED,
-        domain_id=DOMAIN,
-        case_id=CASE_1,
-        sla_name="resolve",
-        origin="policy",
-        target_time=datetime(2026, 11, 23, 17, tzinfo=UTC),
-        at=datetime(2026, 11, 23, 17, tzinfo=UTC),
-    )
+    signal = sla_signal(SlaSignalKind.BREACHED, name="resolve", target=datetime(2026, 11, 23, 17, tzinfo=UTC))
     sink.on_sla_signal(signal, enriched_view(BY_STEM["case-updated"]))
 
     sns_bodies = [json.dumps(m) for m in stack.messages()]

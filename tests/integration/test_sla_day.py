@@ -1,42 +1,40 @@
 """Done when: a day of sample events replayed in any order, with duplicates, ends with the same SLA
-table as in-order delivery — tracker + DynamoDbSlaStore + SchedulerTimers on moto, timers fired by
+table as in-order delivery — SLA tracking + DynamoDbSlaStore + SchedulerTimers on moto, timers fired by
 calling the sla-timer handler as Scheduler would (moto never fires them)."""
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from moto import mock_aws
 from moto.scheduler.models import scheduler_backends
 
-from casewatch import aws
+from casewatch.adapters.clients import dynamodb_client, scheduler_client
 from casewatch.adapters.dynamodb_sla_store import DynamoDbSlaStore
-from casewatch.adapters.memory import RecordingSignalSink
 from casewatch.adapters.scheduler_timers import SchedulerTimers
 from casewatch.handlers import sla_timer
-from casewatch.sla_service import SlaTracker
 from casewatch.tables import STATE_TABLE
 from casewatch_dev.clock import VirtualClock
 from casewatch_dev.sla_cli import render_slas
-from tests.integration.test_sla_store import ROLE_ARN, TIMER_ARN, LambdaContext
-from tests.unit.test_sla_fakes import (
+from tests.apps import SCHEDULER_ROLE_ARN as ROLE_ARN
+from tests.apps import SLA_TIMER_ARN as TIMER_ARN
+from tests.apps import LambdaContext, SlaSystem
+from tests.builders import (
+    ACCOUNT,
     PRIORITY,
+    REGION,
+    SLA_SETTINGS,
     T0,
     case_event_raw,
-    enriched,
-    parsed,
     related_raw,
     sla_item_raw,
 )
-from tests.unit.test_sla_state_machine import SETTINGS
 
-ACCOUNT, REGION = "123456789012", "us-east-1"
+pytestmark = pytest.mark.usefixtures("moto")
 STATE_FIELDS = (
     "name",
     "origin",
@@ -154,20 +152,18 @@ def _time(event: dict[str, Any]) -> str:
 class Replay:
     name: str
     clock: VirtualClock
-    tracker: SlaTracker = field(init=False)
-    signals: RecordingSignalSink = field(default_factory=RecordingSignalSink)
+    sla: SlaSystem = field(init=False)
     latest_status: dict[str, Any] = field(default_factory=dict)
     timers_fired: int = 0
 
     def __post_init__(self) -> None:
-        aws.dynamodb_client().create_table(**STATE_TABLE.create_table_args(self.table))
-        aws.scheduler_client().create_schedule_group(Name=self.group)
-        self.tracker = SlaTracker.from_settings(
-            SETTINGS,
-            store=DynamoDbSlaStore(self.table, aws.dynamodb_client()),
-            signals=self.signals,
+        dynamodb_client().create_table(**STATE_TABLE.create_table_args(self.table))
+        scheduler_client().create_schedule_group(Name=self.group)
+        self.sla = SlaSystem(
+            SLA_SETTINGS,
+            store=DynamoDbSlaStore(self.table, dynamodb_client()),
             timers=SchedulerTimers(
-                aws.scheduler_client(), group_name=self.group, target_arn=TIMER_ARN, role_arn=ROLE_ARN
+                scheduler_client(), group_name=self.group, target_arn=TIMER_ARN, role_arn=ROLE_ARN
             ),
             clock=self.clock,
         )
@@ -181,13 +177,15 @@ class Replay:
         return f"timers-{self.name}"
 
     def deliver(self, raw: dict[str, Any]) -> None:
-        event = parsed(raw)
+        detail = raw["detail"]
+        case_id = (detail.get("case") or detail.get("relatedItem"))["caseId"]
+        status = detail.get("case", {}).get("fields", {}).get("status")
         extra = {}
-        if event.related_item is not None and event.case_id in self.latest_status:
-            extra = {"status": self.latest_status[event.case_id]}  # a snapshot as of delivery order
-        elif "status" in event.field_values():
-            self.latest_status[event.case_id or ""] = event.field_values()["status"]
-        self.tracker.on_case_event(event, enriched(event, extra))
+        if "relatedItem" in detail and case_id in self.latest_status:
+            extra = {"status": self.latest_status[case_id]}  # a snapshot as of delivery order
+        elif status is not None:
+            self.latest_status[case_id] = status["value"]["stringValue"]
+        self.sla.deliver(raw, extra)
 
     def pending(self) -> list[tuple[datetime, str, dict[str, Any]]]:
         group = scheduler_backends[ACCOUNT][REGION].schedule_groups[self.group]
@@ -202,14 +200,14 @@ class Replay:
         while (due := self.pending()) and due[0][0] <= until:
             moment, name, payload = due[0]
             self.clock.set(max(moment, self.clock.now()))
-            sla_timer.handler(payload, LambdaContext(), deps=self.tracker)
+            sla_timer.handler(payload, LambdaContext("casewatch-sla-timer"), app=self.sla.timer_app())
             scheduler_backends[ACCOUNT][REGION].schedule_groups[self.group].schedules.pop(name, None)
             self.timers_fired += 1
         if until > self.clock.now():
             self.clock.set(until)
 
     def table_state(self) -> dict[tuple[str, str], dict[str, Any]]:
-        items = aws.dynamodb_client().scan(TableName=self.table)["Items"]
+        items = dynamodb_client().scan(TableName=self.table)["Items"]
         return {
             (i["pk"]["S"], i["sk"]["S"]): {k: i.get(k) for k in STATE_FIELDS}
             for i in items
@@ -217,27 +215,11 @@ class Replay:
         }
 
     def logs(self) -> dict[str, list[str]]:
-        items = aws.dynamodb_client().scan(TableName=self.table)["Items"]
+        items = dynamodb_client().scan(TableName=self.table)["Items"]
         return {i["pk"]["S"]: json.loads(i["observations"]["S"]) for i in items if i["sk"]["S"] == "SLALOG"}
 
 
-@pytest.fixture
-def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-    }.items():
-        monkeypatch.setenv(key, value)
-    with mock_aws():
-        aws.reset_clients()
-        yield
-    aws.reset_clients()
-
-
-def test_a_day_in_any_order_with_duplicates_ends_with_the_in_order_sla_table(moto: None) -> None:
+def test_a_day_in_any_order_with_duplicates_ends_with_the_in_order_sla_table() -> None:
     day = working_day()
     in_order = sorted(day, key=_time)
     end = datetime.fromisoformat(_time(in_order[-1]).replace("Z", "+00:00")) + timedelta(days=1)
@@ -281,4 +263,4 @@ def test_a_day_in_any_order_with_duplicates_ends_with_the_in_order_sla_table(mot
     assert b.logs() == a.logs() == c.logs()  # the observation logs are the same sets
     assert not b.pending() and not a.pending()
     one = next(k for k in table if k[0] == "CASE#case-00")[0].removeprefix("CASE#")
-    print(render_slas(a.tracker.store.case_slas(one), end))
+    print(render_slas(a.sla.store.case_slas(one), end))

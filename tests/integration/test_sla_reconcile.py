@@ -1,5 +1,5 @@
 """Reconciliation and SLA timers end to end: events from the Cases emulator through the real event
-processing (enrichment included) into the tracker on moto; dropped events repaired from Cases."""
+processing (enrichment included) into SLA tracking on moto; dropped events repaired from Cases."""
 
 from __future__ import annotations
 
@@ -11,55 +11,45 @@ from typing import Any
 
 import pytest
 
-from casewatch import aws
-from casewatch.adapters.cases_api import CasesApiReader
-from casewatch.adapters.cases_sla_source import CasesApiSlaSource
+from casewatch.adapters.cases_api import CasesApi
+from casewatch.adapters.clients import dynamodb_client, scheduler_client
 from casewatch.adapters.dynamodb_sla_store import DynamoDbSlaStore
-from casewatch.adapters.memory import (
-    CountingMetrics,
-    InMemorySnapshotStore,
-    ListDeadLetters,
-    RecordingSignalSink,
-)
 from casewatch.adapters.scheduler_timers import SchedulerTimers, schedule_name
-from casewatch.domain.sla import SlaStatus, TimerKind
+from casewatch.app.process_event import EventProcessor
+from casewatch.app.sla.reconcile import MIN_RESERVE_S
+from casewatch.domain.sla.model import SlaStatus
+from casewatch.domain.sla.timers import TimerKind
 from casewatch.handlers import reconcile, sla_timer
 from casewatch.models.signals import SlaSignalKind
-from casewatch.service import process_event
-from casewatch.sla_service import SlaTracker
-from casewatch.wiring import Dependencies
+from casewatch.topology import CASE_CHANGED, RELATED_ITEM_CREATED_FN
 from casewatch_dev.clock import VirtualClock
 from casewatch_dev.emulator import CasesEmulator
-from tests.integration.test_sla_store import (
-    GROUP,
-    ROLE_ARN,
-    TABLE,
-    TIMER_ARN,
-    LambdaContext,
-    aws_env,
-    schedules,
-)
-from tests.unit.test_sla_fakes import DOMAIN, PRIORITY, T0
-from tests.unit.test_sla_state_machine import FIRST, RESOLVE, SETTINGS
-
-__all__ = ["aws_env"]  # the moto fixture, shared with test_sla_store
+from casewatch_dev.fakes.ports import CountingMetrics, InMemorySnapshotStore, ListDeadLetters
+from tests.apps import SCHEDULE_GROUP as GROUP
+from tests.apps import SCHEDULER_ROLE_ARN as ROLE_ARN
+from tests.apps import SLA_TIMER_ARN as TIMER_ARN
+from tests.apps import LambdaContext, SlaSystem, event_app
+from tests.builders import DOMAIN, FIRST, PRIORITY, RESOLVE, SLA_SETTINGS, T0
 
 
 @dataclass
 class World:
-    """Cases (the emulator) -> events -> process_event -> SlaTracker (moto DynamoDB + Scheduler)."""
+    """Cases (the emulator) -> events -> the event processors -> SLA tracking (moto DynamoDB + Scheduler)."""
 
     emu: CasesEmulator
     clock: VirtualClock
-    tracker: SlaTracker
-    signals: RecordingSignalSink
-    deps: Dependencies
+    sla: SlaSystem
+    processors: dict[str, EventProcessor]
     template_id: str
     delivered: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def cases(self) -> Any:
         return self.emu.client()
+
+    @property
+    def signals(self) -> Any:
+        return self.sla.signals
 
     def create_case(self, priority: str = "low") -> str:
         case_id: str = self.cases.create_case(
@@ -106,66 +96,68 @@ class World:
         pending, self.emu.emitted[:] = list(self.emu.emitted), []
         kept = pending[: len(pending) - drop] if drop else pending
         for event in kept:
-            function = (
-                "related-item-created"
-                if event["detail"]["eventType"].startswith("RELATED")
-                else "case-changed"
-            )
-            outcome = process_event(event, self.deps, function=function)
+            outcome = self.process(event)
             assert outcome.kind == "handled", outcome.reason
         self.delivered += kept
         return pending[len(kept) :]
 
-    def state(self, case_id: str, key: str) -> Any:
-        return self.tracker.store.load(DOMAIN, case_id).slas[key].state
+    def process(self, event: dict[str, Any]) -> Any:
+        related = event["detail"]["eventType"].startswith("RELATED")
+        return self.processors[RELATED_ITEM_CREATED_FN.name if related else CASE_CHANGED.name].process(event)
 
-    def state_named(self, case_id: str, name: str) -> Any:
-        return next(
-            s.state for s in self.tracker.store.load(DOMAIN, case_id).slas.values() if s.state.name == name
-        )
+    def state(self, case_id: str, key: str) -> Any:
+        return self.sla.store.load(DOMAIN, case_id).slas[key].state
 
 
 @pytest.fixture
-def world(aws_env: None) -> Iterator[World]:
+def world(tables: Any) -> Iterator[World]:
+    scheduler_client().create_schedule_group(Name=GROUP)
     clock = VirtualClock(T0)
     with CasesEmulator(clock=clock, seed=11) as emu:
         emu.seed_domain(domain_id=DOMAIN)
         emu.seed_field(DOMAIN, "Priority", "SingleSelect", field_id=PRIORITY)
         template_id = emu.seed_template(DOMAIN, "Default")
         emu.set_event_configuration(DOMAIN, fields=["status", PRIORITY, "title"], include_content=True)
-        client = emu.client()
-        reader = CasesApiReader(client)
-        signals = RecordingSignalSink()
+        cases = CasesApi(emu.client())
         snapshots = InMemorySnapshotStore()
-        tracker = SlaTracker.from_settings(
-            SETTINGS,
-            store=DynamoDbSlaStore(TABLE, aws.dynamodb_client()),
-            signals=signals,
+        sla = SlaSystem(
+            SLA_SETTINGS,
+            store=DynamoDbSlaStore(tables.state, dynamodb_client()),
             timers=SchedulerTimers(
-                aws.scheduler_client(), group_name=GROUP, target_arn=TIMER_ARN, role_arn=ROLE_ARN
+                scheduler_client(), group_name=GROUP, target_arn=TIMER_ARN, role_arn=ROLE_ARN
             ),
             clock=clock,
-            cases_slas=CasesApiSlaSource(client),
-            cases_reader=reader,
+            cases_slas=cases,
+            cases_reader=cases,
             snapshots=snapshots,
         )
-        deps = Dependencies(
-            cases=reader,
-            snapshots=snapshots,
-            dead_letters=ListDeadLetters(),
-            sinks=[tracker],
-            settings=SETTINGS,
-            clock=clock,
-            metrics=CountingMetrics(),
-        )
-        yield World(emu, clock, tracker, signals, deps, template_id)
+        processors = {
+            spec.name: event_app(
+                spec,
+                SLA_SETTINGS,
+                cases=cases,
+                snapshots=snapshots,
+                dead_letters=ListDeadLetters(),
+                sinks=[sla.case_events],
+                clock=clock,
+                metrics=CountingMetrics(),
+            ).processor
+            for spec in (CASE_CHANGED, RELATED_ITEM_CREATED_FN)
+        }
+        yield World(emu, clock, sla, processors, template_id)
 
 
-def _reconcile(world: World, capsys: pytest.CaptureFixture[str] | None = None) -> dict[str, Any]:
+def schedules() -> dict[str, dict[str, Any]]:
+    client = scheduler_client()
+    names = [s["Name"] for s in client.list_schedules(GroupName=GROUP)["Schedules"]]
+    return {name: dict(client.get_schedule(Name=name, GroupName=GROUP)) for name in names}
+
+
+def _reconcile(world: World) -> dict[str, Any]:
     response: dict[str, Any] = reconcile.handler(
         {"id": "rec-1", "detail-type": "Scheduled Event", "source": "aws.scheduler", "detail": {}},
-        LambdaContext(function_name="casewatch-reconcile"),
-        deps=world.tracker,
+        LambdaContext("casewatch-reconcile"),
+        app=world.sla.reconcile_app(),
     )
     return response
 
@@ -208,7 +200,7 @@ def test_a_dropped_closing_update_is_repaired_by_reconciliation(
 
     # the lost event turns up after all: nothing changes
     for event in lost:
-        process_event(event, world.deps, function="case-changed")
+        world.process(event)
     assert world.state(case_id, RESOLVE) == repaired
     assert _reconcile(world)["due"] == 0
 
@@ -222,7 +214,7 @@ def test_a_breach_timer_asks_cases_before_breaching(world: World) -> None:
     payload = json.loads(schedules()[schedule_name(case_id, FIRST, TimerKind.BREACH)]["Target"]["Input"])
     world.clock.set(T0 + timedelta(minutes=30, seconds=1))
     calls = world.emu.calls["SearchRelatedItems"]
-    response = sla_timer.handler(payload, LambdaContext(), deps=world.tracker)
+    response = sla_timer.handler(payload, LambdaContext("casewatch-sla-timer"), app=world.sla.timer_app())
     assert world.emu.calls["SearchRelatedItems"] == calls + 1
     assert [c["status"] for c in response["slaChanges"]] == ["Met"]
     assert world.state(case_id, FIRST).completion_time == T0 + timedelta(minutes=10)
@@ -234,7 +226,7 @@ def test_a_breach_timer_breaches_when_cases_agrees(world: World) -> None:
     world.deliver_all()
     payload = json.loads(schedules()[schedule_name(case_id, FIRST, TimerKind.BREACH)]["Target"]["Input"])
     world.clock.set(T0 + timedelta(minutes=31))
-    response = sla_timer.handler(payload, LambdaContext(), deps=world.tracker)
+    response = sla_timer.handler(payload, LambdaContext("casewatch-sla-timer"), app=world.sla.timer_app())
     assert [c["status"] for c in response["slaChanges"]] == ["Overdue"]
     assert [(s.kind, s.case_id) for s, _ in world.signals.signals] == [(SlaSignalKind.BREACHED, case_id)]
     world.clock.advance(timedelta(minutes=10))
@@ -284,15 +276,19 @@ def test_reconciliation_cancels_the_slas_of_a_deleted_case(world: World) -> None
     assert world.state(case_id, RESOLVE).status is SlaStatus.CANCELLED
 
 
-def test_reconciliation_keeps_to_its_budget(world: World) -> None:
+def test_reconciliation_keeps_to_the_time_the_invocation_has(world: World) -> None:
     for _ in range(3):
         world.create_case()
     world.deliver_all()
     world.clock.set(T0 + timedelta(hours=9))
-    report = world.tracker.reconcile(max_cases=2)
+    # The time left before each case: exactly the reserve still goes, a millisecond less stops.
+    left = iter([60.0, MIN_RESERVE_S, MIN_RESERVE_S - 0.001])
+    report = world.sla.reconcile(remaining_s=lambda: next(left))
     assert (report.due, report.cases_checked, report.cases_left) == (3, 2, 1)
     assert report.cases_calls == 2  # one GetCase per case
-    assert world.tracker.reconcile(max_cases=2).cases_checked == 1
+    assert [t.status for t in report.transitions] == [SlaStatus.OVERDUE] * 2
+    again = world.sla.reconcile()
+    assert (again.due, again.cases_checked, again.cases_left) == (1, 1, 0)  # the other two are deferred
 
 
 def test_an_sla_item_without_content_is_read_from_cases(world: World) -> None:

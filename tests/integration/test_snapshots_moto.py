@@ -3,45 +3,37 @@ out-of-order events through the handlers (an older event never replaces a newer 
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from casewatch.adapters.dynamodb_snapshots import DynamoDbSnapshotStore, snapshot_key, sortable
-from casewatch.adapters.memory import (
+from casewatch.adapters.clients import dynamodb_client
+from casewatch.adapters.dynamodb_snapshots import (
+    DELETED_RETENTION,
+    RETENTION,
+    DynamoDbSnapshotStore,
+    snapshot_key,
+)
+from casewatch.domain.values import sortable_iso
+from casewatch.handlers import case_changed, related_item_created
+from casewatch.models.enriched import EnrichedCase, EnrichedField, Provenance
+from casewatch.models.fields import FieldValue
+from casewatch.settings import Settings
+from casewatch.topology import function_named
+from casewatch_dev.fakes.ports import (
     CountingMetrics,
     DictCasesReader,
     InMemorySnapshotStore,
     ListDeadLetters,
     RecordingSink,
 )
-from casewatch.handlers import case_changed, related_item_created
-from casewatch.models.enriched import EnrichedCase, EnrichedField, Provenance
-from casewatch.models.fields import FieldValue
-from casewatch.settings import Settings, load_cdk_context
-from casewatch.tables import STATE_TABLE
-from casewatch.wiring import Dependencies
-from tests.conftest import ROOT, load_event
+from tests.apps import FixedClock, LambdaContext, event_app
+from tests.builders import CASE_1, DOMAIN, load_event, repo_settings
 
-pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
-
-REGION = "us-east-1"
-DOMAIN = "b7f3c2a1-5d4e-4f6a-9b8c-0d1e2f3a4b5c"
-CASE_1 = "a3f1c2d4-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
 T1 = datetime(2026, 11, 23, 9, 0, 0, 412000, tzinfo=UTC)  # case-created
 T2 = datetime(2026, 11, 23, 9, 14, 37, 905000, tzinfo=UTC)  # case-updated
 FETCHED = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
-_TABLES = itertools.count()
-
-
-class FixedClock:
-    def now(self) -> datetime:
-        return FETCHED
 
 
 class Ticks:
@@ -54,33 +46,26 @@ class Ticks:
         return self.now
 
 
-class LambdaContext:
-    def __init__(self, function_name: str) -> None:
-        self.function_name = function_name
-        self.memory_limit_in_mb = 256
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:{function_name}"
-        self.aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+class GetItemCounter:
+    """Counts the GetItem requests a client sends (a botocore event hook: what the store reads)."""
 
+    def __init__(self, client: Any) -> None:
+        self.calls = 0
+        client.meta.events.register("before-call.dynamodb.GetItem", self._count)
 
-@pytest.fixture(scope="module")
-def dynamodb() -> Iterator[Any]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-        }.items():
-            patch.setenv(name, value)
-        with mock_aws():
-            yield boto3.client("dynamodb", region_name=REGION)
+    def _count(self, **_: Any) -> None:
+        self.calls += 1
 
 
 @pytest.fixture
-def table(dynamodb: Any) -> str:
-    """A fresh state table, defined as the CDK stack defines it."""
-    name = f"casewatch-state-{next(_TABLES)}"
-    dynamodb.create_table(**STATE_TABLE.create_table_args(name))
-    return name
+def dynamodb(tables: Any) -> Any:
+    return dynamodb_client()
+
+
+@pytest.fixture
+def table(tables: Any) -> str:
+    """The state table, defined as the CDK stack defines it."""
+    return str(tables.state)
 
 
 def view(
@@ -120,12 +105,28 @@ def test_a_view_round_trips_exactly(dynamodb: Any, table: str) -> None:
     assert item["sk"] == {"S": "SNAPSHOT"}
     assert item["version"] == {"S": "2026-11-23T09:14:37.905000Z"}
     assert item["getcase_at"] == {"S": "2026-11-23T17:00:00.000000Z"}
-    assert "expires_at" not in item
+    assert item["deleted"] == {"BOOL": False}
+
+
+def test_views_of_live_cases_expire_after_the_retention(dynamodb: Any, table: str) -> None:
+    """A case silent for `RETENTION` (400 days) is forgotten; each newer version moves its expiry."""
+    assert timedelta(days=400) == RETENTION
+    store = DynamoDbSnapshotStore(table, client=dynamodb, cache_size=0)
+
+    def expires_at() -> int:
+        return int(dynamodb.get_item(TableName=table, Key=snapshot_key(CASE_1))["Item"]["expires_at"]["N"])
+
+    assert store.put(view(T1))
+    assert expires_at() == int((T1 + RETENTION).timestamp())
+    assert store.put(view(T2))
+    assert expires_at() == int((T2 + RETENTION).timestamp())
+    assert not store.put(view(T1 + timedelta(seconds=1)))  # an older event moves nothing
+    assert expires_at() == int((T2 + RETENTION).timestamp())
 
 
 def test_versions_sort_as_strings() -> None:
     moments = [T1, T1 + timedelta(microseconds=1), T2, datetime(2027, 1, 1, tzinfo=UTC)]
-    assert sorted(sortable(m) for m in moments) == [sortable(m) for m in moments]
+    assert sorted(sortable_iso(m) for m in moments) == [sortable_iso(m) for m in moments]
 
 
 @pytest.mark.parametrize(
@@ -155,7 +156,8 @@ def test_conditional_writes(
     expected = "second" if written else "first"
     assert store.get(DOMAIN, CASE_1).value("status") == expected  # type: ignore[union-attr]
     assert memory.get(DOMAIN, CASE_1).value("status") == expected  # type: ignore[union-attr]
-    assert store.rejected == (0 if written else 1)
+    item = dynamodb.get_item(TableName=table, Key=snapshot_key(CASE_1))["Item"]
+    assert item["version"] == {"S": sortable_iso(second[0] if written else first[0])}
 
 
 def test_deleted_views_expire(dynamodb: Any, table: str) -> None:
@@ -163,7 +165,8 @@ def test_deleted_views_expire(dynamodb: Any, table: str) -> None:
     assert store.put(view(T2, deleted=True))
     item = dynamodb.get_item(TableName=table, Key=snapshot_key(CASE_1))["Item"]
     assert item["deleted"] == {"BOOL": True}
-    assert int(item["expires_at"]["N"]) == int((T2 + timedelta(days=30)).timestamp())
+    assert timedelta(days=30) == DELETED_RETENTION
+    assert int(item["expires_at"]["N"]) == int((T2 + DELETED_RETENTION).timestamp())
 
 
 # --- the per-container cache -------------------------------------------------------------------
@@ -171,28 +174,33 @@ def test_deleted_views_expire(dynamodb: Any, table: str) -> None:
 
 def test_reads_go_through_the_cache_and_writes_refresh_it(dynamodb: Any, table: str) -> None:
     ticks = Ticks()
+    reads = GetItemCounter(dynamodb)
     store = DynamoDbSnapshotStore(table, client=dynamodb, cache_size=2, cache_ttl_seconds=10, monotonic=ticks)
     assert store.get(DOMAIN, CASE_1) is None
     assert store.get(DOMAIN, CASE_1) is None
-    assert store.reads == 1  # "no snapshot" is cached too
+    assert reads.calls == 1  # "no snapshot" is cached too
     store.put(view(T1))
     assert store.get(DOMAIN, CASE_1) == view(T1)
-    assert store.reads == 1  # served what this container wrote
-    ticks.now = 11
+    assert reads.calls == 1  # served what this container wrote
+    ticks.now = 10
     assert store.get(DOMAIN, CASE_1) == view(T1)
-    assert store.reads == 2  # expired: read again
+    assert reads.calls == 1  # exactly at its time to live: still served
+    ticks.now = 10.001
+    assert store.get(DOMAIN, CASE_1) == view(T1)
+    assert reads.calls == 2  # expired: read again
     for other in ("case-x", "case-y"):
         store.get(DOMAIN, other)
     store.get(DOMAIN, CASE_1)
-    assert store.reads == 5  # evicted by the two newer entries (LRU of 2)
+    assert reads.calls == 5  # evicted by the two newer entries (LRU of 2)
 
 
 def test_no_cache_when_its_size_is_zero(dynamodb: Any, table: str) -> None:
+    reads = GetItemCounter(dynamodb)
     store = DynamoDbSnapshotStore(table, client=dynamodb, cache_size=0)
     store.put(view(T1))
     store.get(DOMAIN, CASE_1)
     store.get(DOMAIN, CASE_1)
-    assert store.reads == 2
+    assert reads.calls == 2
 
 
 def test_a_lost_condition_drops_the_cached_view(dynamodb: Any, table: str) -> None:
@@ -217,54 +225,52 @@ def test_the_cache_never_serves_a_view_older_than_this_container_wrote(dynamodb:
 # --- out-of-order events through the handlers --------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def repo_settings() -> Settings:
-    return load_cdk_context(ROOT / "cdk.json")
+class Container:
+    """One function's container: the event app over a DynamoDB snapshot store, sinks recorded."""
 
+    def __init__(
+        self, store: DynamoDbSnapshotStore, settings: Settings, reader: DictCasesReader | None = None
+    ):
+        self.snapshots = store
+        self.sink = RecordingSink()
+        self.settings = settings
+        self.reader = reader or DictCasesReader()
 
-def deps_for(
-    store: DynamoDbSnapshotStore, settings: Settings, reader: DictCasesReader | None = None
-) -> Dependencies:
-    return Dependencies(
-        cases=reader or DictCasesReader(),
-        snapshots=store,
-        dead_letters=ListDeadLetters(),
-        sinks=[RecordingSink()],
-        settings=settings,
-        clock=FixedClock(),
-        metrics=CountingMetrics(),
-    )
+    def handle(self, module: Any, stem: str) -> dict[str, Any]:
+        function = module.__name__.rsplit(".", 1)[1].replace("_", "-")
+        app = event_app(
+            function_named(function),
+            self.settings,
+            cases=self.reader,
+            snapshots=self.snapshots,
+            dead_letters=ListDeadLetters(),
+            sinks=[self.sink],
+            clock=FixedClock(FETCHED),
+            metrics=CountingMetrics(),
+        )
+        result: dict[str, Any] = module.handler(load_event(stem), LambdaContext(function), app=app)
+        return result
 
-
-def handle(module: Any, stem: str, deps: Dependencies) -> dict[str, Any]:
-    result: dict[str, Any] = module.handler(load_event(stem), LambdaContext(module.__name__), deps=deps)
-    return result
-
-
-def last_case(deps: Dependencies) -> EnrichedCase:
-    sink = deps.sinks[0]
-    assert isinstance(sink, RecordingSink)
-    return sink.received[-1][1]
+    def last_case(self) -> EnrichedCase:
+        return self.sink.received[-1][1]
 
 
 @pytest.mark.parametrize("containers", ["one", "two"])
-def test_out_of_order_events_leave_the_newer_view(
-    dynamodb: Any, table: str, repo_settings: Settings, containers: str
-) -> None:
-    changed = deps_for(DynamoDbSnapshotStore(table, client=dynamodb), repo_settings)
+def test_out_of_order_events_leave_the_newer_view(dynamodb: Any, table: str, containers: str) -> None:
+    changed = Container(DynamoDbSnapshotStore(table, client=dynamodb), repo_settings())
     related = (
         changed
         if containers == "one"
-        else deps_for(DynamoDbSnapshotStore(table, client=dynamodb), repo_settings, DictCasesReader())
+        else Container(DynamoDbSnapshotStore(table, client=dynamodb), repo_settings(), DictCasesReader())
     )
-    assert handle(case_changed, "case-updated", changed)["getcaseCalls"] == 0  # t2 first
-    assert handle(case_changed, "case-created", changed)["outcome"] == "handled"  # then t1, late
-    assert last_case(changed).value("status") == "open"  # t1's own view goes to the sinks ...
+    assert changed.handle(case_changed, "case-updated")["getcaseCalls"] == 0  # t2 first
+    assert changed.handle(case_changed, "case-created")["outcome"] == "handled"  # then t1, late
+    assert changed.last_case().value("status") == "open"  # t1's own view goes to the sinks ...
     assert changed.snapshots.get(DOMAIN, CASE_1).version == T2  # type: ignore[union-attr]  # ... not to the store
 
-    result = handle(related_item_created, "related-item-comment", related)
+    result = related.handle(related_item_created, "related-item-comment")
     assert result["getcaseCalls"] == 0  # the snapshot has every needed field
-    comment_view = last_case(related)
+    comment_view = related.last_case()
     assert comment_view.version == T2  # t2's view
     assert comment_view.value("status") == "pending-customer"
     assert comment_view.value("assigned_user") is not None
@@ -275,14 +281,13 @@ def test_out_of_order_events_leave_the_newer_view(
     assert stored.value("status") == "pending-customer"
 
 
-def test_a_late_update_after_the_deletion_does_not_resurrect_the_case(
-    dynamodb: Any, table: str, repo_settings: Settings
-) -> None:
-    deps = deps_for(DynamoDbSnapshotStore(table, client=dynamodb), repo_settings)
-    handle(case_changed, "case-deleted", deps)  # case 2, 16:45
-    result = handle(case_changed, "case-updated-metadata-only", deps)  # case 2, 10:02, delivered late
+def test_a_late_update_after_the_deletion_does_not_resurrect_the_case(dynamodb: Any, table: str) -> None:
+    container = Container(DynamoDbSnapshotStore(table, client=dynamodb), repo_settings())
+    container.handle(case_changed, "case-deleted")  # case 2, 16:45
+    result = container.handle(case_changed, "case-updated-metadata-only")  # case 2, 10:02, delivered late
     assert result["getcaseCalls"] == 0  # the snapshot says the case is gone: no GetCase (it would 404)
-    late = last_case(deps)
+    assert container.reader.calls == 0
+    late = container.last_case()
     assert late.deleted
     assert late.flags == ("case_deleted",)
     stored = DynamoDbSnapshotStore(table, client=dynamodb, cache_size=0).get(DOMAIN, late.case_id)
