@@ -1,6 +1,6 @@
 """The use cases composed over test doubles, the way `casewatch.bootstrap` composes them over AWS.
 
-- `LambdaContext`: the one fake Lambda context of the tests (the `lambda_context` fixture builds it);
+- `LambdaContext` (from `tests/lambda_context.py`): the tests' one fake Lambda context;
 - `FixedClock`, `memory_once` (the real `PowertoolsIdempotency` on an in-memory persistence layer);
 - `event_app(...)`: an event-routed function's app with the sinks a test chooses (a `RecordingSink`
   sees every enriched view), for `handler(event, context, app=...)`;
@@ -62,24 +62,7 @@ from casewatch_dev.fakes.ports import (
 )
 from casewatch_dev.fakes.powertools import InMemoryPersistenceLayer
 from tests.builders import ACCOUNT, REGION, enriched, parsed
-
-
-class LambdaContext:
-    """Enough of the Lambda context for Powertools (logger, idempotency): the tests' only one."""
-
-    memory_limit_in_mb = 256
-    function_version = "$LATEST"
-    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
-    log_stream_name = "2026/11/23/[$LATEST]test"
-
-    def __init__(self, function_name: str = "casewatch-test", remaining_ms: int = 30_000) -> None:
-        self.function_name = function_name
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{function_name}"
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.remaining_ms = remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+from tests.lambda_context import LambdaContext
 
 
 @dataclass(frozen=True)

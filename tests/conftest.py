@@ -22,8 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.apps import LambdaContext
-from tests.builders import REGION
+from tests.lambda_context import REGION, LambdaContext
 
 TESTS = Path(__file__).resolve().parent
 SUITES = ("unit", "integration", "infra", "e2e", "reliability")
@@ -113,5 +112,5 @@ def tables(moto: None) -> Tables:
 
 @pytest.fixture
 def lambda_context() -> LambdaContext:
-    """A Lambda context with 30 s left (`tests.apps.LambdaContext(name, remaining_ms)` for others)."""
+    """A Lambda context with 30 s left (`tests.lambda_context.LambdaContext(name, remaining_ms)`)."""
     return LambdaContext()

@@ -16,21 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-
-class FakeContext:
-    """The parts of the Lambda context the Powertools decorators read."""
-
-    def __init__(self, function_name: str) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = 256
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
-        self.aws_request_id = "00000000-0000-4000-8000-000000000000"
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: its stdlib-only lambda_context
+from lambda_context import LambdaContext
 
 
 def create_resources(env: dict[str, str]) -> None:
@@ -69,7 +56,7 @@ def main(request: dict[str, Any]) -> dict[str, Any]:
         for invocation in request["invocations"]:
             module = importlib.import_module(f"casewatch.handlers.{invocation['module']}")
             event = invocation["event"]
-            result = module.handler(event, FakeContext(invocation["module"]))
+            result = module.handler(event, LambdaContext(invocation["module"]))
             results.append({"module": invocation["module"], "file": module.__file__, "result": result})
     import casewatch
 

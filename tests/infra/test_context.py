@@ -7,7 +7,7 @@ from infra.app import build_app
 from infra.context import merge_settings, parse_override, settings_from_context
 
 from casewatch.errors import SettingsError
-from tests.infra.conftest import cdk_json_context
+from tests.infra.synth import cdk_json_context
 
 
 def test_the_repository_context_is_valid() -> None:

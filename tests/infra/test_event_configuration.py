@@ -16,7 +16,7 @@ from botocore.model import ServiceModel
 from botocore.validate import ParamValidator
 from infra.constructs.event_config import CaseEventConfiguration, event_configuration
 
-from tests.infra.conftest import Synthesized, domain_arn, render
+from tests.infra.synth import Synthesized, domain_arn, render
 
 PRIORITY_FIELD_ID = "6f5e4d3c-2b1a-4f0e-9d8c-7b6a5f4e3d2c"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from cfnlint.api import ManualArgs, lint_file
 from infra.stack import STACK_NAME
 
-from tests.infra.conftest import Synthesized
+from tests.infra.synth import Synthesized
 
 # Every acknowledged finding, on purpose: a new one must be added here with a reason in the code.
 ACKNOWLEDGED = {

@@ -30,8 +30,8 @@ from casewatch.topology import (
     SLA_TIMER,
     FunctionSpec,
 )
-from tests.conftest import load_event
-from tests.infra.conftest import Synthesized, render
+from tests.builders import load_event
+from tests.infra.synth import Synthesized, render
 
 DRIVER = Path(__file__).with_name("invoke_asset.py")
 PSEUDO = {"${AWS::Partition}": "aws", "${AWS::Region}": "us-east-1", "${AWS::AccountId}": "123456789012"}

@@ -32,7 +32,7 @@ from casewatch.topology import (
     SLA_TIMER,
     FunctionSpec,
 )
-from tests.infra.conftest import Synthesized, domain_arn, render
+from tests.infra.synth import Synthesized, domain_arn, render
 
 QUEUES = ("RuleDeadLetterQueue", "FailureQueue", "InvalidEventsQueue")
 Permission = tuple[str, str, str]  # (action, resource, condition JSON)

@@ -11,7 +11,7 @@ import json
 import pytest
 
 from casewatch.topology import ARCHIVE_PATTERN, EVENT_ROUTED
-from tests.infra.conftest import Synthesized, domain_arn, render, synthesize
+from tests.infra.synth import Synthesized, domain_arn, render, synthesize
 
 OVERRIDES = {
     "casewatch.domain_id": "0123456789",  # looks like a number: must stay a string

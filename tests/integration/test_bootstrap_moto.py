@@ -70,10 +70,10 @@ def dead_letter_queue(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_the_event_function_tracks_slas_and_sets_timers(
-    stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, lambda_context: LambdaContext
 ) -> None:
     dead_letter_queue(monkeypatch)
-    result = case_changed.handler(created_now("c1"), LambdaContext("casewatch-case-changed"))
+    result = case_changed.handler(created_now("c1"), lambda_context)
     assert result["outcome"] == "handled"
     schedules = {s["Name"] for s in scheduler_client().list_schedules(GroupName=SCHEDULE_GROUP)["Schedules"]}
     assert schedules == {schedule_name("c1", key, kind) for key in (FIRST, RESOLVE) for kind in TimerKind}
@@ -86,10 +86,10 @@ def test_the_event_function_tracks_slas_and_sets_timers(
 
 
 def test_the_timer_and_reconcile_functions_run_without_a_dead_letter_queue(
-    stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, lambda_context: LambdaContext
 ) -> None:
     dead_letter_queue(monkeypatch)
-    case_changed.handler(created_now("c1"), LambdaContext("casewatch-case-changed"))
+    case_changed.handler(created_now("c1"), lambda_context)
     monkeypatch.delenv(ENV_DEAD_LETTER_QUEUE_URL)  # the stack gives the other two functions none
     from casewatch import bootstrap
 
@@ -98,9 +98,9 @@ def test_the_timer_and_reconcile_functions_run_without_a_dead_letter_queue(
     payload = json.loads(
         scheduler_client().get_schedule(Name=name, GroupName=SCHEDULE_GROUP)["Target"]["Input"]
     )
-    response = sla_timer.handler(payload, LambdaContext("casewatch-sla-timer"))
+    response = sla_timer.handler(payload, lambda_context)
     assert (response["outcome"], response["caseId"]) == ("handled", "c1")
     assert response["slaChanges"] == []  # fired early (on the wall clock, its target is 30 minutes away)
-    assert reconcile.handler({"id": "r1"}, LambdaContext("casewatch-reconcile"))["outcome"] == "handled"
+    assert reconcile.handler({"id": "r1"}, lambda_context)["outcome"] == "handled"
     with pytest.raises(SettingsError, match=ENV_DEAD_LETTER_QUEUE_URL):
-        case_changed.handler(created_now("c2"), LambdaContext("casewatch-case-changed"))
+        case_changed.handler(created_now("c2"), lambda_context)

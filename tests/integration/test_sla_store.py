@@ -33,7 +33,6 @@ from tests.apps import LambdaContext, SlaSystem
 from tests.builders import DOMAIN, FIRST, RESOLVE, SLA_SETTINGS, at, comment, created, updated
 
 TABLE = "casewatch-state"
-CONTEXT = LambdaContext("casewatch-sla-timer")
 
 
 @pytest.fixture(autouse=True)
@@ -331,7 +330,7 @@ def test_setting_a_timer_twice_updates_it() -> None:
     assert at_expression(at(0)) == "at(2026-11-23T09:00:00)"
 
 
-def test_the_sla_timer_handler_marks_overdue_and_signals_a_breach() -> None:
+def test_the_sla_timer_handler_marks_overdue_and_signals_a_breach(lambda_context: LambdaContext) -> None:
     clock = VirtualClock(at(-1))
     signals = RecordingSignalSink()
     system = make_system(clock, signals)
@@ -340,7 +339,7 @@ def test_the_sla_timer_handler_marks_overdue_and_signals_a_breach() -> None:
     clock.set(
         at(30) + timedelta(seconds=1)
     )  # moto never fires schedules: call the handler as Scheduler would
-    response = sla_timer.handler(payload, CONTEXT, app=system.timer_app())
+    response = sla_timer.handler(payload, lambda_context, app=system.timer_app())
     assert response["outcome"] == "handled"
     assert [c["status"] for c in response["slaChanges"]] == ["Overdue"]
     assert system.store.load(DOMAIN, "c1").slas[FIRST].state.status is SlaStatus.OVERDUE
@@ -348,12 +347,14 @@ def test_the_sla_timer_handler_marks_overdue_and_signals_a_breach() -> None:
         (SlaSignalKind.BREACHED, "first-response-high", at(30))
     ]
     assert schedule_name("c1", FIRST, TimerKind.WARNING) not in schedules()
-    again = sla_timer.handler(payload, CONTEXT, app=system.timer_app())  # Scheduler retried: nothing new
+    again = sla_timer.handler(
+        payload, lambda_context, app=system.timer_app()
+    )  # Scheduler retried: nothing new
     assert again["slaChanges"] == []
     assert len(signals.signals) == 1
 
 
-def test_the_sla_timer_handler_warns_and_ignores_stale_timers() -> None:
+def test_the_sla_timer_handler_warns_and_ignores_stale_timers(lambda_context: LambdaContext) -> None:
     clock = VirtualClock(at(-1))
     signals = RecordingSignalSink()
     system = make_system(clock, signals)
@@ -362,24 +363,24 @@ def test_the_sla_timer_handler_warns_and_ignores_stale_timers() -> None:
     warning = json.loads(found[schedule_name("c1", FIRST, TimerKind.WARNING)]["Target"]["Input"])
     breach = json.loads(found[schedule_name("c1", FIRST, TimerKind.BREACH)]["Target"]["Input"])
     clock.set(at(24))
-    sla_timer.handler(warning, CONTEXT, app=system.timer_app())
+    sla_timer.handler(warning, lambda_context, app=system.timer_app())
     assert [s.kind for s, _ in signals.signals] == [SlaSignalKind.AT_RISK]
     system.deliver(comment("c1", 25))
     clock.set(at(30))
-    stale = sla_timer.handler(breach, CONTEXT, app=system.timer_app())
+    stale = sla_timer.handler(breach, lambda_context, app=system.timer_app())
     assert stale["slaChanges"] == []
     assert system.store.load(DOMAIN, "c1").slas[FIRST].state.status is SlaStatus.MET
     assert [s.kind for s, _ in signals.signals] == [SlaSignalKind.AT_RISK, SlaSignalKind.MET]
 
 
-def test_the_sla_timer_handler_rejects_an_invalid_payload() -> None:
+def test_the_sla_timer_handler_rejects_an_invalid_payload(lambda_context: LambdaContext) -> None:
     system = make_system(VirtualClock(at(-1)))
-    response = sla_timer.handler({"kind": "explode", "caseId": "c1"}, CONTEXT, app=system.timer_app())
+    response = sla_timer.handler({"kind": "explode", "caseId": "c1"}, lambda_context, app=system.timer_app())
     assert response["outcome"] == "invalid"
     assert "kind" in response["reason"]
 
 
-def test_unknown_case_timers_are_noops() -> None:
+def test_unknown_case_timers_are_noops(lambda_context: LambdaContext) -> None:
     system = make_system(VirtualClock(at(60)))
     payload = {
         "kind": "breach",
@@ -388,5 +389,5 @@ def test_unknown_case_timers_are_noops() -> None:
         "slaName": "x",
         "targetTime": "2026-11-23T09:30:00Z",
     }
-    assert sla_timer.handler(payload, CONTEXT, app=system.timer_app())["slaChanges"] == []
+    assert sla_timer.handler(payload, lambda_context, app=system.timer_app())["slaChanges"] == []
     assert dynamodb_client().scan(TableName=TABLE)["Count"] == 0
