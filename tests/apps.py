@@ -136,6 +136,7 @@ class MemoryAws:
     events: FakeEventBridge
     sqs: FakeSqs
     scheduler: FakeScheduler
+    idempotency: InMemoryPersistenceLayer  # the records of `adapters.once`
 
     def parked(self) -> list[dict[str, Any]]:
         """The dead-letter queue's message bodies, taken."""
@@ -152,6 +153,7 @@ def memory_adapters(
     metrics: MetricsRecorder | None = None,
 ) -> MemoryAws:
     sns, events, sqs, scheduler = FakeSns(), FakeEventBridge(clock), FakeSqs(), FakeScheduler(SCHEDULE_GROUP)
+    idempotency = InMemoryPersistenceLayer(clock)
     adapters = Adapters(
         clock=clock,
         metrics=metrics if metrics is not None else CountingMetrics(),
@@ -161,7 +163,7 @@ def memory_adapters(
         sla_store=InMemorySlaStore(),
         notifier=SnsNotifier(f"arn:aws:sns:{REGION}:{ACCOUNT}:casewatch", client=sns),  # type: ignore[arg-type]
         bus=EventBridgeEnrichedBus("casewatch-enriched", client=events, sleep=lambda _: None),  # type: ignore[arg-type]
-        once=memory_once(clock),
+        once=PowertoolsIdempotency("casewatch-idempotency", persistence=idempotency),
         status_order=InMemoryStatusOrder(),
         timers=SchedulerTimers(
             scheduler,  # type: ignore[arg-type]
@@ -171,7 +173,7 @@ def memory_adapters(
         ),
         dead_letters=SqsDeadLetters(DEAD_LETTER_QUEUE, client=sqs),  # type: ignore[arg-type]
     )
-    return MemoryAws(adapters, sns, events, sqs, scheduler)
+    return MemoryAws(adapters, sns, events, sqs, scheduler, idempotency)
 
 
 class SlaSystem:

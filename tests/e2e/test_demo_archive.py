@@ -19,7 +19,7 @@ import pytest
 from casewatch.settings import load_cdk_context
 from casewatch_dev.cli import main
 from casewatch_dev.replay import ReplayOptions, ReplayReport, find_state, load_events, run_offline
-from tests.conftest import ROOT
+from tests.builders import ROOT
 
 ARCHIVE = ROOT / "events" / "archive"
 SETTINGS = load_cdk_context(ROOT / "cdk.json")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from casewatch_dev.cli import main
-from tests.conftest import EVENTS, INVALID_FILES, SAMPLE_FILES
+from tests.builders import EVENTS, INVALID_FILES, SAMPLE_FILES
 
 SCHEDULER_FILES = sorted((EVENTS / "scheduler").glob("*.json"))
 KEYS = {"function", "outcome", "getcase_calls", "sla_changes", "notifications", "bus_events", "dead_letters"}

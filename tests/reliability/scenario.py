@@ -27,7 +27,7 @@ from casewatch_dev.faults import DeliveryPlan, Faults, arrange_deliveries
 from casewatch_dev.generate import run_day
 from casewatch_dev.pipeline import LocalPipeline
 from casewatch_dev.replay import ReplayOptions, ReplayReport, replay
-from tests.conftest import ROOT
+from tests.builders import ROOT
 
 SETTINGS: Settings = load_cdk_context(ROOT / "cdk.json")
 SETTLE = timedelta(hours=25)  # after the drain: reconciliation re-checks every open SLA at least once
@@ -205,3 +205,20 @@ def replay_clean_and_faulty(day: Day, *, backend: str, faults: Faults, parallel:
         clean = pool.submit(replay_day, day, backend=backend)
         faulty = replay_day(day, backend=backend, faults=faults, capture_logs=True)
         return clean.result(), faulty
+
+
+MEMORY_EVENTS = size_from_env("CASEWATCH_RELIABILITY_EVENTS", 1000)
+MOTO_EVENTS = size_from_env("CASEWATCH_RELIABILITY_MOTO_EVENTS", 150)
+TWO_CORES = (os.cpu_count() or 1) >= 2  # the in-order run then goes beside the faulty one
+_RUNS: dict[str, tuple[Day, Run, Run]] = {}
+
+
+def issue_scenario(backend: str) -> tuple[Day, Run, Run]:
+    """(day, in-order run, faulty run) of the issue's scenario on `backend`, computed once per session."""
+    if backend not in _RUNS:
+        size = MEMORY_EVENTS if backend == "memory" else MOTO_EVENTS
+        day = generate_day(size)
+        faults = ISSUE_FAULTS if size >= 500 else SMALL_DAY_FAULTS
+        clean, faulty = replay_clean_and_faulty(day, backend=backend, faults=faults, parallel=TWO_CORES)
+        _RUNS[backend] = (day, clean, faulty)
+    return _RUNS[backend]

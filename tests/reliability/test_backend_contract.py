@@ -13,8 +13,7 @@ from collections import Counter
 
 import pytest
 
-from tests.reliability.conftest import issue_scenario
-from tests.reliability.scenario import SMALL_DAY_FAULTS, Run, replay_day
+from tests.reliability.scenario import SMALL_DAY_FAULTS, Run, issue_scenario, replay_day
 
 COUNTS = ("events", "routed", "handled", "unhandled", "invalid", "dead_lettered", "failed", "lost")
 

@@ -13,30 +13,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from casewatch.adapters.memory import DictCasesReader
-from casewatch.domain.sla import (
-    CaseSlaLog,
-    Observation,
-    ObsKind,
-    SlaStatus,
-    case_fields,
-    compile_policies,
-    evaluate,
-)
+from casewatch.bootstrap import build_event_app
+from casewatch.domain.sla.fold import evaluate
+from casewatch.domain.sla.log import CaseSlaLog, Observation, ObsKind, case_fields
+from casewatch.domain.sla.model import SlaStatus, compile_policies
 from casewatch.handlers import case_changed
+from casewatch.topology import CASE_CHANGED
 from casewatch_dev.clock import VirtualClock
 from casewatch_dev.faults import SimulatedTimeout
-from casewatch_dev.memory_backend import MemoryBackend
-from casewatch_dev.pipeline import FakeLambdaContext
-from tests.conftest import load_event
+from tests.apps import LambdaContext, memory_adapters
+from tests.builders import load_event
 from tests.reliability.scenario import SETTINGS
-
-pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
 T0 = datetime(2026, 11, 23, 13, 14, 56, tzinfo=UTC)
 
@@ -63,27 +56,17 @@ class DiesOnce:
 
 def test_the_retry_of_a_timed_out_invocation_sends_its_notifications() -> None:
     clock = VirtualClock(T0)
-    backend = MemoryBackend(
-        SETTINGS,
-        clock,
-        schedule_group="g",
-        timer_arn="arn:aws:lambda:us-east-1:123456789012:function:t",
-        scheduler_role_arn="arn:aws:iam::123456789012:role/r",
-        dead_letter_url="dead-letters",
-        failure_url="failures",
-    )
-    deps = backend.dependencies(cases=DictCasesReader())
-    sink = next(s for s in deps.sinks if hasattr(s, "once"))
-    sink.once = DiesOnce(sink.once)
+    aws = memory_adapters(clock)
+    app = build_event_app(CASE_CHANGED, SETTINGS, replace(aws.adapters, once=DiesOnce(aws.adapters.once)))
     event = load_event("case-created")
     with pytest.raises(SimulatedTimeout):
-        case_changed.handler(event, FakeLambdaContext("case-changed", clock), deps=deps)
-    assert backend.idempotency.in_progress() == 1  # the killed invocation left its record
+        case_changed.handler(event, LambdaContext("case-changed"), app=app)
+    assert aws.idempotency.in_progress() == 1  # the killed invocation left its record
     clock.advance(timedelta(minutes=1))  # Lambda's first retry
-    result = case_changed.handler(event, FakeLambdaContext("case-changed", clock), deps=deps)
+    result = case_changed.handler(event, LambdaContext("case-changed"), app=app)
     assert result["outcome"] == "handled"
-    assert backend.idempotency.in_progress() == 0
-    sent = backend.sns.take()
+    assert aws.idempotency.in_progress() == 0
+    sent = aws.sns.take()
     ids = [m["MessageAttributes"]["notificationId"]["StringValue"] for m in sent]
     assert sent and len(ids) == len(set(ids))
     bodies = [json.loads(m["Body"]) for m in sent]
