@@ -43,6 +43,7 @@ from casewatch_dev.stack_outputs import DEFAULT_STACK, required, stack_outputs
 
 DOMAIN_OUTPUT = "DomainId"
 ALARM_TOPIC_OUTPUT = "AlarmTopicArn"
+NO_CREDENTIALS = "no AWS credentials: configure them for the stack's account (aws configure, AWS_PROFILE)"
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -153,12 +154,14 @@ def run_checks(
         "alarm-topic": lambda: check_alarm_topic(aws.sns, stack),
         "errors": lambda: check_recent_errors(aws.cloudwatch, stack, start=start, end=end, window=window),
     }
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     results: dict[str, CheckResult] = {}
     for name, check in checks.items():
         try:
             results[name] = check()
+        except NoCredentialsError:
+            raise UsageError(NO_CREDENTIALS) from None
         except (ClientError, BotoCoreError) as exc:
             results[name] = CheckResult([f"cannot check ({aws_error(exc)})"])
     return results
@@ -193,6 +196,17 @@ def _use_region(region: str) -> None:
         clients.reset_clients()
 
 
+def _outputs(stack: str, outputs_file: str | None) -> dict[str, str]:
+    from botocore.exceptions import BotoCoreError, NoCredentialsError
+
+    try:
+        return stack_outputs(stack, outputs_file=outputs_file)
+    except NoCredentialsError:
+        raise UsageError(NO_CREDENTIALS) from None
+    except BotoCoreError as exc:
+        raise UsageError(f"stack {stack!r}: {exc} (--region)") from None
+
+
 def run(args: argparse.Namespace, out: TextIO) -> int:
     end = datetime.now(UTC)
     start = parse_since(args.since, end)
@@ -202,7 +216,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     window = f"in the last {args.since.strip()}" if relative else f"since {start:%Y-%m-%dT%H:%M:%SZ}"
     if args.region:
         _use_region(args.region)
-    outputs = stack_outputs(args.stack, outputs_file=args.outputs)
+    outputs = _outputs(args.stack, args.outputs)
     stack = deployment(args.stack, outputs, deployed_settings(args.config, outputs))
     region = args.region or _region_of(stack.alarm_topic_arn)
     if region:

@@ -150,8 +150,8 @@ def check_event_configuration(cases: Any, settings: Settings) -> CheckResult:
     missing, extra = sorted(want.fields - have.fields), sorted(have.fields - want.fields)
     if missing or extra:
         parts = [f"missing {_listed(settings.field_label(f) for f in missing)}"] if missing else []
-        parts += [f"not in the settings {_listed(extra)}"] if extra else []
-        problems.append(f"event fields differ from event_fields: {'; '.join(parts)}; {REDEPLOY}")
+        parts += [f"extra {_listed(extra)}"] if extra else []
+        problems.append(f"event fields differ from event_fields: {', '.join(parts)}; {REDEPLOY}")
     if want.auto_include != have.auto_include:
         problems.append(
             f"autoIncludeFields is {have.auto_include or 'not set'}, auto_include_fields is "

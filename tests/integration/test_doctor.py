@@ -231,7 +231,7 @@ def test_fields_differing_from_the_settings(stack: DeployedStack) -> None:
         domainId=DOMAIN_ID, eventBridge={**CONFIGURED, "includedData": included}
     )
     assert stack.problems() == [
-        f"event-config: event fields differ from event_fields: missing priority; not in the settings summary; {REDEPLOY}"
+        f"event-config: event fields differ from event_fields: missing priority, extra summary; {REDEPLOY}"
     ]
 
 
