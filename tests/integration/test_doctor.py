@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -130,10 +131,13 @@ class Account:
 @pytest.fixture(scope="module")
 def account() -> Iterator[Account]:
     with pytest.MonkeyPatch.context() as env, CasesEmulator(seed=3) as emulator:
+        env.delenv("AWS_PROFILE", raising=False)  # dummy credentials only: nothing reaches a real account
         for key, value in {
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": REGION,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
             ENV_CASES_ENDPOINT: emulator.url,
         }.items():
             env.setenv(key, value)
