@@ -197,14 +197,16 @@ def _use_region(region: str) -> None:
 
 
 def _outputs(stack: str, outputs_file: str | None) -> dict[str, str]:
-    from botocore.exceptions import BotoCoreError, NoCredentialsError
+    from botocore.exceptions import BotoCoreError, NoCredentialsError, NoRegionError
 
     try:
         return stack_outputs(stack, outputs_file=outputs_file)
     except NoCredentialsError:
         raise UsageError(NO_CREDENTIALS) from None
+    except NoRegionError:
+        raise UsageError("no AWS Region: pass --region (or set AWS_DEFAULT_REGION)") from None
     except BotoCoreError as exc:
-        raise UsageError(f"stack {stack!r}: {exc} (--region)") from None
+        raise UsageError(f"stack {stack!r}: {exc}") from None
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
