@@ -40,7 +40,7 @@ SETTINGS = {
     "include_content": True,
 }
 # What the stack's custom resource puts for SETTINGS, written out (not computed by the code under test).
-CONFIGURED = {
+CONFIGURED: dict[str, Any] = {
     "enabled": True,
     "includedData": {
         "caseData": {"fields": [{"id": "status"}, {"id": "title"}, {"id": PRIORITY}]},
@@ -230,7 +230,7 @@ def test_json_when_unhealthy(stack: DeployedStack) -> None:
 # -- 1. the event configuration ------------------------------------------------------------------------
 def test_fields_differing_from_the_settings(stack: DeployedStack) -> None:
     fields = [{"id": "status"}, {"id": "title"}, {"id": "summary"}]  # priority missing, summary extra
-    included = {**CONFIGURED["includedData"], "caseData": {"fields": fields}}  # type: ignore[dict-item]
+    included = {**CONFIGURED["includedData"], "caseData": {"fields": fields}}
     stack.cases.put_case_event_configuration(
         domainId=DOMAIN_ID, eventBridge={**CONFIGURED, "includedData": included}
     )
@@ -253,7 +253,7 @@ def test_include_content_and_auto_include_fields_differing(stack: DeployedStack)
         eventBridge={
             "enabled": True,
             "includedData": {
-                "caseData": {**CONFIGURED["includedData"]["caseData"], "autoIncludeFields": "System"},  # type: ignore[index]
+                "caseData": {**CONFIGURED["includedData"]["caseData"], "autoIncludeFields": "System"},
                 "relatedItemData": {"includeContent": False},
             },
         },
