@@ -55,6 +55,11 @@ class CasewatchStack(Stack):
 
     def _outputs(self) -> None:
         routing = self.routing
+        self._output(
+            "DomainId",
+            self.settings.domain_id,
+            "the Cases domain casewatch consumes (`casewatch doctor` checks its event configuration)",
+        )
         self._output("ArchiveName", routing.archive.archive_name, "EventBridge archive of the Cases events")
         self._output("ArchiveArn", routing.archive.archive_arn, "EventBridge archive of the Cases events")
         for spec_name, rule in routing.rules.items():

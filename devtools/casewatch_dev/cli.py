@@ -9,10 +9,10 @@ from typing import TextIO
 
 from casewatch import __version__
 from casewatch.errors import CasewatchError
-from casewatch_dev import capture, generate, invoke, replay, sla_cli, validate
+from casewatch_dev import capture, doctor, generate, invoke, replay, sla_cli, validate
 from casewatch_dev.event_files import UsageError
 
-COMMANDS = [validate, generate, invoke, replay, sla_cli, capture]
+COMMANDS = [validate, generate, invoke, replay, sla_cli, capture, doctor]
 
 
 def build_parser() -> argparse.ArgumentParser:
