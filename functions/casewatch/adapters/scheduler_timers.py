@@ -90,7 +90,12 @@ class SchedulerTimers:
         except ClientError as exc:
             if _code(exc) != "ConflictException":
                 raise
-            self._client.update_schedule(**request)
+            try:
+                self._client.update_schedule(**request)
+            except ClientError as gone:  # a concurrent cancel deleted it in between: create it again
+                if _code(gone) != "ResourceNotFoundException":
+                    raise
+                self._client.create_schedule(**request)
 
     def cancel(self, case_id: str, sla_key: str, kind: TimerKind) -> None:
         try:
