@@ -16,7 +16,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 .PHONY: help install demo test lint format unit integration infra e2e synth bench deploy destroy clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed node_modules/.installed ## create .venv, install locked deps and the CDK CLI (idempotent)
 
@@ -33,8 +33,15 @@ node_modules/.installed: package.json package-lock.json
 demo: install ## replay the sample archive through the local pipeline (offline) and print the report
 	$(BIN)/casewatch replay events/archive/
 
-test: install lint ## lint, then every test suite (unit, integration, infra, e2e, reliability at test size)
-	$(BIN)/pytest -q
+test: install ## lint and every test suite (reliability at its test size), two at a time on two cores
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-e2e-reliability test-unit-integration-infra lint
+
+# `make test`'s two halves (about the same length; the reliability half also uses a second process).
+.PHONY: test-e2e-reliability test-unit-integration-infra
+test-e2e-reliability:
+	$(BIN)/pytest -q -m "e2e or reliability" tests/e2e tests/reliability
+test-unit-integration-infra:
+	$(BIN)/pytest -q -m "unit or integration or infra" tests/unit tests/integration tests/infra
 
 lint: install ## ruff (lint + format check), mypy --strict, and the import contracts (lint-imports)
 	$(BIN)/ruff check .
