@@ -15,6 +15,7 @@ and the composition root's cached apps are reset around every test. Builders of 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,6 +55,19 @@ def _fresh_settings() -> Iterator[None]:
 
 
 # --- AWS ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _service_models_loaded_once() -> Iterator[None]:
+    """botocore parses its JSON service models once per process, not once per boto3 session: every
+    test that resets the product's clients starts a new session (about 60 ms saved per client)."""
+    import botocore.loaders
+    import botocore.session
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", functools.cache(botocore.loaders.create_loader))
+        yield
+
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,15 +18,11 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from casewatch.adapters import clients
 from casewatch.constants import ENV_CASES_ENDPOINT
 from casewatch.topology import CASE_CHANGED, EVENT_ROUTED, FUNCTIONS, RELATED_ITEM_CREATED_FN, SLA_TIMER
 from casewatch_dev.cli import main
 from casewatch_dev.emulator import CasesEmulator
-
-pytestmark = pytest.mark.integration
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 DOMAIN_ID = "0c4e7a52-1f3b-4d6e-8a9c-2b5d7f1e3a60"
@@ -121,72 +116,55 @@ class DeployedStack:
 
 @dataclass(frozen=True)
 class Account:
-    """What outlives one test: the Cases emulator (its domain reset per test) and the boto3 clients."""
+    """What outlives one test: the Cases emulator (its domain reset per test)."""
 
     emulator: CasesEmulator
     baseline: dict[str, Any]  # the emulator's state: the domain and its custom field
-    aws: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
 def account() -> Iterator[Account]:
-    with pytest.MonkeyPatch.context() as env, CasesEmulator(seed=3) as emulator:
-        env.delenv("AWS_PROFILE", raising=False)  # dummy credentials only: nothing reaches a real account
-        for key, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-            ENV_CASES_ENDPOINT: emulator.url,
-        }.items():
-            env.setenv(key, value)
-        clients.reset_clients()  # the product's clients, created once for the module (moto patches them)
+    with CasesEmulator(seed=3) as emulator:
         emulator.seed_domain(domain_id=DOMAIN_ID)
         emulator.seed_field(DOMAIN_ID, "Priority", "SingleSelect", field_id=PRIORITY)
-        aws = {
-            name: boto3.client(name, region_name=REGION) for name in ("events", "sqs", "sns", "cloudwatch")
-        }
-        yield Account(emulator, emulator.export_state(), aws)
-    clients.reset_clients()
+        yield Account(emulator, emulator.export_state())
 
 
 @pytest.fixture
-def stack(account: Account, tmp_path: Path) -> Iterator[DeployedStack]:
-    emulator, aws = account.emulator, account.aws
+def stack(moto: None, account: Account, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DeployedStack:
+    """The deployed stack on moto (the harness's `moto`: dummy credentials, the product's clients reset)."""
+    emulator = account.emulator
+    monkeypatch.setenv(ENV_CASES_ENDPOINT, emulator.url)
     emulator.load_state(account.baseline)
     cases = emulator.client()
     cases.put_case_event_configuration(domainId=DOMAIN_ID, eventBridge=CONFIGURED)
-    with mock_aws():
-        events, sqs, sns = aws["events"], aws["sqs"], aws["sns"]
-        outputs = {"DomainId": DOMAIN_ID}
-        for spec, name in RULE_NAMES.items():
-            arn = events.put_rule(Name=name, EventPattern=json.dumps(rule_pattern(spec)))["RuleArn"]
-            events.put_targets(
-                Rule=name, Targets=[{"Id": "Target0", "Arn": function_arn(FUNCTION_NAMES[spec])}]
-            )
-            outputs[f"{spec.construct_id}RuleArn"] = arn
-        outputs["ReplayFilterArns"] = ",".join(outputs[f"{s.construct_id}RuleArn"] for s in EVENT_ROUTED)
-        for queue in QUEUES:
-            outputs[f"{queue}Url"] = sqs.create_queue(QueueName=f"Casewatch-DeadLetters{queue}-9C0D")[
-                "QueueUrl"
-            ]
-        topic = sns.create_topic(Name="Casewatch-MonitoringAlarmTopic-1E2F")["TopicArn"]
-        subscription = sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="ops@example.com")
-        outputs["AlarmTopicArn"] = topic
-        outputs.update({f"{spec.construct_id}FunctionName": name for spec, name in FUNCTION_NAMES.items()})
-        (tmp_path / "cdk.json").write_text(json.dumps({"context": {"casewatch": SETTINGS}}))
-        yield DeployedStack(
-            emulator=emulator,
-            cases=cases,
-            events=events,
-            sqs=sqs,
-            sns=sns,
-            cloudwatch=aws["cloudwatch"],
-            outputs=outputs,
-            subscription_arn=subscription["SubscriptionArn"],
-            tmp=tmp_path,
-        )
+    events, sqs, sns, cloudwatch = (
+        boto3.client(name, region_name=REGION) for name in ("events", "sqs", "sns", "cloudwatch")
+    )
+    outputs = {"DomainId": DOMAIN_ID}
+    for spec, name in RULE_NAMES.items():
+        arn = events.put_rule(Name=name, EventPattern=json.dumps(rule_pattern(spec)))["RuleArn"]
+        events.put_targets(Rule=name, Targets=[{"Id": "Target0", "Arn": function_arn(FUNCTION_NAMES[spec])}])
+        outputs[f"{spec.construct_id}RuleArn"] = arn
+    outputs["ReplayFilterArns"] = ",".join(outputs[f"{s.construct_id}RuleArn"] for s in EVENT_ROUTED)
+    for queue in QUEUES:
+        outputs[f"{queue}Url"] = sqs.create_queue(QueueName=f"Casewatch-DeadLetters{queue}-9C0D")["QueueUrl"]
+    topic = sns.create_topic(Name="Casewatch-MonitoringAlarmTopic-1E2F")["TopicArn"]
+    subscription = sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="ops@example.com")
+    outputs["AlarmTopicArn"] = topic
+    outputs.update({f"{spec.construct_id}FunctionName": name for spec, name in FUNCTION_NAMES.items()})
+    (tmp_path / "cdk.json").write_text(json.dumps({"context": {"casewatch": SETTINGS}}))
+    return DeployedStack(
+        emulator=emulator,
+        cases=cases,
+        events=events,
+        sqs=sqs,
+        sns=sns,
+        cloudwatch=cloudwatch,
+        outputs=outputs,
+        subscription_arn=subscription["SubscriptionArn"],
+        tmp=tmp_path,
+    )
 
 
 # -- healthy -------------------------------------------------------------------------------------------
