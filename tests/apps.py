@@ -2,8 +2,9 @@
 
 - `LambdaContext` (from `tests/lambda_context.py`): the tests' one fake Lambda context;
 - `FixedClock`, `memory_once` (the real `PowertoolsIdempotency` on an in-memory persistence layer);
-- `event_app(...)`: an event-routed function's app with the sinks a test chooses (a `RecordingSink`
-  sees every enriched view), for `handler(event, context, app=...)`;
+- `event_app(...)`: an event-routed function's app with the sinks a test chooses, for
+  `handler(event, context, app=...)`; `EventPath`: the two event handlers over given adapters, every
+  enriched view recorded (`sink`), invoked as Lambda invokes them (`invoke`);
 - `SlaSystem`: the SLA use cases (case events, timers, reconciliation) over one applier, with the apps
   the sla-timer and reconcile handlers take;
 - `FakeCasesSlas`: a `CasesSlaSource` over dicts;
@@ -35,6 +36,7 @@ from casewatch.app.sla.timer import SlaTimer
 from casewatch.bootstrap import Adapters, EventApp, ReconcileApp, SlaTimerApp
 from casewatch.domain.sla.model import SlaOutcome, compile_policies
 from casewatch.domain.sla.observations import CasesSlaReport
+from casewatch.models.enriched import EnrichedCase
 from casewatch.models.signals import SlaTimerPayload
 from casewatch.ports import (
     CaseSink,
@@ -50,7 +52,7 @@ from casewatch.ports import (
     SnapshotStore,
 )
 from casewatch.settings import Settings
-from casewatch.topology import FunctionSpec
+from casewatch.topology import CASE_CHANGED, RELATED_ITEM_CREATED_FN, FunctionSpec, function_named
 from casewatch_dev.fakes.clients import FakeEventBridge, FakeScheduler, FakeSns, FakeSqs
 from casewatch_dev.fakes.ports import (
     CountingMetrics,
@@ -58,10 +60,12 @@ from casewatch_dev.fakes.ports import (
     InMemorySlaStore,
     InMemorySnapshotStore,
     InMemoryStatusOrder,
+    ListDeadLetters,
     RecordingSignalSink,
+    RecordingSink,
 )
 from casewatch_dev.fakes.powertools import InMemoryPersistenceLayer
-from tests.builders import ACCOUNT, REGION, enriched, parsed
+from tests.builders import ACCOUNT, REGION, T0, enriched, parsed
 from tests.lambda_context import LambdaContext
 
 
@@ -102,6 +106,56 @@ def event_app(
         metrics=metrics,
     )
     return EventApp(processor, once or memory_once(clock))
+
+
+@dataclass
+class EventPath:
+    """The event-routed functions over the given ports (fakes unless a test passes real adapters), the
+    sinks a `RecordingSink` (`sink`) or the test's own; `invoke` runs the function's handler with its app
+    (the function routed by the event's type when not named)."""
+
+    settings: Settings
+    cases: CasesReader = field(default_factory=DictCasesReader)
+    snapshots: SnapshotStore = field(default_factory=InMemorySnapshotStore)
+    dead_letters: DeadLetters = field(default_factory=ListDeadLetters)
+    clock: Clock = field(default_factory=lambda: FixedClock(T0))
+    metrics: MetricsRecorder = field(default_factory=CountingMetrics)
+    sink: RecordingSink = field(default_factory=RecordingSink)
+    sinks: list[CaseSink] | None = None  # instead of `sink`
+
+    def app(self, function: str) -> EventApp:
+        return event_app(
+            function_named(function),
+            self.settings,
+            cases=self.cases,
+            snapshots=self.snapshots,
+            dead_letters=self.dead_letters,
+            sinks=self.sinks if self.sinks is not None else [self.sink],
+            clock=self.clock,
+            metrics=self.metrics,
+        )
+
+    def invoke(self, raw: Any, function: str | None = None) -> dict[str, Any]:
+        from casewatch.handlers import case_changed, related_item_created
+
+        if function is None:
+            function = _ROUTE.get(raw["detail"]["eventType"], RELATED_ITEM_CREATED_FN.name)
+        handler = case_changed.handler if function == CASE_CHANGED.name else related_item_created.handler
+        result: dict[str, Any] = handler(raw, LambdaContext(function), app=self.app(function))
+        return result
+
+    @property
+    def counts(self) -> Any:
+        """What was counted (the metrics recorder must be a `CountingMetrics`)."""
+        assert isinstance(self.metrics, CountingMetrics)
+        return self.metrics.counts
+
+    @property
+    def cases_seen(self) -> list[EnrichedCase]:
+        return self.sink.cases
+
+
+_ROUTE = {t: spec.name for spec in (CASE_CHANGED, RELATED_ITEM_CREATED_FN) for t in spec.event_types}
 
 
 @dataclass
@@ -249,6 +303,7 @@ class SlaSystem:
 
 __all__ = [
     "DEAD_LETTER_QUEUE",
+    "EventPath",
     "FakeCasesSlas",
     "FixedClock",
     "LambdaContext",

@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import boto3
@@ -26,7 +24,6 @@ from casewatch.adapters.cases_api import CasesApi
 from casewatch.adapters.clients import client_config
 from casewatch.adapters.dynamodb_snapshots import DynamoDbSnapshotStore
 from casewatch.adapters.sqs_dead_letters import SqsDeadLetters
-from casewatch.bootstrap import EventApp
 from casewatch.constants import (
     ENV_CASES_ENDPOINT,
     ENV_CONFIG,
@@ -37,14 +34,13 @@ from casewatch.constants import (
     ENV_TOPIC_ARN,
 )
 from casewatch.errors import CasesThrottledError, CasesUnavailableError
-from casewatch.handlers import case_changed, related_item_created
+from casewatch.handlers import related_item_created
 from casewatch.models.enriched import EnrichedCase, Provenance
 from casewatch.settings import Settings
-from casewatch.topology import CASE_CHANGED, RELATED_ITEM_CREATED_FN, function_named
+from casewatch.topology import CASE_CHANGED, RELATED_ITEM_CREATED_FN
 from casewatch_dev.clock import VirtualClock
 from casewatch_dev.emulator import CasesEmulator
-from casewatch_dev.fakes.ports import CountingMetrics, RecordingSink
-from tests.apps import FixedClock, LambdaContext, event_app
+from tests.apps import EventPath, FixedClock, LambdaContext
 from tests.builders import (
     CASE_1,
     CASE_2,
@@ -83,10 +79,6 @@ CASE_VALUES: dict[str, dict[str, object]] = {
     },
 }
 NOW = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
-HANDLERS: dict[str, ModuleType] = {
-    CASE_CHANGED.name: case_changed,
-    RELATED_ITEM_CREATED_FN.name: related_item_created,
-}
 ROUTE = {t: spec.name for spec in (CASE_CHANGED, RELATED_ITEM_CREATED_FN) for t in spec.event_types}
 
 
@@ -154,47 +146,22 @@ def repo_settings_fixture() -> Settings:
     return repo_settings()
 
 
-@dataclass
-class Deps:
+def real_deps(emu: CasesEmulator, res: Aws, settings: Settings, *, max_attempts: int = 4) -> EventPath:
     """The event path on the real adapters: Cases (the emulator), DynamoDB and SQS (moto)."""
-
-    cases: CasesApi
-    snapshots: DynamoDbSnapshotStore
-    dead_letters: SqsDeadLetters
-    settings: Settings
-    sink: RecordingSink = dataclass_field(default_factory=RecordingSink)
-    metrics: CountingMetrics = dataclass_field(default_factory=CountingMetrics)
-
-    def app(self, function: str) -> EventApp:
-        return event_app(
-            function_named(function),
-            self.settings,
-            cases=self.cases,
-            snapshots=self.snapshots,
-            dead_letters=self.dead_letters,
-            sinks=[self.sink],
-            clock=FixedClock(NOW),
-            metrics=self.metrics,
-        )
-
-
-def real_deps(emu: CasesEmulator, res: Aws, settings: Settings, *, max_attempts: int = 4) -> Deps:
-    return Deps(
+    return EventPath(
+        settings,
         cases=CasesApi(emu.client(config=client_config(max_attempts=max_attempts, mode="adaptive"))),
         snapshots=DynamoDbSnapshotStore(res.table, client=res.dynamodb),
         dead_letters=SqsDeadLetters(res.queue_url, client=res.sqs),
-        settings=settings,
+        clock=FixedClock(NOW),
     )
 
 
-def run(raw: Any, deps: Deps, function: str | None = None) -> dict[str, Any]:
-    if function is None:
-        function = ROUTE.get(raw["detail"]["eventType"], RELATED_ITEM_CREATED_FN.name)
-    result: dict[str, Any] = HANDLERS[function].handler(raw, LambdaContext(function), app=deps.app(function))
-    return result
+def run(raw: Any, deps: EventPath, function: str | None = None) -> dict[str, Any]:
+    return deps.invoke(raw, function)
 
 
-def only_case(deps: Deps) -> EnrichedCase:
+def only_case(deps: EventPath) -> EnrichedCase:
     [(_, case)] = deps.sink.received
     return case
 
@@ -249,7 +216,7 @@ def test_every_sample_event_with_the_real_client(
     result = run(raw, deps)
 
     assert emu.calls["GetCase"] == expected == result["getcaseCalls"]
-    assert deps.metrics.counts["GetCaseCalls"] == expected  # type: ignore[attr-defined]
+    assert deps.counts["GetCaseCalls"] == expected  # type: ignore[attr-defined]
     if raw["detail"]["eventType"] not in ROUTE:
         assert result["outcome"] == "unhandled"
         return
@@ -427,7 +394,7 @@ def test_a_throttle_is_retried_then_succeeds(
     assert result["getcaseCalls"] == 1  # one request, botocore retried it
     assert emu.calls["GetCase"] == 3
     assert [r.status for r in emu.call_log] == [429, 429, 200]
-    counts = deps.metrics.counts
+    counts = deps.counts
     assert counts["GetCaseThrottled"] == 2  # seen although retried successfully
     assert counts["EventsHandled"] == 1
     assert only_case(deps).value("status") == "pending-customer"
@@ -442,7 +409,7 @@ def test_throttling_past_the_budget_propagates_from_the_handler(
         run(load_event("related-item-comment"), deps)
     assert type(raised.value.__cause__).__name__ == "ThrottlingException"
     assert emu.calls["GetCase"] == 3  # the bounded budget
-    counts = deps.metrics.counts
+    counts = deps.counts
     assert counts["GetCaseThrottled"] == 3
     assert counts["EventsHandled"] == 0
     assert deps.sink.received == []
@@ -474,7 +441,7 @@ def test_a_deleted_case_is_processed_with_what_the_event_carries(
     assert case.flags == ("case_not_found",)
     assert case.missing == ("customer_id", "reference_number")
     assert case.value("status") == "pending-customer"
-    assert deps.metrics.counts["CaseNotFound"] == 1
+    assert deps.counts["CaseNotFound"] == 1
 
 
 # --- the container's own composition root --------------------------------------------------------

@@ -19,16 +19,11 @@ from casewatch.domain.values import sortable_iso
 from casewatch.handlers import case_changed, related_item_created
 from casewatch.models.enriched import EnrichedCase, EnrichedField, Provenance
 from casewatch.models.fields import FieldValue
-from casewatch.settings import Settings
-from casewatch.topology import function_named
 from casewatch_dev.fakes.ports import (
-    CountingMetrics,
     DictCasesReader,
     InMemorySnapshotStore,
-    ListDeadLetters,
-    RecordingSink,
 )
-from tests.apps import FixedClock, LambdaContext, event_app
+from tests.apps import EventPath, FixedClock
 from tests.builders import CASE_1, DOMAIN, load_event, repo_settings
 
 T1 = datetime(2026, 11, 23, 9, 0, 0, 412000, tzinfo=UTC)  # case-created
@@ -225,52 +220,29 @@ def test_the_cache_never_serves_a_view_older_than_this_container_wrote(dynamodb:
 # --- out-of-order events through the handlers --------------------------------------------------
 
 
-class Container:
-    """One function's container: the event app over a DynamoDB snapshot store, sinks recorded."""
+def container(store: DynamoDbSnapshotStore, reader: DictCasesReader | None = None) -> EventPath:
+    """One function's container: the event path over a DynamoDB snapshot store, sinks recorded."""
+    return EventPath(
+        repo_settings(), cases=reader or DictCasesReader(), snapshots=store, clock=FixedClock(FETCHED)
+    )
 
-    def __init__(
-        self, store: DynamoDbSnapshotStore, settings: Settings, reader: DictCasesReader | None = None
-    ):
-        self.snapshots = store
-        self.sink = RecordingSink()
-        self.settings = settings
-        self.reader = reader or DictCasesReader()
 
-    def handle(self, module: Any, stem: str) -> dict[str, Any]:
-        function = module.__name__.rsplit(".", 1)[1].replace("_", "-")
-        app = event_app(
-            function_named(function),
-            self.settings,
-            cases=self.reader,
-            snapshots=self.snapshots,
-            dead_letters=ListDeadLetters(),
-            sinks=[self.sink],
-            clock=FixedClock(FETCHED),
-            metrics=CountingMetrics(),
-        )
-        result: dict[str, Any] = module.handler(load_event(stem), LambdaContext(function), app=app)
-        return result
-
-    def last_case(self) -> EnrichedCase:
-        return self.sink.received[-1][1]
+def handle(path: EventPath, module: Any, stem: str) -> dict[str, Any]:
+    return path.invoke(load_event(stem), module.__name__.rsplit(".", 1)[1].replace("_", "-"))
 
 
 @pytest.mark.parametrize("containers", ["one", "two"])
 def test_out_of_order_events_leave_the_newer_view(dynamodb: Any, table: str, containers: str) -> None:
-    changed = Container(DynamoDbSnapshotStore(table, client=dynamodb), repo_settings())
-    related = (
-        changed
-        if containers == "one"
-        else Container(DynamoDbSnapshotStore(table, client=dynamodb), repo_settings(), DictCasesReader())
-    )
-    assert changed.handle(case_changed, "case-updated")["getcaseCalls"] == 0  # t2 first
-    assert changed.handle(case_changed, "case-created")["outcome"] == "handled"  # then t1, late
-    assert changed.last_case().value("status") == "open"  # t1's own view goes to the sinks ...
+    changed = container(DynamoDbSnapshotStore(table, client=dynamodb))
+    related = changed if containers == "one" else container(DynamoDbSnapshotStore(table, client=dynamodb))
+    assert handle(changed, case_changed, "case-updated")["getcaseCalls"] == 0  # t2 first
+    assert handle(changed, case_changed, "case-created")["outcome"] == "handled"  # then t1, late
+    assert changed.cases_seen[-1].value("status") == "open"  # t1's own view goes to the sinks ...
     assert changed.snapshots.get(DOMAIN, CASE_1).version == T2  # type: ignore[union-attr]  # ... not to the store
 
-    result = related.handle(related_item_created, "related-item-comment")
+    result = handle(related, related_item_created, "related-item-comment")
     assert result["getcaseCalls"] == 0  # the snapshot has every needed field
-    comment_view = related.last_case()
+    comment_view = related.cases_seen[-1]
     assert comment_view.version == T2  # t2's view
     assert comment_view.value("status") == "pending-customer"
     assert comment_view.value("assigned_user") is not None
@@ -282,12 +254,12 @@ def test_out_of_order_events_leave_the_newer_view(dynamodb: Any, table: str, con
 
 
 def test_a_late_update_after_the_deletion_does_not_resurrect_the_case(dynamodb: Any, table: str) -> None:
-    container = Container(DynamoDbSnapshotStore(table, client=dynamodb), repo_settings())
-    container.handle(case_changed, "case-deleted")  # case 2, 16:45
-    result = container.handle(case_changed, "case-updated-metadata-only")  # case 2, 10:02, delivered late
+    path = container(DynamoDbSnapshotStore(table, client=dynamodb))
+    handle(path, case_changed, "case-deleted")  # case 2, 16:45
+    result = handle(path, case_changed, "case-updated-metadata-only")  # case 2, 10:02, delivered late
     assert result["getcaseCalls"] == 0  # the snapshot says the case is gone: no GetCase (it would 404)
-    assert container.reader.calls == 0
-    late = container.last_case()
+    assert path.cases.calls == 0  # type: ignore[attr-defined]
+    late = path.cases_seen[-1]
     assert late.deleted
     assert late.flags == ("case_deleted",)
     stored = DynamoDbSnapshotStore(table, client=dynamodb, cache_size=0).get(DOMAIN, late.case_id)

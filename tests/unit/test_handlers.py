@@ -6,7 +6,6 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -23,17 +22,13 @@ from casewatch.handlers import case_changed, related_item_created
 from casewatch.models.enriched import Provenance
 from casewatch.models.events import parse_case_event
 from casewatch.observability import LazyTracer, PowertoolsMetrics, logger, tracing_disabled
-from casewatch.ports import CaseSink, MetricsRecorder
 from casewatch.settings import Settings
-from casewatch.topology import CASE_CHANGED, RELATED_ITEM_CREATED_FN, function_named
+from casewatch.topology import CASE_CHANGED, RELATED_ITEM_CREATED_FN
 from casewatch_dev.fakes.ports import (
-    CountingMetrics,
     DictCasesReader,
     InMemorySnapshotStore,
-    ListDeadLetters,
-    RecordingSink,
 )
-from tests.apps import FixedClock, LambdaContext, event_app
+from tests.apps import EventPath, FixedClock, LambdaContext
 from tests.builders import CASE_1, CASE_2, INVALID_FILES, SAMPLE_FILES, load_event, raw_of, repo_settings
 
 NOW = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
@@ -51,60 +46,23 @@ ROUTE = {
 }
 
 
-@dataclass
-class Deps:
-    """The event path's ports as fakes; `app(function)` composes them (the sinks: a recorder)."""
-
-    settings: Settings
-    cases: DictCasesReader
-    snapshots: InMemorySnapshotStore = field(default_factory=InMemorySnapshotStore)
-    dead_letters: ListDeadLetters = field(default_factory=ListDeadLetters)
-    sinks: list[CaseSink] = field(default_factory=lambda: [RecordingSink()])
-    metrics: MetricsRecorder = field(default_factory=CountingMetrics)
-
-    def app(self, function: str) -> EventApp:
-        return event_app(
-            function_named(function),
-            self.settings,
-            cases=self.cases,
-            snapshots=self.snapshots,
-            dead_letters=self.dead_letters,
-            sinks=self.sinks,
-            clock=FixedClock(NOW),
-            metrics=self.metrics,
-        )
-
-    @property
-    def sink(self) -> RecordingSink:
-        sink = self.sinks[0]
-        assert isinstance(sink, RecordingSink)
-        return sink
-
-    @property
-    def counts(self) -> Any:
-        assert isinstance(self.metrics, CountingMetrics)
-        return self.metrics.counts
-
-
 @pytest.fixture(name="repo_settings")
 def repo_settings_fixture() -> Settings:
     return repo_settings()
 
 
-def make_deps(settings: Settings, **overrides: Any) -> Deps:
+def make_deps(settings: Settings, **overrides: Any) -> EventPath:
+    """The event path on fakes; GetCase knows the two sample cases."""
     reader = DictCasesReader()
     for case_id in (CASE_1, CASE_2):
         reader.add(
             case_id, {"customer_id": "cust-1", "reference_number": "78412093", "status": "open", "title": "T"}
         )
-    return Deps(**{"settings": settings, "cases": reader, **overrides})
+    return EventPath(**{"settings": settings, "cases": reader, "clock": FixedClock(NOW), **overrides})
 
 
-def invoke(function: str, event: Any, deps: Deps) -> dict[str, Any]:
-    result: dict[str, Any] = HANDLERS[function].handler(
-        event, LambdaContext(function), app=deps.app(function)
-    )
-    return result
+def invoke(function: str, event: Any, deps: EventPath) -> dict[str, Any]:
+    return deps.invoke(event, function)
 
 
 # --- every sample through its handler ----------------------------------------------------------
@@ -315,7 +273,7 @@ def test_a_failing_sink_propagates_after_the_snapshot_is_stored(repo_settings: S
     with pytest.raises(RuntimeError):
         invoke(RELATED_ITEM_CREATED_FN.name, load_event("related-item-comment"), deps)
     # The retry finds the fetched fields in the snapshot: no second GetCase.
-    deps.sinks = [RecordingSink()]
+    deps.sinks = None  # the recorder
     assert invoke(RELATED_ITEM_CREATED_FN.name, load_event("related-item-comment"), deps)["getcaseCalls"] == 0
 
 

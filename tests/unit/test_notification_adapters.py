@@ -19,6 +19,7 @@ from casewatch.errors import EnrichedBusError, NotificationPublishError
 from casewatch.models.events import parse_case_event
 from casewatch.settings import Settings
 from casewatch_dev.clock import VirtualClock
+from casewatch_dev.fakes.clients import FakeSns
 from casewatch_dev.fakes.powertools import InMemoryPersistenceLayer
 from tests.apps import LambdaContext
 from tests.builders import T0, load_event
@@ -41,23 +42,23 @@ def client_error(code: str, operation: str) -> ClientError:
 # --- SNS ---------------------------------------------------------------------------------------
 
 
-class FakeSns:
-    def __init__(self, error: str | None = None) -> None:
-        self.requests: list[dict[str, Any]] = []
+class RefusingSns(FakeSns):
+    """The fake SNS client (`casewatch_dev.fakes.clients`), answering every publish with an error code."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
         self.error = error
 
     def publish(self, **request: Any) -> dict[str, Any]:
-        if self.error:
-            raise client_error(self.error, "Publish")
-        self.requests.append(request)
-        return {"MessageId": "m-1"}
+        raise client_error(self.error, "Publish")
 
 
 def test_sns_request_shape() -> None:
     sns = FakeSns()
     n = notification()
-    assert SnsNotifier("arn:aws:sns:us-east-1:1:topic", client=sns).publish(n) == "m-1"  # type: ignore[arg-type]
-    (request,) = sns.requests
+    message_id = SnsNotifier("arn:aws:sns:us-east-1:1:topic", client=sns).publish(n)  # type: ignore[arg-type]
+    assert message_id  # SNS's message id
+    (request,) = sns.published
     assert request["TopicArn"] == "arn:aws:sns:us-east-1:1:topic"
     assert request["Subject"] == n.subject
     assert request["MessageStructure"] == "json"
@@ -74,8 +75,8 @@ def test_sns_fifo_topics_deduplicate_on_the_notification_id() -> None:
     sns = FakeSns()
     n = notification()
     SnsNotifier("arn:aws:sns:us-east-1:1:topic.fifo", client=sns).publish(n)  # type: ignore[arg-type]
-    assert sns.requests[0]["MessageDeduplicationId"] == n.notification_id
-    assert sns.requests[0]["MessageGroupId"] == n.case_id
+    assert sns.published[0]["MessageDeduplicationId"] == n.notification_id
+    assert sns.published[0]["MessageGroupId"] == n.case_id
 
 
 def test_sns_messages_over_the_limit_drop_field_values() -> None:
@@ -97,7 +98,7 @@ def test_sns_messages_over_the_limit_drop_field_values() -> None:
 )
 def test_sns_errors_are_translated(code: str, retryable: bool) -> None:
     with pytest.raises(NotificationPublishError) as excinfo:
-        SnsNotifier("arn:t", client=FakeSns(code)).publish(notification())  # type: ignore[arg-type]
+        SnsNotifier("arn:t", client=RefusingSns(code)).publish(notification())  # type: ignore[arg-type]
     assert excinfo.value.codes == (code,) and excinfo.value.retryable is retryable
     assert isinstance(excinfo.value.__cause__, ClientError)
 
