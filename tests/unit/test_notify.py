@@ -380,3 +380,40 @@ def test_the_handlers_and_the_idempotency_adapter_import_no_powertools_idempoten
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_a_container_keeps_nothing_per_notification() -> None:
+    """Delivery only: nothing grows with what a container sent (the old sink kept every message for a
+    local report, for the container's life). Allocations made in app/notify.py and still held after
+    250 more deliveries: none beyond what 20 left (a list of 250 references would hold 2 KB)."""
+    import gc
+    import tracemalloc
+
+    class ForgetfulOnce(FakeOnce):
+        def run(self, key: str, action: Callable[[], dict[str, Any]]) -> OnceResult:
+            return OnceResult(action(), executed=True)  # the guard's records are AWS's, not the container's
+
+    sink = Sink({"name": "updated", "on": "case_updated"})
+    sink.notifications.once = ForgetfulOnce()
+    sink.notifications.status_order = None
+    events = [event("case-updated", id=f"e-{n}") for n in range(270)]
+
+    def held(deliveries: list[CaseEvent]) -> int:
+        for evt in deliveries:
+            sink.on_case_event(evt, None)
+        sink.notifier.sent.clear()
+        sink.bus.events.clear()
+        gc.collect()
+        snapshot = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(True, "*/casewatch/app/notify.py")]
+        )
+        return sum(stat.size for stat in snapshot.statistics("filename"))
+
+    tracemalloc.start()
+    try:
+        after_20 = held(events[:20])
+        after_270 = held(events[20:])
+    finally:
+        tracemalloc.stop()
+    assert sink.metrics.counts[NOTIFICATIONS_PUBLISHED] == 270  # it did deliver them all
+    assert after_270 - after_20 < 1_024
