@@ -136,8 +136,9 @@ class Settings(_Strict):
     removal_policy: Literal["retain", "destroy"] = "retain"
     reconcile_every_minutes: int = Field(15, ge=1, le=1440)
     capture_events: bool = False
-    # reserved concurrency of each event-routed function (GetCase: 4 req/s per account); null: unreserved
-    reserved_concurrency: int | None = Field(5, ge=1, le=1000)
+    # reserved concurrency of each event-routed function; null (default): unreserved. Lambda keeps 100
+    # executions of the account unreserved, so a reservation needs an account limit above 100 + it.
+    reserved_concurrency: int | None = Field(None, ge=1, le=1000)
 
     DEPLOY_ONLY: frozenset[str] = frozenset(
         {

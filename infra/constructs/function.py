@@ -1,9 +1,11 @@
 """One Lambda function of casewatch, with the house defaults as class constants.
 
 Sizing is provisional (see the README): 256 MB and 30 s for event handlers, 60 s for the
-reconciliation. Event-routed functions get reserved concurrency (setting
-`reserved_concurrency`, default 5) because the account's GetCase quota (4 req/s) is the
-bottleneck: more concurrent enrichers only turn into throttles.
+reconciliation. Event-routed functions reserve concurrency only when `reserved_concurrency` is
+set (default null): Lambda requires 100 executions of the account to stay unreserved, so a
+reservation fails the deployment on accounts with a low concurrency quota (new accounts have 10).
+Without it, the account's GetCase quota (4 req/s) is protected by the Cases client's adaptive
+retries (client-side rate limiting, `getcase_max_attempts`).
 """
 
 from __future__ import annotations

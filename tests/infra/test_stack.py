@@ -242,14 +242,18 @@ def test_function_house_defaults(synth: Synthesized, spec: FunctionSpec) -> None
     assert props["LoggingConfig"]["LogFormat"] == "JSON"
     assert props["LoggingConfig"]["ApplicationLogLevel"] == "INFO"
     assert props["Layers"] == [{"Ref": logical_id(synth, "Functions/Dependencies/Layer/Resource")}]
-    if spec.event_types:
-        assert props["ReservedConcurrentExecutions"] == synth.settings.reserved_concurrency == 5
-    else:
-        assert "ReservedConcurrentExecutions" not in props
+    assert "ReservedConcurrentExecutions" not in props  # default: unreserved (issue 12)
     log_group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
     log_group = synth.resources[log_group_id]
     assert log_group["Properties"]["RetentionInDays"] == synth.settings.log_retention_days
     assert log_group["DeletionPolicy"] == "Retain"  # removal_policy: retain
+
+
+def test_no_function_reserves_concurrency_by_default(synth: Synthesized) -> None:
+    """A new account (10 concurrent executions, 100 must stay unreserved) can deploy the default stack."""
+    assert synth.settings.reserved_concurrency is None
+    for logical_id_, fn in synth.of_type("AWS::Lambda::Function").items():
+        assert "ReservedConcurrentExecutions" not in fn["Properties"], logical_id_
 
 
 def test_the_layer_is_for_python313_on_arm64(synth: Synthesized) -> None:

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from casewatch.topology import ARCHIVE_PATTERN, EVENT_ROUTED
+from casewatch.topology import ARCHIVE_PATTERN, EVENT_ROUTED, FUNCTIONS
 from tests.infra.conftest import Synthesized, domain_arn, render, synthesize
 
 OVERRIDES = {
@@ -18,7 +18,7 @@ OVERRIDES = {
     "casewatch.capture_events": "true",
     "casewatch.alarm_email": "ops@example.com",
     "casewatch.removal_policy": "destroy",
-    "casewatch.reserved_concurrency": "null",
+    "casewatch.reserved_concurrency": "3",
     "casewatch.archive_retention_days": "0",
     "casewatch.auto_include_fields": "All",
 }
@@ -85,9 +85,18 @@ def test_destroy_removes_tables_logs_and_key(variant: Synthesized) -> None:
         assert log_group["DeletionPolicy"] == "Delete"
 
 
-def test_unreserved_concurrency_and_an_indefinite_archive(variant: Synthesized) -> None:
-    for spec in EVENT_ROUTED:
+def test_an_explicit_reserved_concurrency_reserves_it_for_the_event_routed_functions(
+    variant: Synthesized,
+) -> None:
+    assert variant.settings.reserved_concurrency == 3
+    for spec in FUNCTIONS:
         _, fn = variant.by_path(f"Functions/{spec.construct_id}/Resource")
-        assert "ReservedConcurrentExecutions" not in fn["Properties"]
+        if spec in EVENT_ROUTED:
+            assert fn["Properties"]["ReservedConcurrentExecutions"] == 3, spec.name
+        else:
+            assert "ReservedConcurrentExecutions" not in fn["Properties"], spec.name
+
+
+def test_an_indefinite_archive(variant: Synthesized) -> None:
     _, archive = variant.by_path("Routing/Archive/Archive")
     assert archive["Properties"].get("RetentionDays", 0) == 0  # 0: keep events indefinitely
