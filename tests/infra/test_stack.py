@@ -427,3 +427,47 @@ def test_alarms_cover_queues_functions_getcase_throttles_and_repairs(synth: Synt
     synth.assertions.has_resource_properties(
         "AWS::CloudWatch::Dashboard", {"DashboardBody": Match.any_value()}
     )
+
+
+def alarm_arns(synth: Synthesized) -> set[str]:
+    """The ARN of every alarm of the stack, by its (explicit) name."""
+    names = [a["Properties"].get("AlarmName") for a in synth.of_type("AWS::CloudWatch::Alarm").values()]
+    assert all(isinstance(name, str) for name in names), "every alarm needs an explicit name"
+    return {
+        f"arn:${{AWS::Partition}}:cloudwatch:${{AWS::Region}}:${{AWS::AccountId}}:alarm:{n}" for n in names
+    }
+
+
+def service_statements(document: dict[str, Any], service: str) -> list[dict[str, Any]]:
+    return [
+        s
+        for s in document["Statement"]
+        if s["Effect"] == "Allow" and s.get("Principal") == {"Service": service}
+    ]
+
+
+def test_cloudwatch_may_publish_the_stack_alarms_to_the_alarm_topic(synth: Synthesized) -> None:
+    """A topic policy replaces SNS's default one: without this statement no alarm can notify (issue 12)."""
+    topic_id, _ = synth.by_path("Monitoring/AlarmTopic/Resource")
+    _, policy = synth.by_path("Monitoring/AlarmTopic/Policy/Resource")
+    (statement,) = service_statements(policy["Properties"]["PolicyDocument"], "cloudwatch.amazonaws.com")
+    assert statement["Action"] == "sns:Publish"
+    assert statement["Resource"] == {"Ref": topic_id}
+    condition = statement["Condition"]
+    assert condition["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert {render(arn) for arn in as_list(condition["ArnEquals"]["aws:SourceArn"])} == alarm_arns(synth)
+
+
+def test_the_topic_key_lets_cloudwatch_encrypt_for_the_stack_alarms_only(synth: Synthesized) -> None:
+    _, key = synth.by_path("Notifications/Key/Resource")
+    (statement,) = service_statements(key["Properties"]["KeyPolicy"], "cloudwatch.amazonaws.com")
+    assert set(as_list(statement["Action"])) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert statement["Resource"] == "*"  # in a key policy: this key
+    condition = statement["Condition"]
+    assert condition["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert {render(arn) for arn in as_list(condition["ArnEquals"]["aws:SourceArn"])} == alarm_arns(synth)
+
+
+def test_alarms_are_named_after_the_stack(synth: Synthesized) -> None:
+    for alarm in synth.of_type("AWS::CloudWatch::Alarm").values():
+        assert alarm["Properties"]["AlarmName"].startswith("Casewatch-")
