@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from casewatch.topology import ARCHIVE_PATTERN, EVENT_ROUTED, FUNCTIONS
+from casewatch.topology import EVENT_ROUTED, FUNCTIONS
 from tests.infra.conftest import Synthesized, domain_arn, render, synthesize
 
 OVERRIDES = {
@@ -50,7 +50,9 @@ def test_capture_rule_writes_cases_events_to_a_log_group(variant: Synthesized) -
     log_group_id, log_group = variant.by_path("Routing/CaptureLogs/Resource")
     assert log_group["Properties"]["LogGroupName"] == "/aws/events/casewatch-capture"
     rule_id, rule = variant.by_path("Routing/CaptureRule/Resource")
-    assert rule["Properties"]["EventPattern"] == ARCHIVE_PATTERN
+    _, archive = variant.by_path("Routing/Archive/Archive")
+    assert rule["Properties"]["EventPattern"] == archive["Properties"]["EventPattern"]  # the domain's events
+    assert render(rule["Properties"]["EventPattern"]["resources"][0]["prefix"]) == domain_arn("0123456789")
     (target,) = rule["Properties"]["Targets"]
     assert render(target["Arn"]) == (
         "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${" + log_group_id + "}"

@@ -67,7 +67,7 @@ from casewatch.local.event_files import UsageError
 from casewatch.local.faults import Faults, SimulatedTimeout, TimeoutInjector
 from casewatch.settings import Settings, get_settings
 from casewatch.tables import IDEMPOTENCY_TABLE, STATE_TABLE
-from casewatch.topology import EVENT_ROUTED, RECONCILE, SLA_TIMER, FunctionSpec, function_named
+from casewatch.topology import EVENT_ROUTED, RECONCILE, SLA_TIMER, FunctionSpec, domain_arn, function_named
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -218,8 +218,12 @@ class LocalPipeline:
             **(emulator_options or {}),
         }
         self._stack = ExitStack()
+        # The rules take the events of the configured domain only, as in AWS.
+        self.domain_arn = domain_arn(settings.domain_id, partition="aws", region=REGION, account=ACCOUNT)
         self._routes = [
-            (spec, _matcher(pattern)) for spec in EVENT_ROUTED if (pattern := spec.event_pattern())
+            (spec, _matcher(pattern))
+            for spec in EVENT_ROUTED
+            if (pattern := spec.event_pattern(self.domain_arn))
         ]
         self._next_reconcile: datetime | None = None
         self.emulator: CasesEmulator
