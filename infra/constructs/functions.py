@@ -1,7 +1,8 @@
 """The four functions of `casewatch.topology.FUNCTIONS`, each with its own least-privilege role.
 
-One code asset (the `functions/` directory without the dev-only `casewatch/local`) and one
-dependencies layer are shared by all four. Each role gets exact actions on exact ARNs:
+One code asset (the `functions/` directory without the dev-only `casewatch/local`), one
+dependencies layer and one settings layer (`/opt/casewatch/settings.json`) are shared by all
+four. Each role gets exact actions on exact ARNs:
 
 | function             | Cases                                     | state table          |
 | -------------------- | ----------------------------------------- | -------------------- |
@@ -45,6 +46,7 @@ from infra.constructs.dead_letters import DeadLetters
 from infra.constructs.dependencies import REPO_ROOT, DependenciesLayer
 from infra.constructs.function import CasewatchFunction
 from infra.constructs.notifications import Notifications
+from infra.constructs.settings_layer import SettingsLayer
 from infra.constructs.sla_store import SlaStore
 from infra.nag import acknowledge
 
@@ -76,6 +78,13 @@ class Functions(Construct):
         self.notifications = notifications
         self.dead_letters = dead_letters
         self.cases = CasesDomainArns.of(self, settings.domain_id)
+        self.settings_layer = SettingsLayer(
+            self,
+            "Settings",
+            settings=settings,
+            runtime=CasewatchFunction.RUNTIME,
+            architecture=CasewatchFunction.ARCHITECTURE,
+        )
         self.dependencies = DependenciesLayer(
             self,
             "Dependencies",
@@ -136,7 +145,7 @@ class Functions(Construct):
             self,
             spec,
             code=self.code,
-            layers=[self.dependencies.layer],
+            layers=[self.dependencies.layer, self.settings_layer.layer],
             settings=self.settings,
             failure_queue=self.dead_letters.failure,
             environment=environment,

@@ -16,9 +16,9 @@ import pytest
 from aws_cdk.assertions import Template
 from infra.app import build_app
 from infra.context import settings_from_context
-from infra.stack import STACK_NAME
+from infra.stack import STACK_NAME, CasewatchStack
 
-from casewatch.settings import Settings
+from casewatch.settings import SYSTEM_FIELD_IDS, Settings
 from tests.conftest import ROOT
 
 SYNTH_CONTEXT = {
@@ -38,6 +38,7 @@ class Synthesized:
     template: dict[str, Any]
     settings: Settings
     error: str | None  # what app.synth() raised (cdk-nag findings fail synthesis)
+    stack: CasewatchStack  # the constructs, for what the template cannot show (e.g. size bounds)
 
     @property
     def assertions(self) -> Template:
@@ -67,19 +68,45 @@ class Synthesized:
 
 def synthesize(outdir: Path, overrides: dict[str, Any] | None = None) -> Synthesized:
     context = {**cdk_json_context(), **SYNTH_CONTEXT, **(overrides or {})}
-    app, _ = build_app(context, outdir=str(outdir))
+    app, stack = build_app(context, outdir=str(outdir))
     error = None
     try:
         app.synth()
     except RuntimeError as exc:  # jsii re-raises the validation failure as RuntimeError
         error = str(exc)
     template = json.loads((outdir / f"{STACK_NAME}.template.json").read_text())
-    return Synthesized(outdir, template, settings_from_context(context), error)
+    return Synthesized(outdir, template, settings_from_context(context), error, stack)
 
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     return synthesize(tmp_path_factory.mktemp("cdk-out"))
+
+
+# The second synthesis: `-c casewatch.<setting>=...` overrides as the CLI gives them (strings), for the
+# optional parts and the other choices, and the largest configuration the README promises (400 event
+# fields, a field name for each custom one).
+MANY_CUSTOM_FIELDS = [f"{i:08x}-1b2c-4d3e-8f4a-5b6c7d8e9f0a" for i in range(400 - len(SYSTEM_FIELD_IDS))]
+VARIANT_OVERRIDES = {
+    "casewatch.domain_id": "0123456789",  # looks like a number: must stay a string
+    "casewatch.capture_events": "true",
+    "casewatch.alarm_email": "ops@example.com",
+    "casewatch.removal_policy": "destroy",
+    "casewatch.reserved_concurrency": "3",
+    "casewatch.archive_retention_days": "0",
+    "casewatch.auto_include_fields": "All",
+    "casewatch.field_names": json.dumps(
+        {f"custom-field-{i:03d}": f for i, f in enumerate(MANY_CUSTOM_FIELDS)}
+    ),
+    "casewatch.event_fields": json.dumps(
+        sorted(SYSTEM_FIELD_IDS) + [f"custom-field-{i:03d}" for i in range(len(MANY_CUSTOM_FIELDS))]
+    ),
+}
+
+
+@pytest.fixture(scope="session")
+def variant(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    return synthesize(tmp_path_factory.mktemp("cdk-out-variant"), VARIANT_OVERRIDES)
 
 
 def render(value: Any) -> str:

@@ -11,7 +11,7 @@ from infra.constructs.function import CasewatchFunction
 from infra.constructs.routing import Routing
 
 from casewatch.constants import (
-    ENV_CONFIG,
+    ENV_CONFIG_FILE,
     ENV_DEAD_LETTER_QUEUE_URL,
     ENV_EVENT_BUS,
     ENV_IDEMPOTENCY_TABLE,
@@ -21,7 +21,6 @@ from casewatch.constants import (
     ENV_SLA_TIMER_ARN,
     ENV_TOPIC_ARN,
 )
-from casewatch.settings import Settings
 from casewatch.tables import IDEMPOTENCY_TABLE, STATE_TABLE, TableSpec
 from casewatch.topology import (
     EVENT_ROUTED,
@@ -244,7 +243,10 @@ def test_function_house_defaults(synth: Synthesized, spec: FunctionSpec) -> None
     assert props["TracingConfig"] == {"Mode": "Active"}
     assert props["LoggingConfig"]["LogFormat"] == "JSON"
     assert props["LoggingConfig"]["ApplicationLogLevel"] == "INFO"
-    assert props["Layers"] == [{"Ref": logical_id(synth, "Functions/Dependencies/Layer/Resource")}]
+    assert props["Layers"] == [
+        {"Ref": logical_id(synth, "Functions/Dependencies/Layer/Resource")},
+        {"Ref": logical_id(synth, "Functions/Settings/Layer/Resource")},  # /opt/casewatch/settings.json
+    ]
     assert "ReservedConcurrentExecutions" not in props  # default: unreserved (issue 12)
     log_group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
     log_group = synth.resources[log_group_id]
@@ -269,10 +271,21 @@ def test_the_layer_is_for_python313_on_arm64(synth: Synthesized) -> None:
 def test_function_environment(synth: Synthesized, spec: FunctionSpec) -> None:
     _, fn = function(synth, spec)
     env = fn["Properties"]["Environment"]["Variables"]
-    # The settings travel whole (minus deploy-only ones) and validate with the runtime model.
-    runtime = Settings.from_mapping(json.loads(env[ENV_CONFIG]))
-    deploy_only = set(synth.settings.DEPLOY_ONLY)
-    assert runtime.model_dump(exclude=deploy_only) == synth.settings.model_dump(exclude=deploy_only)
+    # The settings are a file of the settings layer (test_settings_layer.py); the environment names it.
+    assert env[ENV_CONFIG_FILE] == "/opt/casewatch/settings.json"
+    assert set(env) == {
+        ENV_CONFIG_FILE,
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        ENV_SLA_TABLE,
+        ENV_IDEMPOTENCY_TABLE,
+        ENV_TOPIC_ARN,
+        ENV_EVENT_BUS,
+        ENV_SCHEDULE_GROUP,
+        ENV_SCHEDULER_ROLE_ARN,
+        ENV_SLA_TIMER_ARN,
+        ENV_DEAD_LETTER_QUEUE_URL,
+    }
     assert env["POWERTOOLS_SERVICE_NAME"] == "casewatch"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Casewatch"
     ref = {

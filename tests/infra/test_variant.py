@@ -1,32 +1,15 @@
 """A second synthesis with `-c casewatch.<setting>=...` overrides: the optional parts and the other choices.
 
-The overrides are given as the CLI gives them (strings), so this also checks that a single setting
-overrides the cdk.json object end to end.
+The overrides (`VARIANT_OVERRIDES`, tests/infra/conftest.py) are given as the CLI gives them (strings),
+so this also checks that a single setting overrides the cdk.json object end to end.
 """
 
 from __future__ import annotations
 
 import json
 
-import pytest
-
 from casewatch.topology import EVENT_ROUTED, FUNCTIONS
-from tests.infra.conftest import Synthesized, domain_arn, render, synthesize
-
-OVERRIDES = {
-    "casewatch.domain_id": "0123456789",  # looks like a number: must stay a string
-    "casewatch.capture_events": "true",
-    "casewatch.alarm_email": "ops@example.com",
-    "casewatch.removal_policy": "destroy",
-    "casewatch.reserved_concurrency": "3",
-    "casewatch.archive_retention_days": "0",
-    "casewatch.auto_include_fields": "All",
-}
-
-
-@pytest.fixture(scope="module")
-def variant(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return synthesize(tmp_path_factory.mktemp("cdk-out-variant"), OVERRIDES)
+from tests.infra.conftest import Synthesized, domain_arn, render
 
 
 def test_variant_passes_cdk_nag(variant: Synthesized) -> None:
