@@ -18,15 +18,13 @@ def test_variant_passes_cdk_nag(variant: Synthesized) -> None:
     assert report["violations"] == []
 
 
-def test_overrides_reach_the_event_configuration_and_iam(variant: Synthesized) -> None:
+def test_overrides_reach_the_event_configuration(variant: Synthesized) -> None:
     assert variant.settings.domain_id == "0123456789"
-    _, resource = variant.by_path("CaseEventConfiguration/Resource/Resource/Default")
-    params = json.loads(resource["Properties"]["Create"])["parameters"]
-    assert params["domainId"] == "0123456789"
-    assert params["eventBridge"]["includedData"]["caseData"]["autoIncludeFields"] == "All"
-    _, policy = variant.by_path("CaseEventConfiguration/Resource/CustomResourcePolicy/Resource")
-    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert render(statement["Resource"]) == domain_arn("0123456789")
+    ((_, resource),) = variant.of_type("Custom::CaseEventConfiguration").items()
+    request = json.loads(resource["Properties"]["Configuration"])
+    assert request["domainId"] == "0123456789"
+    assert request["eventBridge"]["includedData"]["caseData"]["autoIncludeFields"] == "All"
+    assert len(request["eventBridge"]["includedData"]["caseData"]["fields"]) == 400
 
 
 def test_capture_rule_writes_cases_events_to_a_log_group(variant: Synthesized) -> None:
