@@ -169,16 +169,24 @@ class Routing(Construct):
             self.capture_rule.add_target(_LogGroupTarget(self.capture_log_group))
             # EventBridge writes to the log group under this account-level resource policy (CDK's own
             # CloudWatchLogGroup target would add a custom resource and its Lambda for the same thing).
+            # EventBridge's PutLogEvents carries the rule's ARN (aws:SourceArn), its CreateLogStream does
+            # not: a condition on it would deny every stream, so only PutLogEvents is conditioned.
+            events_service = iam.ServicePrincipal("events.amazonaws.com")
             logs.ResourcePolicy(
                 self,
                 "CapturePolicy",
                 resource_policy_name=f"{stack.stack_name}-capture",
                 policy_statements=[
                     iam.PolicyStatement(
-                        principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                        actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                        principals=[events_service],
+                        actions=["logs:CreateLogStream"],
+                        resources=[self.capture_log_group.log_group_arn],
+                    ),
+                    iam.PolicyStatement(
+                        principals=[events_service],
+                        actions=["logs:PutLogEvents"],
                         resources=[self.capture_log_group.log_group_arn],
                         conditions={"ArnEquals": {"aws:SourceArn": self.capture_rule.rule_arn}},
-                    )
+                    ),
                 ],
             )
