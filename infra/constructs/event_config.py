@@ -154,12 +154,6 @@ class CaseEventConfiguration(Construct):
             applies_to=[f"Resource::<{Stack.of(self).get_logical_id(self._cfn(self.handler))}.Arn>:*"],
         )
         acknowledge(
-            provider,
-            "L1",
-            "CDK's Provider framework chooses the Node.js runtime of its own function; casewatch's handler "
-            f"runs on {CasewatchFunction.RUNTIME.name}, like the other functions.",
-        )
-        acknowledge(
             self.handler,
             "L1",
             f"Python {CasewatchFunction.RUNTIME.name.removeprefix('python')} on purpose: the dependencies "

@@ -13,7 +13,9 @@ import json
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
+from infra.constructs.function import CasewatchFunction
 from infra.constructs.lambda_limits import (
     ENVIRONMENT_LIMIT_BYTES,
     QUEUE_URL_MAX,
@@ -26,7 +28,7 @@ from infra.constructs.settings_layer import SETTINGS_FILE, SETTINGS_FILE_LIMIT_B
 from casewatch.constants import ENV_CONFIG, ENV_CONFIG_FILE
 from casewatch.errors import SettingsError
 from casewatch.settings import Settings
-from casewatch.topology import FUNCTIONS, FunctionSpec
+from casewatch.topology import CASE_CHANGED, FUNCTIONS, FunctionSpec
 from tests.infra.conftest import Synthesized
 
 
@@ -64,6 +66,21 @@ def test_an_environment_that_may_exceed_4_kb_once_deployed_fails_with_a_clear_er
     assert sum(len(k) + len(v) for k, v in variables.items()) < ENVIRONMENT_LIMIT_BYTES  # tokens fit ...
     with pytest.raises(LambdaLimitError, match=r"may reach \d+ bytes once deployed.*over Lambda's 4096"):
         check_environment_size(stack, variables)  # ... the deployed names do not
+
+
+def test_a_function_whose_environment_may_exceed_4_kb_fails_the_synth() -> None:
+    stack = bare_stack()
+    tables = {f"CASEWATCH_TABLE_{i}": table(stack, f"Table{i}").table_name for i in range(16)}
+    with pytest.raises(LambdaLimitError, match="environment of the case-changed function may reach"):
+        CasewatchFunction(
+            stack,
+            CASE_CHANGED,
+            code=lambda_.Code.from_inline("handler = None"),
+            layers=[],
+            settings=Settings(domain_id="d"),
+            failure_queue=sqs.Queue(stack, "Failures"),
+            environment=tables,
+        )
 
 
 def test_a_value_that_cannot_be_bounded_fails_rather_than_guessed() -> None:
