@@ -21,6 +21,7 @@ from aws_cdk import App, Tags, Validations  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
 from casewatch.errors import SettingsError  # noqa: E402
+from infra.constructs.lambda_limits import LambdaLimitError  # noqa: E402
 from infra.context import settings_from_context  # noqa: E402
 from infra.stack import STACK_NAME, CasewatchStack  # noqa: E402
 
@@ -43,7 +44,7 @@ def build_app(
 def main() -> int:
     try:
         app, _ = build_app()
-    except SettingsError as exc:
+    except (SettingsError, LambdaLimitError) as exc:
         print(f"casewatch: {exc}", file=sys.stderr)
         return 1
     app.synth()

@@ -37,7 +37,13 @@ class CasewatchStack(Stack):
         self.routing = Routing(
             self, "Routing", settings=settings, functions=self.functions, dead_letters=self.dead_letters
         )
-        self.event_config = CaseEventConfiguration(self, "CaseEventConfiguration", settings=settings)
+        self.event_config = CaseEventConfiguration(
+            self,
+            "CaseEventConfiguration",
+            settings=settings,
+            code=self.functions.code,
+            layers=[self.functions.dependencies.layer],
+        )
         # Publishing starts only once the rules that consume it exist.
         self.event_config.node.add_dependency(self.routing)
         self.monitoring = Monitoring(

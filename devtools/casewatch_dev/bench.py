@@ -12,8 +12,8 @@ of repeats):
 - **GetCase calls per event** replaying the sample archive (memory backend, the Cases emulator), against
   a naive consumer that calls GetCase once per handled event.
 - **cold import + client setup**: a fresh interpreter imports the handler module and creates the
-  DynamoDB client its first event uses (`casewatch.aws`), against a boto3-only handler (import boto3,
-  create a DynamoDB client). Median of 7 subprocesses each.
+  DynamoDB client its first event uses (`casewatch.adapters.clients`), against a boto3-only handler
+  (import boto3, create a DynamoDB client). Median of 7 subprocesses each.
 - **offline replay throughput** of the local pipeline on the sample archive (memory backend, median of
   3; moto backend, one run) and on a generated 2,000-event day (memory backend).
 - **peak memory** (ru_maxrss, in a process forked from a small launcher: Linux keeps a forked child's
@@ -369,8 +369,8 @@ _COLD_CASEWATCH = """
 import time
 start = time.perf_counter()
 import casewatch.handlers.{module} as handler
-from casewatch import aws
-aws.dynamodb_client()
+from casewatch.adapters import clients
+clients.dynamodb_client()
 print(time.perf_counter() - start)
 """
 _COLD_BOTO3 = """
@@ -412,24 +412,26 @@ _PEAK_MEMORY = """
 import contextlib, io, json, resource, sys
 from pathlib import Path
 sys.path.insert(0, {functions!r})
-from casewatch import aws
+from casewatch.adapters import clients
 from casewatch.handlers import case_changed, reconcile, related_item_created, sla_timer
 from casewatch_dev import bench
 from casewatch_dev.pipeline import FakeLambdaContext
 from casewatch.settings import load_cdk_context
-for make in (aws.dynamodb_client, aws.sns_client, aws.events_client, aws.sqs_client, aws.scheduler_client):
+for make in (clients.dynamodb_client, clients.sns_client, clients.events_client, clients.sqs_client,
+             clients.scheduler_client):
     make()
-aws.cases_client()
+clients.cases_client()
 settings = load_cdk_context("cdk.json")
 events = [e for _, e in bench.archive_events()] + [
     json.loads(p.read_text()) for p in sorted(Path("events").glob("*.json"))
 ]
-deps, clock = bench._memory_world(settings, bench._event_time(events[0]))
+apps, clock = bench._memory_world(settings, bench._event_time(events[0]))
 with contextlib.redirect_stdout(io.StringIO()):
     for event in events:
         kind = str(event.get("detail", {{}}).get("eventType", ""))
-        module = case_changed if kind.startswith("CASE.") else related_item_created
-        module.handler(event, FakeLambdaContext("bench", clock), deps=deps)
+        name = "case-changed" if kind.startswith("CASE.") else "related-item-created"
+        module = case_changed if name == "case-changed" else related_item_created
+        module.handler(event, FakeLambdaContext(name, clock), app=apps[name])
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """
 

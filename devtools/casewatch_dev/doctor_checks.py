@@ -102,7 +102,7 @@ def _listed(items: Iterable[str]) -> str:
 # -- 1. the Cases event configuration ------------------------------------------------------------------
 def expected_event_configuration(settings: Settings) -> dict[str, Any]:
     """The `eventBridge` part of what the stack's custom resource puts (PutCaseEventConfiguration)."""
-    from infra.constructs.event_config import event_configuration  # the one place doctor imports it from
+    from casewatch.domain.event_configuration import event_configuration
 
     bridge: dict[str, Any] = event_configuration(settings)["eventBridge"]
     return bridge

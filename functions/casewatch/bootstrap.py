@@ -19,6 +19,7 @@ from casewatch.adapters.clients import dynamodb_client, scheduler_client
 from casewatch.adapters.dynamodb_sla_store import DynamoDbSlaStore
 from casewatch.adapters.dynamodb_snapshots import DynamoDbSnapshotStore
 from casewatch.adapters.enriched_bus import EventBridgeEnrichedBus
+from casewatch.adapters.event_configuration import CasesEventConfiguration
 from casewatch.adapters.idempotency import PowertoolsIdempotency
 from casewatch.adapters.scheduler_timers import SchedulerTimers
 from casewatch.adapters.sns_notifier import SnsNotifier
@@ -267,6 +268,11 @@ def reconcile_app() -> ReconcileApp:
     )
 
 
+def event_configuration_store() -> CasesEventConfiguration:
+    """The custom resource's Cases adapter (deploy time: no settings, no other resource)."""
+    return CasesEventConfiguration()
+
+
 def forget_apps() -> None:
     """Build afresh on the next invocation (tests and the local pipeline switch environments)."""
     for cached in (event_app, sla_timer_app, reconcile_app):
@@ -284,6 +290,7 @@ __all__ = [
     "build_reconcile_app",
     "build_sla_timer_app",
     "event_app",
+    "event_configuration_store",
     "forget_apps",
     "reconcile_app",
     "sla_timer_app",

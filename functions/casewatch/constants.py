@@ -15,6 +15,8 @@ ENRICHED_SOURCE: Final = "casewatch"
 
 # Environment variable names: the stack sets them, `casewatch.settings` reads them.
 ENV_CONFIG: Final = "CASEWATCH_CONFIG"  # JSON of the runtime settings (the `casewatch` context key)
+# The path of a file holding that JSON: in AWS, the settings layer's `/opt/casewatch/settings.json`.
+ENV_CONFIG_FILE: Final = "CASEWATCH_CONFIG_FILE"
 ENV_SLA_TABLE: Final = "CASEWATCH_SLA_TABLE"
 ENV_IDEMPOTENCY_TABLE: Final = "CASEWATCH_IDEMPOTENCY_TABLE"
 ENV_TOPIC_ARN: Final = "CASEWATCH_TOPIC_ARN"

@@ -126,3 +126,11 @@ class PermanentDeliveryError(CasewatchError):
 class DuplicateInProgressError(CasewatchError):
     """The same side effect is being run by a concurrent delivery of the event. Retryable (benign): the
     retry finds it done."""
+
+
+class EventConfigurationMismatchError(CasewatchError):
+    """Cases did not store the event configuration that was put (e.g. an SDK dropped a member)."""
+
+
+class InvalidResourcePropertiesError(CasewatchError):
+    """A custom resource's properties hold no PutCaseEventConfiguration request."""

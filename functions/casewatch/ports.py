@@ -77,6 +77,18 @@ class CasesSlaSource(Protocol):
         ...
 
 
+class EventConfigurationStore(Protocol):
+    """What a Cases domain publishes to EventBridge (Put/GetCaseEventConfiguration)."""
+
+    def put(self, domain_id: str, event_bridge: Mapping[str, Any]) -> None: ...
+
+    def read(self, domain_id: str) -> dict[str, Any]: ...
+
+    def turn_off(self, domain_id: str) -> bool:
+        """Stop the domain's publishing; False if the domain does not exist (nothing publishes)."""
+        ...
+
+
 # --- enrichment and the event path -----------------------------------------------------------------
 
 
@@ -206,6 +218,7 @@ __all__ = [
     "Clock",
     "DeadLetters",
     "EnrichedBus",
+    "EventConfigurationStore",
     "ExactlyOnce",
     "LambdaContextLike",
     "MetricsRecorder",

@@ -1,8 +1,10 @@
 """casewatch configuration: one validated model, read lazily (never at import time).
 
-The source of truth is the `casewatch` key of `cdk.json` context. The stack serialises the
-runtime part into the functions' environment (`CASEWATCH_CONFIG`); the local pipeline reads
-cdk.json directly. Invalid settings fail fast with an error that names the setting.
+The source of truth is the `casewatch` key of `cdk.json` context. The stack writes the runtime
+part into a file of a small layer (`/opt/casewatch/settings.json`, named by `CASEWATCH_CONFIG_FILE`:
+Lambda's 4 KB environment cannot hold 400 event fields); the local pipeline reads cdk.json and
+passes the JSON itself (`CASEWATCH_CONFIG`). Invalid settings fail fast with an error that names
+the setting.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from casewatch.constants import CONTEXT_KEY, ENV_CONFIG
+from casewatch.constants import CONTEXT_KEY, ENV_CONFIG, ENV_CONFIG_FILE
 from casewatch.errors import SettingsError, problems_of
 
 ScalarValue = str | float | bool
@@ -136,8 +138,9 @@ class Settings(_Strict):
     removal_policy: Literal["retain", "destroy"] = "retain"
     reconcile_every_minutes: int = Field(15, ge=1, le=1440)
     capture_events: bool = False
-    # reserved concurrency of each event-routed function (GetCase: 4 req/s per account); null: unreserved
-    reserved_concurrency: int | None = Field(5, ge=1, le=1000)
+    # reserved concurrency of each event-routed function; null (default): unreserved. Lambda keeps 100
+    # executions of the account unreserved, so a reservation needs an account limit above 100 + it.
+    reserved_concurrency: int | None = Field(None, ge=1, le=1000)
 
     DEPLOY_ONLY: ClassVar[frozenset[str]] = frozenset(
         {
@@ -260,12 +263,28 @@ def load_cdk_context(path: str | Path = "cdk.json", overrides: dict[str, Any] | 
 
 @cache
 def get_settings() -> Settings:
-    """The functions' settings from the environment, validated once per container."""
-    raw = os.environ.get(ENV_CONFIG)
-    if not raw:
-        raise SettingsError(f"{ENV_CONFIG} is not set: the stack sets it from cdk.json context")
+    """The functions' settings, validated once per container.
+
+    From the file `CASEWATCH_CONFIG_FILE` names (what the stack deploys), else from the JSON in
+    `CASEWATCH_CONFIG` (the local pipeline, tests).
+    """
+    path = os.environ.get(ENV_CONFIG_FILE)
+    if path:
+        source = f"{ENV_CONFIG_FILE} ({path})"
+        try:
+            raw = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SettingsError(f"{source}: cannot be read ({exc.strerror or exc})") from None
+    else:
+        source = ENV_CONFIG
+        raw = os.environ.get(ENV_CONFIG) or ""
+        if not raw:
+            raise SettingsError(
+                f"neither {ENV_CONFIG_FILE} nor {ENV_CONFIG} is set: the stack sets the first one, "
+                "from cdk.json context"
+            )
     try:
         data = json.loads(raw)
     except ValueError:
-        raise SettingsError(f"{ENV_CONFIG}: not valid JSON") from None
+        raise SettingsError(f"{source}: not valid JSON") from None
     return Settings.from_mapping(data)

@@ -2,6 +2,14 @@
 
 The CDK stack builds its rules and functions from these definitions and the local pipeline
 routes events with the same patterns, so the two cannot drift.
+
+Every pattern is scoped to one Cases domain: an account may hold several domains publishing to
+the same default bus. A Cases event's `resources` are `[domainArn, caseArn]` or `[domainArn,
+relatedItemArn]`, the others nested under the domain ARN, so a `prefix` match on the domain ARN
+selects the domain's events (EventBridge matches an array if any element matches). Domain ids are
+UUIDs of one length, so no other domain's ARN starts with ours. The CDK stack passes the domain
+ARN with its partition, Region and account as CloudFormation references; the local pipeline
+passes its own.
 """
 
 from __future__ import annotations
@@ -32,13 +40,14 @@ class FunctionSpec:
         """The Lambda handler string."""
         return f"casewatch.handlers.{self.module}.handler"
 
-    def event_pattern(self, source: str = EVENT_SOURCE) -> dict[str, Any] | None:
-        """The EventBridge rule pattern for this function (None if it is not event-routed)."""
+    def event_pattern(self, domain_arn: str, source: str = EVENT_SOURCE) -> dict[str, Any] | None:
+        """The EventBridge rule pattern for this function's events of one domain (None: not event-routed)."""
         if not self.event_types:
             return None
         return {
             "source": [source],
             "detail-type": [DETAIL_TYPE],
+            "resources": [{"prefix": domain_arn}],
             "detail": {"eventType": list(self.event_types)},
         }
 
@@ -72,7 +81,16 @@ RECONCILE = FunctionSpec(
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (CASE_CHANGED, RELATED_ITEM_CREATED_FN, SLA_TIMER, RECONCILE)
 EVENT_ROUTED: tuple[FunctionSpec, ...] = tuple(f for f in FUNCTIONS if f.event_types)
-ARCHIVE_PATTERN: dict[str, Any] = {"source": [EVENT_SOURCE], "detail-type": [DETAIL_TYPE]}
+
+
+def domain_arn(domain_id: str, *, partition: str, region: str, account: str) -> str:
+    """`arn:<partition>:cases:<region>:<account>:domain/<domain id>`."""
+    return f"arn:{partition}:cases:{region}:{account}:domain/{domain_id}"
+
+
+def archive_pattern(domain_arn: str) -> dict[str, Any]:
+    """Every Cases event of one domain (the archive, and the optional capture rule)."""
+    return {"source": [EVENT_SOURCE], "detail-type": [DETAIL_TYPE], "resources": [{"prefix": domain_arn}]}
 
 
 def function_named(name: str) -> FunctionSpec:

@@ -1,14 +1,21 @@
 """casewatch's own dependencies layer, built without Docker.
 
-The functions' third-party code (Powertools with the parser and tracer extras, pydantic) goes
-into one Lambda layer, so the function asset is only casewatch's own code. The layer is built
-by CDK *local* bundling: `pip install --target` of the exact versions pinned in `uv.lock` (so
-AWS runs what the tests ran), with `--platform manylinux2014_aarch64 --only-binary=:all:
---python-version 3.13`, so an x86 laptop builds arm64 wheels. boto3/botocore are left out: the
-Lambda runtime supplies them (shadowing them with a layer copy would pin the SDK and double the
-layer). The output is cached in `.build/layer-<hash of the requirement list>`, so repeated synths
-(the tests) do not run pip again. The bundling image is set only because CDK requires one: local
-bundling succeeds whenever an installer is available, so Docker never runs.
+The functions' third-party code (Powertools with the parser and tracer extras, pydantic, and the
+AWS SDK) goes into one Lambda layer, so the function asset is only casewatch's own code. The layer
+is built by CDK *local* bundling: `pip install --target` of the exact versions pinned in `uv.lock`
+(so AWS runs what the tests ran), with `--platform manylinux2014_aarch64 --only-binary=:all:
+--python-version 3.13`, so an x86 laptop builds arm64 wheels.
+
+boto3 and botocore (with s3transfer, jmespath, python-dateutil, urllib3, six) are in the layer on
+purpose: the Lambda runtime's copy is older than uv.lock's and changes without notice, and casewatch
+needs botocore >= 1.44.5 (`autoIncludeFields` of PutCaseEventConfiguration, SearchAllRelatedItems).
+The layer's `/opt/python` comes before the runtime's own packages on `sys.path`, so the functions
+import the locked SDK. It costs about 15 MB zipped and a few tens of ms of cold start.
+
+The output is cached in `.build/layer-<hash of the requirement list>`, so repeated synths (the
+tests) do not run pip again; the first synth of a new lock needs PyPI. The bundling image is set
+only because CDK requires one: local bundling succeeds whenever an installer is available, so
+Docker never runs.
 """
 
 from __future__ import annotations
@@ -45,10 +52,11 @@ PIP_PLATFORM = "manylinux2014_aarch64"  # pip's --platform
 UV_PLATFORM = "aarch64-manylinux2014"  # the same target in uv's --python-platform spelling
 BUNDLING_IMAGE = "public.ecr.aws/sam/build-python3.13"
 
-# The project's runtime dependencies that the layer provides ...
-LAYER_ROOTS: tuple[str, ...] = ("aws-lambda-powertools", "pydantic")
-# ... and those the Lambda Python runtime already has (never put into the layer, nor followed).
-RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer"})
+# The project's runtime dependencies that the layer provides, with everything they need: the SDK
+# too (the Lambda runtime's boto3/botocore is not the one casewatch was tested with).
+LAYER_ROOTS: tuple[str, ...] = ("aws-lambda-powertools", "pydantic", "boto3")
+# Packages never put into the layer, nor followed: none.
+EXCLUDED: frozenset[str] = frozenset()
 
 # The Lambda environment (python3.13, arm64) for evaluating lock-file markers.
 TARGET_MARKER_ENV: dict[str, str] = {
@@ -77,12 +85,12 @@ def locked_requirements(
     lock_file: Path = UV_LOCK,
     project: str = "casewatch",
     roots: Iterable[str] = LAYER_ROOTS,
-    exclude: frozenset[str] = RUNTIME_PROVIDED,
+    exclude: frozenset[str] = EXCLUDED,
 ) -> list[str]:
     """`name==version` for every package the layer needs, from the lock file, sorted.
 
     The transitive closure of the project's dependencies named in `roots` (with the extras the
-    project asks for), for the Lambda target environment, minus what the runtime provides.
+    project asks for), for the Lambda target environment, minus `exclude`.
     """
     lock = tomllib.loads(lock_file.read_text())
     packages: dict[str, list[dict[str, Any]]] = {}

@@ -1,9 +1,11 @@
 """One Lambda function of casewatch, with the house defaults as class constants.
 
 Sizing is provisional (see the README): 256 MB and 30 s for event handlers, 60 s for the
-reconciliation. Event-routed functions get reserved concurrency (setting
-`reserved_concurrency`, default 5) because the account's GetCase quota (4 req/s) is the
-bottleneck: more concurrent enrichers only turn into throttles.
+reconciliation. Event-routed functions reserve concurrency only when `reserved_concurrency` is
+set (default null): Lambda requires 100 executions of the account to stay unreserved, so a
+reservation fails the deployment on accounts with a low concurrency quota (new accounts have 10).
+Without it, the account's GetCase quota (4 req/s) is protected by the Cases client's adaptive
+retries (client-side rate limiting, `getcase_max_attempts`).
 """
 
 from __future__ import annotations
@@ -18,19 +20,18 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from casewatch.constants import ENV_CONFIG
+from casewatch.constants import ENV_CONFIG_FILE
 from casewatch.errors import SettingsError
 from casewatch.observability import DEFAULT_NAMESPACE, SERVICE
 from casewatch.settings import Settings
 from casewatch.topology import RECONCILE, FunctionSpec
+from infra.constructs.lambda_limits import check_environment_size
+from infra.constructs.settings_layer import SETTINGS_FILE
 from infra.nag import acknowledge
 
 LAMBDA_BASIC_EXECUTION = (
     "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 )
-# Lambda's limit on the total size of a function's environment variables.
-ENVIRONMENT_LIMIT_BYTES = 4096
-
 
 # CloudWatch Logs' retention values (days) and their CDK names.
 _RETENTION_DAYS: dict[int, str] = {
@@ -114,13 +115,15 @@ class CasewatchFunction(lambda_.Function):
             retention=log_retention(settings.log_retention_days),
             removal_policy=removal_policy(settings),
         )
+        # The settings are a file of the settings layer (one of `layers`); the environment names it.
         variables = {
-            ENV_CONFIG: settings.runtime_json(),
+            ENV_CONFIG_FILE: str(SETTINGS_FILE),
             "POWERTOOLS_SERVICE_NAME": self.SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": self.METRICS_NAMESPACE,
             **(environment or {}),
         }
-        self._check_environment_size(spec, variables)
+        # Measured with the lengths AWS allows the referenced names, ARNs and URLs (not CDK's tokens).
+        self.environment_bound = check_environment_size(scope, variables, owner=f"the {spec.name} function")
         super().__init__(
             scope,
             spec.construct_id,
@@ -170,14 +173,3 @@ class CasewatchFunction(lambda_.Function):
             f"Python {self.RUNTIME.name.removeprefix('python')} on purpose: the dependencies layer is built "
             "for it and the tests run it; runtime and layer move together.",
         )
-
-    @staticmethod
-    def _check_environment_size(spec: FunctionSpec, variables: Mapping[str, str]) -> None:
-        # References (names, ARNs) are still tokens here: their placeholders stand in for the values.
-        size = sum(len(k) + len(v) for k, v in variables.items())
-        if size > ENVIRONMENT_LIMIT_BYTES:
-            raise SettingsError(
-                f"casewatch: the {spec.name} environment would be ~{size} bytes, over Lambda's "
-                f"{ENVIRONMENT_LIMIT_BYTES} ({ENV_CONFIG}: {len(variables[ENV_CONFIG])} bytes); "
-                "shorten sla_policies, notification_rules or field_names"
-            )

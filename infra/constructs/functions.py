@@ -1,7 +1,7 @@
 """The four functions of `casewatch.topology.FUNCTIONS`, each with its own least-privilege role.
 
-One code asset (the `functions/` directory as it is) and one
-dependencies layer are shared by all four. Each role gets exact actions on exact ARNs:
+One code asset (the `functions/` directory as it is), one dependencies layer and one settings layer
+(`/opt/casewatch/settings.json`) are shared by all four. Each role gets exact actions on exact ARNs:
 
 | function             | Cases                                     | state table          |
 | -------------------- | ----------------------------------------- | -------------------- |
@@ -11,7 +11,8 @@ dependencies layer are shared by all four. Each role gets exact actions on exact
 | reconcile            | GetCase, SearchRelatedItems               | + query `due` index  |
 
 and all four: SLA timers (schedules of casewatch's group, passing the scheduler role), the
-idempotency table, publishing (topic + key, enriched bus), parking invalid events.
+idempotency table, publishing (topic + key, enriched bus). The two event-routed functions also park
+events on the invalid-events queue; the timer and the reconciliation park nothing (no queue, no grant).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from infra.constructs.dead_letters import DeadLetters
 from infra.constructs.dependencies import REPO_ROOT, DependenciesLayer
 from infra.constructs.function import CasewatchFunction
 from infra.constructs.notifications import Notifications
+from infra.constructs.settings_layer import SettingsLayer
 from infra.constructs.sla_store import SlaStore
 from infra.nag import acknowledge
 
@@ -70,6 +72,13 @@ class Functions(Construct):
         self.notifications = notifications
         self.dead_letters = dead_letters
         self.cases = CasesDomainArns.of(self, settings.domain_id)
+        self.settings_layer = SettingsLayer(
+            self,
+            "Settings",
+            settings=settings,
+            runtime=CasewatchFunction.RUNTIME,
+            architecture=CasewatchFunction.ARCHITECTURE,
+        )
         self.dependencies = DependenciesLayer(
             self,
             "Dependencies",
@@ -96,12 +105,12 @@ class Functions(Construct):
             ENV_SCHEDULE_GROUP: store.schedule_group_name,
             ENV_SCHEDULER_ROLE_ARN: store.scheduler_role.role_arn,
             ENV_SLA_TIMER_ARN: sla_timer_arn,
-            ENV_DEAD_LETTER_QUEUE_URL: dead_letters.invalid_events.queue_url,
         }
+        parks_events = {**environment, ENV_DEAD_LETTER_QUEUE_URL: dead_letters.invalid_events.queue_url}
         self.sla_timer = self._function(SLA_TIMER, environment, function_name=sla_timer_name)
         store.allow_scheduler_to_invoke(self.sla_timer)
-        self.case_changed = self._function(CASE_CHANGED, environment)
-        self.related_item_created = self._function(RELATED_ITEM_CREATED_FN, environment)
+        self.case_changed = self._function(CASE_CHANGED, parks_events)
+        self.related_item_created = self._function(RELATED_ITEM_CREATED_FN, parks_events)
         self.reconcile = self._function(RECONCILE, environment)
 
         for fn in self.all:
@@ -109,6 +118,12 @@ class Functions(Construct):
             self._grant_get_case(fn)
             store.grant_state(fn, due_index=fn is self.reconcile)
             store.grant_timers(fn)
+        for fn in (self.case_changed, self.related_item_created):
+            fn.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["sqs:SendMessage"], resources=[self.dead_letters.invalid_events.queue_arn]
+                )
+            )
         for fn in (self.related_item_created, self.sla_timer, self.reconcile):
             self._grant_search(fn)
 
@@ -130,7 +145,7 @@ class Functions(Construct):
             self,
             spec,
             code=self.code,
-            layers=[self.dependencies.layer],
+            layers=[self.dependencies.layer, self.settings_layer.layer],
             settings=self.settings,
             failure_queue=self.dead_letters.failure,
             environment=environment,
@@ -140,11 +155,6 @@ class Functions(Construct):
     def _grant_common(self, fn: CasewatchFunction) -> None:
         self.store.grant_idempotency(fn)
         self.notifications.grant_publish(fn)
-        fn.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["sqs:SendMessage"], resources=[self.dead_letters.invalid_events.queue_arn]
-            )
-        )
 
     def _grant_get_case(self, fn: CasewatchFunction) -> None:
         fn.add_to_role_policy(iam.PolicyStatement(actions=["cases:GetCase"], resources=self.cases.get_case))

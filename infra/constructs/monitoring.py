@@ -1,10 +1,17 @@
 """Alarms and a dashboard. Every alarm notifies the alarm topic (and `alarm_email`, if set).
 
+A topic policy replaces SNS's default one, so the alarm topic's policy says who may publish:
+`cloudwatch.amazonaws.com`, on behalf of this account (`aws:SourceAccount`) and of this stack's
+alarms only (`aws:SourceArn`, the exact alarm ARNs: CloudWatch sends the alarm's ARN as the source).
+The alarms are named `<stack>-<alarm id>` so their ARNs are known without a reference (the key
+policy, which the topic references, cannot reference the alarms back). The topic's KMS key lets
+CloudWatch encrypt under the same two conditions.
+
 | alarm                         | fires when (5-minute periods)                                |
 | ----------------------------- | ------------------------------------------------------------ |
 | `<queue>Depth`                | a dead-letter / failure / invalid-events queue has a message |
 | `<function>Errors`            | a function invocation failed                                 |
-| `<function>Throttles`         | a function was throttled (reserved concurrency reached)      |
+| `<function>Throttles`         | a function was throttled (account or reserved concurrency)   |
 | `GetCaseThrottled`            | Cases throttled GetCase and the retry budget was spent       |
 | `SlaRepairs`                  | reconciliation repaired SLA state (an event was missed)      |
 """
@@ -13,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Duration, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
@@ -55,15 +62,6 @@ class Monitoring(Construct):
         queues: Mapping[str, sqs.IQueue],
     ) -> None:
         super().__init__(scope, construct_id)
-        # CloudWatch publishes to an encrypted topic only if the key lets it.
-        key.add_to_resource_policy(
-            iam.PolicyStatement(
-                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                resources=["*"],  # in a key policy, "*" is this key
-                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
-            )
-        )
         self.topic = sns.Topic(
             self, "AlarmTopic", display_name="casewatch alarms", master_key=key, enforce_ssl=True
         )
@@ -76,6 +74,7 @@ class Monitoring(Construct):
             created = cloudwatch.Alarm(
                 self,
                 alarm_id,
+                alarm_name=self.alarm_name(alarm_id),
                 alarm_description=f"casewatch: {description}",
                 metric=metric,
                 threshold=0,
@@ -107,6 +106,7 @@ class Monitoring(Construct):
             "GetCase throttled by Cases after retries (account quota 4 req/s)",
         )
         alarm(SLA_REPAIRS, casewatch_metric(SLA_REPAIRS), "reconciliation repaired SLA state (missed events)")
+        self._allow_alarms_to_publish(key)
 
         self.dashboard = cloudwatch.Dashboard(
             self,
@@ -147,4 +147,44 @@ class Monitoring(Construct):
                 left=[casewatch_metric(GETCASE_THROTTLED), casewatch_metric(SLA_REPAIRS)],
                 width=12,
             ),
+        )
+
+    def alarm_name(self, alarm_id: str) -> str:
+        return f"{Stack.of(self).stack_name}-{alarm_id}"
+
+    def alarm_arns(self) -> list[str]:
+        """The ARNs of this stack's alarms, from their names (no reference to the alarms)."""
+        stack = Stack.of(self)
+        return [
+            stack.format_arn(
+                service="cloudwatch",
+                resource="alarm",
+                resource_name=self.alarm_name(alarm_id),
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for alarm_id in self.alarms
+        ]
+
+    def _allow_alarms_to_publish(self, key: kms.IKey) -> None:
+        """CloudWatch may publish this stack's alarms to the topic, and encrypt them with its key."""
+        cloudwatch_service = iam.ServicePrincipal("cloudwatch.amazonaws.com")
+        conditions = {
+            "StringEquals": {"aws:SourceAccount": Stack.of(self).account},
+            "ArnEquals": {"aws:SourceArn": self.alarm_arns()},
+        }
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[cloudwatch_service],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=conditions,
+            )
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[cloudwatch_service],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy, "*" is this key
+                conditions=conditions,
+            )
         )

@@ -1,6 +1,7 @@
 """Routing on the default bus: one rule per event-routed function, the archive, the reconcile schedule.
 
-Patterns come from `casewatch.topology` (defined once, shared with the local pipeline). Each
+Patterns come from `casewatch.topology` (defined once, shared with the local pipeline), scoped to
+the configured domain: the account's other Cases domains publish to the same bus. Each
 rule's target retries delivery (`RULE_RETRY_ATTEMPTS`, `RULE_MAX_EVENT_AGE`) and then sends the
 event to the rule DLQ; the function itself retries failures twice and then uses its on-failure
 destination (see `CasewatchFunction`).
@@ -26,7 +27,7 @@ from aws_cdk.interfaces.aws_events import IRuleRef
 from constructs import Construct
 
 from casewatch.settings import Settings
-from casewatch.topology import ARCHIVE_PATTERN, EVENT_ROUTED
+from casewatch.topology import EVENT_ROUTED, archive_pattern, domain_arn
 from infra.constructs.dead_letters import DeadLetters
 from infra.constructs.function import log_retention, removal_policy
 from infra.constructs.functions import Functions
@@ -44,6 +45,16 @@ _PATTERN_KEYS = {
 }
 
 
+def _top_level_filter(key: str, value: Any) -> Any:
+    """A top-level value of the pattern: CDK types those as lists of strings, so a content filter
+    (`[{"prefix": ...}]`) goes through `events.Match`, which renders the same JSON."""
+    if key == "detail" or not isinstance(value, list) or all(isinstance(v, str) for v in value):
+        return value
+    if len(value) == 1 and isinstance(value[0], dict) and set(value[0]) == {"prefix"}:
+        return events.Match.prefix(value[0]["prefix"])
+    raise ValueError(f"unsupported event pattern filter for {key!r}: {value!r}")
+
+
 def event_pattern(pattern: dict[str, Any] | None) -> events.EventPattern:
     """The CDK EventPattern of a pattern written as EventBridge JSON (as in `casewatch.topology`)."""
     if not pattern:
@@ -51,7 +62,9 @@ def event_pattern(pattern: dict[str, Any] | None) -> events.EventPattern:
     unknown = set(pattern) - set(_PATTERN_KEYS)
     if unknown:
         raise ValueError(f"unsupported event pattern keys: {sorted(unknown)}")
-    return events.EventPattern(**{_PATTERN_KEYS[key]: value for key, value in pattern.items()})
+    return events.EventPattern(
+        **{_PATTERN_KEYS[key]: _top_level_filter(key, value) for key, value in pattern.items()}
+    )
 
 
 @jsii.implements(events.IRuleTarget)
@@ -87,6 +100,10 @@ class Routing(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.default_bus = events.EventBus.from_event_bus_name(self, "DefaultBus", "default")
+        # The events of this domain only; partition, Region and account resolve at deploy time.
+        self.domain_arn = domain_arn(
+            settings.domain_id, partition=stack.partition, region=stack.region, account=stack.account
+        )
 
         self.rules: dict[str, events.Rule] = {}
         for spec in EVENT_ROUTED:
@@ -94,7 +111,7 @@ class Routing(Construct):
                 self,
                 f"{spec.construct_id}Rule",
                 description=f"casewatch: {', '.join(spec.event_types)} -> {spec.name}",
-                event_pattern=event_pattern(spec.event_pattern()),
+                event_pattern=event_pattern(spec.event_pattern(self.domain_arn)),
             )
             rule.add_target(
                 targets.LambdaFunction(
@@ -110,8 +127,8 @@ class Routing(Construct):
             self,
             "Archive",
             source_event_bus=self.default_bus,
-            event_pattern=event_pattern(ARCHIVE_PATTERN),
-            description="casewatch: every Amazon Connect Cases event, for replays",
+            event_pattern=event_pattern(archive_pattern(self.domain_arn)),
+            description="casewatch: every Amazon Connect Cases event of the domain, for replays",
             retention=Duration.days(settings.archive_retention_days)
             if settings.archive_retention_days
             else None,
@@ -147,21 +164,29 @@ class Routing(Construct):
                 self,
                 "CaptureRule",
                 description="casewatch: capture Cases events to CloudWatch Logs",
-                event_pattern=event_pattern(ARCHIVE_PATTERN),
+                event_pattern=event_pattern(archive_pattern(self.domain_arn)),
             )
             self.capture_rule.add_target(_LogGroupTarget(self.capture_log_group))
             # EventBridge writes to the log group under this account-level resource policy (CDK's own
             # CloudWatchLogGroup target would add a custom resource and its Lambda for the same thing).
+            # EventBridge's PutLogEvents carries the rule's ARN (aws:SourceArn), its CreateLogStream does
+            # not: a condition on it would deny every stream, so only PutLogEvents is conditioned.
+            events_service = iam.ServicePrincipal("events.amazonaws.com")
             logs.ResourcePolicy(
                 self,
                 "CapturePolicy",
                 resource_policy_name=f"{stack.stack_name}-capture",
                 policy_statements=[
                     iam.PolicyStatement(
-                        principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                        actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                        principals=[events_service],
+                        actions=["logs:CreateLogStream"],
+                        resources=[self.capture_log_group.log_group_arn],
+                    ),
+                    iam.PolicyStatement(
+                        principals=[events_service],
+                        actions=["logs:PutLogEvents"],
                         resources=[self.capture_log_group.log_group_arn],
                         conditions={"ArnEquals": {"aws:SourceArn": self.capture_rule.rule_arn}},
-                    )
+                    ),
                 ],
             )

@@ -15,7 +15,7 @@ from typing import Any
 from aws_cdk.assertions import Template
 from infra.app import build_app
 from infra.context import settings_from_context
-from infra.stack import STACK_NAME
+from infra.stack import STACK_NAME, CasewatchStack
 
 from casewatch.settings import Settings
 from tests.builders import ROOT
@@ -37,6 +37,7 @@ class Synthesized:
     template: dict[str, Any]
     settings: Settings
     error: str | None  # what app.synth() raised (cdk-nag findings fail synthesis)
+    stack: CasewatchStack  # the constructs, for what the template cannot show (e.g. size bounds)
 
     @property
     def assertions(self) -> Template:
@@ -66,14 +67,14 @@ class Synthesized:
 
 def synthesize(outdir: Path, overrides: dict[str, Any] | None = None) -> Synthesized:
     context = {**cdk_json_context(), **SYNTH_CONTEXT, **(overrides or {})}
-    app, _ = build_app(context, outdir=str(outdir))
+    app, stack = build_app(context, outdir=str(outdir))
     error = None
     try:
         app.synth()
     except RuntimeError as exc:  # jsii re-raises the validation failure as RuntimeError
         error = str(exc)
     template = json.loads((outdir / f"{STACK_NAME}.template.json").read_text())
-    return Synthesized(outdir, template, settings_from_context(context), error)
+    return Synthesized(outdir, template, settings_from_context(context), error, stack)
 
 
 def render(value: Any) -> str:

@@ -77,13 +77,3 @@ def test_log_retention_must_be_a_cloudwatch_value() -> None:
 
     with pytest.raises(SettingsError, match=r"casewatch\.log_retention_days: 45"):
         log_retention(45)
-
-
-def test_settings_too_big_for_the_lambda_environment_are_refused() -> None:
-    from infra.constructs.function import CasewatchFunction
-
-    from casewatch.constants import ENV_CONFIG
-    from casewatch.topology import CASE_CHANGED
-
-    with pytest.raises(SettingsError, match=r"over Lambda's 4096"):
-        CasewatchFunction._check_environment_size(CASE_CHANGED, {ENV_CONFIG: "x" * 4100})

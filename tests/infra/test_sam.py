@@ -1,8 +1,8 @@
 """What `sam local invoke -t cdk.out/Casewatch.template.json <Function>` relies on (Docker is absent here).
 
 SAM mounts each function's `aws:asset:path` (relative to the cloud assembly) as `/var/task`, the
-layer's as `/opt`, and finds the function by its construct id (`SamResourceId` / `aws:cdk:path`).
-So: the paths exist and hold the right code, and the handler modules import *from the function
+layers' as `/opt` (the dependencies, and the settings file `/opt/casewatch/settings.json`), and
+finds the function by its construct id (`SamResourceId` / `aws:cdk:path`). So: the paths exist and hold the right code, and the handler modules import *from the function
 asset* and run on the sample events (AWS mocked by moto; the layer's aarch64 wheels cannot load
 on this machine, so the dev virtualenv supplies the same locked versions).
 """
@@ -15,13 +15,13 @@ import re
 import subprocess
 import sys
 import sysconfig
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
-from infra.constructs.dependencies import RUNTIME_PROVIDED, locked_requirements
+from infra.constructs.dependencies import locked_requirements
 
-from casewatch.constants import ENV_CONFIG
+from casewatch.constants import ENV_CONFIG_FILE
 from casewatch.topology import (
     CASE_CHANGED,
     FUNCTIONS,
@@ -77,7 +77,7 @@ def test_the_layer_asset_holds_the_locked_dependencies_for_arm64(synth: Synthesi
         for p in python.glob("*.dist-info")
     }
     assert installed_versions == {r.lower() for r in locked_requirements()}
-    assert not installed & RUNTIME_PROVIDED  # boto3/botocore come from the Lambda runtime
+    assert {"boto3", "botocore"} <= installed  # the locked SDK, not the runtime's (test_dependencies.py)
     (core,) = (python / "pydantic_core").glob("_pydantic_core.*.so")
     assert "cpython-313-aarch64-linux-gnu" in core.name
 
@@ -92,7 +92,12 @@ def test_the_handlers_run_from_the_function_asset(synth: Synthesized) -> None:
         for token, local in PSEUDO.items():
             text = text.replace(token, local)
         env[name] = re.sub(r"\$\{([A-Za-z0-9]+)(\.Arn)?\}", r"\1", text)
-    assert json.loads(env[ENV_CONFIG])["domain_id"] == synth.settings.domain_id
+    # SAM, like Lambda, extracts the layers into /opt: the settings file is the settings layer's.
+    settings_layer = synth.by_path("Functions/Settings/Layer/Resource")[1]
+    opt_file = PurePosixPath(env[ENV_CONFIG_FILE])
+    settings_file = asset_dir(synth, settings_layer) / opt_file.relative_to("/opt")
+    assert json.loads(settings_file.read_text())["domain_id"] == synth.settings.domain_id
+    env[ENV_CONFIG_FILE] = str(settings_file)
     created = load_event("case-created")
     case_id = created["detail"]["case"]["caseId"]
     timer = {

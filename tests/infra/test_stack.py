@@ -11,7 +11,7 @@ from infra.constructs.function import CasewatchFunction
 from infra.constructs.routing import Routing
 
 from casewatch.constants import (
-    ENV_CONFIG,
+    ENV_CONFIG_FILE,
     ENV_DEAD_LETTER_QUEUE_URL,
     ENV_EVENT_BUS,
     ENV_IDEMPOTENCY_TABLE,
@@ -21,10 +21,8 @@ from casewatch.constants import (
     ENV_SLA_TIMER_ARN,
     ENV_TOPIC_ARN,
 )
-from casewatch.settings import Settings
 from casewatch.tables import IDEMPOTENCY_TABLE, STATE_TABLE, TableSpec
 from casewatch.topology import (
-    ARCHIVE_PATTERN,
     EVENT_ROUTED,
     FUNCTIONS,
     RECONCILE,
@@ -106,7 +104,6 @@ def expected_permissions(synth: Synthesized, spec: FunctionSpec) -> set[Permissi
         | allow(["sns:Publish"], ["${" + logical_id(synth, "Notifications/Topic/Resource") + "}"])
         | allow(["kms:GenerateDataKey", "kms:Decrypt"], [getatt(synth, "Notifications/Key/Resource")])
         | allow(["events:PutEvents"], [getatt(synth, "Notifications/EnrichedBus/Resource")])
-        | allow(["sqs:SendMessage"], [queue_arn(synth, "InvalidEventsQueue")])
         | allow(["cases:GetCase"], [domain, f"{domain}/case/*", f"{domain}/field/*"])
         | allow(
             ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"],
@@ -124,6 +121,8 @@ def expected_permissions(synth: Synthesized, spec: FunctionSpec) -> set[Permissi
     )
     if spec in (RECONCILE, SLA_TIMER, RELATED_ITEM_CREATED_FN):
         granted |= allow(["cases:SearchRelatedItems"], [domain, f"{domain}/case/*"])
+    if spec.event_types:  # only the event-routed functions park events; the timer and reconcile do not
+        granted |= allow(["sqs:SendMessage"], [queue_arn(synth, "InvalidEventsQueue")])
     return granted
 
 
@@ -135,7 +134,10 @@ def test_each_event_routed_function_has_one_rule_with_its_pattern(
     fn_id, _ = function(synth, spec)
     _, rule = synth.by_path(f"Routing/{spec.construct_id}Rule/Resource")
     props = rule["Properties"]
-    assert props["EventPattern"] == spec.event_pattern()
+    pattern = props["EventPattern"]
+    assert {k: v for k, v in pattern.items() if k != "resources"} == {
+        k: v for k, v in (spec.event_pattern("") or {}).items() if k != "resources"
+    }  # the domain prefix: test_domain_scope.py
     assert "EventBusName" not in props  # the default bus, where Cases publishes
     (target,) = props["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": [fn_id, "Arn"]}
@@ -197,7 +199,8 @@ def test_queues_are_encrypted_tls_only_and_keep_messages_14_days(synth: Synthesi
 def test_archive_keeps_every_cases_event_on_the_default_bus(synth: Synthesized) -> None:
     _, archive = synth.by_path("Routing/Archive/Archive")
     props = archive["Properties"]
-    assert props["EventPattern"] == ARCHIVE_PATTERN
+    assert set(props["EventPattern"]) == {"source", "detail-type", "resources"}  # resources: the domain
+    assert props["EventPattern"]["source"] == ["aws.cases"]
     assert props["RetentionDays"] == synth.settings.archive_retention_days
     assert render(props["SourceArn"]) == (
         "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"
@@ -241,15 +244,22 @@ def test_function_house_defaults(synth: Synthesized, spec: FunctionSpec) -> None
     assert props["TracingConfig"] == {"Mode": "Active"}
     assert props["LoggingConfig"]["LogFormat"] == "JSON"
     assert props["LoggingConfig"]["ApplicationLogLevel"] == "INFO"
-    assert props["Layers"] == [{"Ref": logical_id(synth, "Functions/Dependencies/Layer/Resource")}]
-    if spec.event_types:
-        assert props["ReservedConcurrentExecutions"] == synth.settings.reserved_concurrency == 5
-    else:
-        assert "ReservedConcurrentExecutions" not in props
+    assert props["Layers"] == [
+        {"Ref": logical_id(synth, "Functions/Dependencies/Layer/Resource")},
+        {"Ref": logical_id(synth, "Functions/Settings/Layer/Resource")},  # /opt/casewatch/settings.json
+    ]
+    assert "ReservedConcurrentExecutions" not in props  # default: unreserved (issue 12)
     log_group_id = props["LoggingConfig"]["LogGroup"]["Ref"]
     log_group = synth.resources[log_group_id]
     assert log_group["Properties"]["RetentionInDays"] == synth.settings.log_retention_days
     assert log_group["DeletionPolicy"] == "Retain"  # removal_policy: retain
+
+
+def test_no_function_reserves_concurrency_by_default(synth: Synthesized) -> None:
+    """A new account (10 concurrent executions, 100 must stay unreserved) can deploy the default stack."""
+    assert synth.settings.reserved_concurrency is None
+    for logical_id_, fn in synth.of_type("AWS::Lambda::Function").items():
+        assert "ReservedConcurrentExecutions" not in fn["Properties"], logical_id_
 
 
 def test_the_layer_is_for_python313_on_arm64(synth: Synthesized) -> None:
@@ -262,10 +272,21 @@ def test_the_layer_is_for_python313_on_arm64(synth: Synthesized) -> None:
 def test_function_environment(synth: Synthesized, spec: FunctionSpec) -> None:
     _, fn = function(synth, spec)
     env = fn["Properties"]["Environment"]["Variables"]
-    # The settings travel whole (minus deploy-only ones) and validate with the runtime model.
-    runtime = Settings.from_mapping(json.loads(env[ENV_CONFIG]))
-    deploy_only = set(synth.settings.DEPLOY_ONLY)
-    assert runtime.model_dump(exclude=deploy_only) == synth.settings.model_dump(exclude=deploy_only)
+    # The settings are a file of the settings layer (test_settings_layer.py); the environment names it.
+    assert env[ENV_CONFIG_FILE] == "/opt/casewatch/settings.json"
+    assert set(env) == {
+        ENV_CONFIG_FILE,
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        ENV_SLA_TABLE,
+        ENV_IDEMPOTENCY_TABLE,
+        ENV_TOPIC_ARN,
+        ENV_EVENT_BUS,
+        ENV_SCHEDULE_GROUP,
+        ENV_SCHEDULER_ROLE_ARN,
+        ENV_SLA_TIMER_ARN,
+        *([ENV_DEAD_LETTER_QUEUE_URL] if spec.event_types else []),  # the timer and reconcile park nothing
+    }
     assert env["POWERTOOLS_SERVICE_NAME"] == "casewatch"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Casewatch"
     ref = {
@@ -273,7 +294,9 @@ def test_function_environment(synth: Synthesized, spec: FunctionSpec) -> None:
         ENV_IDEMPOTENCY_TABLE: "SlaStore/IdempotencyTable/Resource",
         ENV_TOPIC_ARN: "Notifications/Topic/Resource",
         ENV_EVENT_BUS: "Notifications/EnrichedBus/Resource",
-        ENV_DEAD_LETTER_QUEUE_URL: "DeadLetters/InvalidEventsQueue/Resource",
+        **(
+            {ENV_DEAD_LETTER_QUEUE_URL: "DeadLetters/InvalidEventsQueue/Resource"} if spec.event_types else {}
+        ),
     }
     for name, path in ref.items():
         assert env[name] == {"Ref": logical_id(synth, path)}, name
@@ -423,3 +446,47 @@ def test_alarms_cover_queues_functions_getcase_throttles_and_repairs(synth: Synt
     synth.assertions.has_resource_properties(
         "AWS::CloudWatch::Dashboard", {"DashboardBody": Match.any_value()}
     )
+
+
+def alarm_arns(synth: Synthesized) -> set[str]:
+    """The ARN of every alarm of the stack, by its (explicit) name."""
+    names = [a["Properties"].get("AlarmName") for a in synth.of_type("AWS::CloudWatch::Alarm").values()]
+    assert all(isinstance(name, str) for name in names), "every alarm needs an explicit name"
+    return {
+        f"arn:${{AWS::Partition}}:cloudwatch:${{AWS::Region}}:${{AWS::AccountId}}:alarm:{n}" for n in names
+    }
+
+
+def service_statements(document: dict[str, Any], service: str) -> list[dict[str, Any]]:
+    return [
+        s
+        for s in document["Statement"]
+        if s["Effect"] == "Allow" and s.get("Principal") == {"Service": service}
+    ]
+
+
+def test_cloudwatch_may_publish_the_stack_alarms_to_the_alarm_topic(synth: Synthesized) -> None:
+    """A topic policy replaces SNS's default one: without this statement no alarm can notify (issue 12)."""
+    topic_id, _ = synth.by_path("Monitoring/AlarmTopic/Resource")
+    _, policy = synth.by_path("Monitoring/AlarmTopic/Policy/Resource")
+    (statement,) = service_statements(policy["Properties"]["PolicyDocument"], "cloudwatch.amazonaws.com")
+    assert statement["Action"] == "sns:Publish"
+    assert statement["Resource"] == {"Ref": topic_id}
+    condition = statement["Condition"]
+    assert condition["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert {render(arn) for arn in as_list(condition["ArnEquals"]["aws:SourceArn"])} == alarm_arns(synth)
+
+
+def test_the_topic_key_lets_cloudwatch_encrypt_for_the_stack_alarms_only(synth: Synthesized) -> None:
+    _, key = synth.by_path("Notifications/Key/Resource")
+    (statement,) = service_statements(key["Properties"]["KeyPolicy"], "cloudwatch.amazonaws.com")
+    assert set(as_list(statement["Action"])) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert statement["Resource"] == "*"  # in a key policy: this key
+    condition = statement["Condition"]
+    assert condition["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert {render(arn) for arn in as_list(condition["ArnEquals"]["aws:SourceArn"])} == alarm_arns(synth)
+
+
+def test_alarms_are_named_after_the_stack(synth: Synthesized) -> None:
+    for alarm in synth.of_type("AWS::CloudWatch::Alarm").values():
+        assert alarm["Properties"]["AlarmName"].startswith("Casewatch-")

@@ -1,32 +1,15 @@
 """A second synthesis with `-c casewatch.<setting>=...` overrides: the optional parts and the other choices.
 
-The overrides are given as the CLI gives them (strings), so this also checks that a single setting
-overrides the cdk.json object end to end.
+The overrides (`VARIANT_OVERRIDES`, tests/infra/conftest.py) are given as the CLI gives them (strings),
+so this also checks that a single setting overrides the cdk.json object end to end.
 """
 
 from __future__ import annotations
 
 import json
 
-import pytest
-
-from casewatch.topology import ARCHIVE_PATTERN, EVENT_ROUTED
-from tests.infra.synth import Synthesized, domain_arn, render, synthesize
-
-OVERRIDES = {
-    "casewatch.domain_id": "0123456789",  # looks like a number: must stay a string
-    "casewatch.capture_events": "true",
-    "casewatch.alarm_email": "ops@example.com",
-    "casewatch.removal_policy": "destroy",
-    "casewatch.reserved_concurrency": "null",
-    "casewatch.archive_retention_days": "0",
-    "casewatch.auto_include_fields": "All",
-}
-
-
-@pytest.fixture(scope="module")
-def variant(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    return synthesize(tmp_path_factory.mktemp("cdk-out-variant"), OVERRIDES)
+from casewatch.topology import EVENT_ROUTED, FUNCTIONS
+from tests.infra.synth import Synthesized, domain_arn, render
 
 
 def test_variant_passes_cdk_nag(variant: Synthesized) -> None:
@@ -35,22 +18,22 @@ def test_variant_passes_cdk_nag(variant: Synthesized) -> None:
     assert report["violations"] == []
 
 
-def test_overrides_reach_the_event_configuration_and_iam(variant: Synthesized) -> None:
+def test_overrides_reach_the_event_configuration(variant: Synthesized) -> None:
     assert variant.settings.domain_id == "0123456789"
-    _, resource = variant.by_path("CaseEventConfiguration/Resource/Resource/Default")
-    params = json.loads(resource["Properties"]["Create"])["parameters"]
-    assert params["domainId"] == "0123456789"
-    assert params["eventBridge"]["includedData"]["caseData"]["autoIncludeFields"] == "All"
-    _, policy = variant.by_path("CaseEventConfiguration/Resource/CustomResourcePolicy/Resource")
-    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
-    assert render(statement["Resource"]) == domain_arn("0123456789")
+    ((_, resource),) = variant.of_type("Custom::CaseEventConfiguration").items()
+    request = json.loads(resource["Properties"]["Configuration"])
+    assert request["domainId"] == "0123456789"
+    assert request["eventBridge"]["includedData"]["caseData"]["autoIncludeFields"] == "All"
+    assert len(request["eventBridge"]["includedData"]["caseData"]["fields"]) == 400
 
 
 def test_capture_rule_writes_cases_events_to_a_log_group(variant: Synthesized) -> None:
     log_group_id, log_group = variant.by_path("Routing/CaptureLogs/Resource")
     assert log_group["Properties"]["LogGroupName"] == "/aws/events/casewatch-capture"
     rule_id, rule = variant.by_path("Routing/CaptureRule/Resource")
-    assert rule["Properties"]["EventPattern"] == ARCHIVE_PATTERN
+    _, archive = variant.by_path("Routing/Archive/Archive")
+    assert rule["Properties"]["EventPattern"] == archive["Properties"]["EventPattern"]  # the domain's events
+    assert render(rule["Properties"]["EventPattern"]["resources"][0]["prefix"]) == domain_arn("0123456789")
     (target,) = rule["Properties"]["Targets"]
     assert render(target["Arn"]) == (
         "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${" + log_group_id + "}"
@@ -85,9 +68,18 @@ def test_destroy_removes_tables_logs_and_key(variant: Synthesized) -> None:
         assert log_group["DeletionPolicy"] == "Delete"
 
 
-def test_unreserved_concurrency_and_an_indefinite_archive(variant: Synthesized) -> None:
-    for spec in EVENT_ROUTED:
+def test_an_explicit_reserved_concurrency_reserves_it_for_the_event_routed_functions(
+    variant: Synthesized,
+) -> None:
+    assert variant.settings.reserved_concurrency == 3
+    for spec in FUNCTIONS:
         _, fn = variant.by_path(f"Functions/{spec.construct_id}/Resource")
-        assert "ReservedConcurrentExecutions" not in fn["Properties"]
+        if spec in EVENT_ROUTED:
+            assert fn["Properties"]["ReservedConcurrentExecutions"] == 3, spec.name
+        else:
+            assert "ReservedConcurrentExecutions" not in fn["Properties"], spec.name
+
+
+def test_an_indefinite_archive(variant: Synthesized) -> None:
     _, archive = variant.by_path("Routing/Archive/Archive")
     assert archive["Properties"].get("RetentionDays", 0) == 0  # 0: keep events indefinitely

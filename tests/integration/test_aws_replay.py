@@ -11,11 +11,15 @@ from typing import Any
 import boto3
 import pytest
 
-from casewatch.topology import ARCHIVE_PATTERN, EVENT_ROUTED
+from casewatch.topology import EVENT_ROUTED, archive_pattern, domain_arn
 from casewatch_dev.aws_replay import build_request, wait_for
 from casewatch_dev.cli import main
 from casewatch_dev.event_files import UsageError
 from tests.builders import REGION, load_event
+
+DOMAIN_ARN = domain_arn(
+    "b7f3c2a1-5d4e-4f6a-9b8c-0d1e2f3a4b5c", partition="aws", region=REGION, account="123456789012"
+)
 
 
 @pytest.fixture
@@ -23,11 +27,14 @@ def events(moto: None) -> Any:
     client = boto3.client("events", region_name=REGION)
     bus_arn = client.describe_event_bus(Name="default")["Arn"]
     client.create_archive(
-        ArchiveName="casewatch-archive", EventSourceArn=bus_arn, EventPattern=json.dumps(ARCHIVE_PATTERN)
+        ArchiveName="casewatch-archive",
+        EventSourceArn=bus_arn,
+        EventPattern=json.dumps(archive_pattern(DOMAIN_ARN)),
     )
     for spec in EVENT_ROUTED:
         client.put_rule(
-            Name=f"Casewatch-Routing{spec.construct_id}", EventPattern=json.dumps(spec.event_pattern())
+            Name=f"Casewatch-Routing{spec.construct_id}",
+            EventPattern=json.dumps(spec.event_pattern(DOMAIN_ARN)),
         )
     client.put_rule(Name="Other-team-rule", EventPattern=json.dumps({"source": ["aws.cases"]}))
     return client

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from casewatch.constants import ENV_CONFIG
+from casewatch.constants import ENV_CONFIG, ENV_CONFIG_FILE
 from casewatch.errors import SettingsError
 from casewatch.settings import Settings, get_settings, load_cdk_context
 from tests.builders import ROOT
@@ -59,11 +59,45 @@ def test_runtime_json_round_trips_without_deploy_only_settings() -> None:
 def test_get_settings_reads_the_environment_lazily(monkeypatch: pytest.MonkeyPatch) -> None:
     get_settings.cache_clear()
     monkeypatch.delenv(ENV_CONFIG, raising=False)
+    monkeypatch.delenv(ENV_CONFIG_FILE, raising=False)
     with pytest.raises(SettingsError, match=ENV_CONFIG):
         get_settings()
     monkeypatch.setenv(ENV_CONFIG, json.dumps({"domain_id": "abc"}))
     assert get_settings().domain_id == "abc"
     get_settings.cache_clear()
+
+
+def test_get_settings_reads_the_file_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """In AWS the settings are a file of the settings layer (`/opt/casewatch/settings.json`)."""
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"domain_id": "from-file", "event_fields": ["status"] * 400}))
+    monkeypatch.setenv(ENV_CONFIG_FILE, str(path))
+    monkeypatch.setenv(ENV_CONFIG, json.dumps({"domain_id": "from-env"}))  # the file wins
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+        assert settings.domain_id == "from-file"
+        assert len(settings.event_fields) == 400
+    finally:
+        get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(("content", "problem"), [(None, "cannot be read"), ("{", "not valid JSON")])
+def test_an_unusable_settings_file_is_named_in_the_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, content: str | None, problem: str
+) -> None:
+    path = tmp_path / "settings.json"
+    if content is not None:
+        path.write_text(content)
+    monkeypatch.setenv(ENV_CONFIG_FILE, str(path))
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError, match=rf"{ENV_CONFIG_FILE} \({path}\): {problem}"):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
 
 
 def test_cdk_context_overrides_and_errors(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ from casewatch.domain.sla.model import SlaState, SlaStatus, SlaTransition
 from casewatch.domain.sla.records import StoredSla
 from casewatch.observability import NOTIFICATIONS_DUPLICATE, PowertoolsMetrics
 from casewatch.settings import Settings
-from casewatch.topology import EVENT_ROUTED, RECONCILE, SLA_TIMER, FunctionSpec, function_named
+from casewatch.topology import EVENT_ROUTED, RECONCILE, SLA_TIMER, FunctionSpec, domain_arn, function_named
 from casewatch_dev.clock import VirtualClock
 from casewatch_dev.emulator import CasesEmulator
 from casewatch_dev.event_files import UsageError
@@ -156,8 +156,12 @@ class LocalPipeline:
             **(emulator_options or {}),
         }
         self._stack = ExitStack()
+        # The rules take the events of the configured domain only, as in AWS.
+        self.domain_arn = domain_arn(settings.domain_id, partition="aws", region=REGION, account=ACCOUNT)
         self._routes = [
-            (spec, _matcher(pattern)) for spec in EVENT_ROUTED if (pattern := spec.event_pattern())
+            (spec, _matcher(pattern))
+            for spec in EVENT_ROUTED
+            if (pattern := spec.event_pattern(self.domain_arn))
         ]
         self._next_reconcile: datetime | None = None
         self.emulator: CasesEmulator
