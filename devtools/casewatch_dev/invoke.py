@@ -82,7 +82,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if args.runtime_emulator:
         from casewatch_dev.lambda_runtime import invoke_in_runtime
 
-        result = invoke_in_runtime(settings, Path(args.config), spec.name, raw.raw, state, primes)
+        result = invoke_in_runtime(
+            settings, Path(args.config), spec.name, raw.raw, state=state, primes=primes
+        )
     else:
         result = invoke_once(settings, spec.name, raw.raw, state, primes)
     if args.json:

@@ -33,14 +33,28 @@ SAMPLES = {
 }
 # What reaching AWS and Cases from inside the runtime shows, per function (beyond `handled`).
 EXPECTED: dict[str, dict[str, Any]] = {
-    "case-changed": {"notification": "high-priority-created", "bus_event": "Case Enriched", "getcase_calls": 0},
+    "case-changed": {
+        "notification": "high-priority-created",
+        "bus_event": "Case Enriched",
+        "getcase_calls": 0,
+    },
     # Its event carries no case fields: GetCase reaches the Cases emulator (not moto, which
     # AWS_ENDPOINT_URL points every other service at).
-    "related-item-created": {"notification": "comment-added", "bus_event": "Related Item Enriched", "getcase_calls": 1},
+    "related-item-created": {
+        "notification": "comment-added",
+        "bus_event": "Related Item Enriched",
+        "getcase_calls": 1,
+    },
     "sla-timer": {},
     "reconcile": {},
 }
-REPORT_KEYS = {"duration_ms", "billed_duration_ms", "memory_size_mb", "max_memory_used_mb", "init_duration_ms"}
+REPORT_KEYS = {
+    "duration_ms",
+    "billed_duration_ms",
+    "memory_size_mb",
+    "max_memory_used_mb",
+    "init_duration_ms",
+}
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ class MotoServer:
         self._log: IO[bytes] | None = None
 
     def __enter__(self) -> Self:
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        self._log = tempfile.TemporaryFile()  # closed in stop()
         self._process = subprocess.Popen(  # noqa: S603 - this interpreter, arguments we build
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdin=subprocess.DEVNULL,
@@ -56,7 +56,9 @@ class MotoServer:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
-                raise RuntimeEmulatorError(f"moto's server exited ({self._process.returncode}):\n{self.log()}")
+                raise RuntimeEmulatorError(
+                    f"moto's server exited ({self._process.returncode}):\n{self.log()}"
+                )
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
                 return
             time.sleep(0.05)

@@ -193,8 +193,8 @@ class EmulatedFunction:
         self.stop()
 
     def _read(self) -> None:
-        assert self._process is not None and self._process.stdout is not None
-        for line in self._process.stdout:
+        stream = self._process.stdout if self._process is not None else None
+        for line in stream or ():
             with self._lock:
                 self._lines.append(line.rstrip("\n"))
 
@@ -202,7 +202,9 @@ class EmulatedFunction:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
-                raise RuntimeEmulatorError(f"the emulator exited ({self._process.returncode}):\n{self.tail()}")
+                raise RuntimeEmulatorError(
+                    f"the emulator exited ({self._process.returncode}):\n{self.tail()}"
+                )
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
                 return
             time.sleep(0.05)
@@ -236,7 +238,7 @@ class EmulatedFunction:
         """One synchronous invocation (RequestResponse), like `sam local invoke`."""
         start = len(self.output())
         self._invocations += 1
-        request = urllib.request.Request(  # noqa: S310 - http://127.0.0.1 only
+        request = urllib.request.Request(  # http://127.0.0.1 only
             f"http://127.0.0.1:{self.port}{INVOKE_PATH}",
             data=json.dumps(event).encode(),
             headers={"Content-Type": "application/json"},

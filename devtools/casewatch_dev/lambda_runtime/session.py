@@ -81,7 +81,9 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
 class RuntimeSession:
     """`with RuntimeSession(settings, config) as session: session.invoke("case-changed", event)`."""
 
-    def __init__(self, settings: Settings, config: Path, *, cases_state: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, config: Path, *, cases_state: dict[str, Any] | None = None
+    ) -> None:
         self.settings = settings
         self.config = config
         self._cases_state = cases_state
@@ -192,11 +194,13 @@ class RuntimeSession:
         self, definition: FunctionDefinition, response: Response, before: dict[tuple[str, str], StoredSla]
     ) -> dict[str, Any]:
         payload = response.payload if isinstance(response.payload, dict) else {}
+        reason: str | None = None
         if response.error is not None:
-            outcome = "failed"
+            outcome = "failed"  # one synchronous invocation: no retries, no failure destination
             reason = f"{response.error['errorType']}: {response.error['errorMessage']}"[:500]
         else:
-            outcome, reason = str(payload.get("outcome", "handled")), payload.get("reason")
+            outcome = str(payload.get("outcome", "handled"))
+            reason = str(payload["reason"]) if payload.get("reason") else None
         dead = self.backend.take_dead_letters() + self.backend.take_failures()
         return {
             "function": definition.spec.name,
@@ -221,9 +225,7 @@ class RuntimeSession:
         }
 
 
-def sla_changes(
-    before: dict[tuple[str, str], StoredSla], after: list[StoredSla]
-) -> list[dict[str, Any]]:
+def sla_changes(before: dict[tuple[str, str], StoredSla], after: list[StoredSla]) -> list[dict[str, Any]]:
     """The transitions the state table's SLA items gained (their history's new entries)."""
     changes = []
     for item in after:
@@ -249,6 +251,7 @@ def invoke_in_runtime(
     config: Path,
     function: str,
     event: dict[str, Any],
+    *,
     state: dict[str, Any] | None,
     primes: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:

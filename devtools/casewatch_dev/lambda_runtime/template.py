@@ -128,11 +128,12 @@ def python_version(assembly: Path) -> str:
     runtimes = {
         r["Properties"]["Runtime"]
         for r in template["Resources"].values()
-        if r["Type"] == "AWS::Lambda::Function" and str(r["Properties"].get("Runtime", "")).startswith("python")
+        if r["Type"] == "AWS::Lambda::Function"
+        and str(r["Properties"].get("Runtime", "")).startswith("python")
     }
     if len(runtimes) != 1:
         raise TemplateError(f"expected one Python runtime for the functions, found {sorted(runtimes)}")
-    return runtimes.pop().removeprefix("python")
+    return str(runtimes.pop()).removeprefix("python")
 
 
 def local_resources(assembly: Path) -> LocalResources:
@@ -146,8 +147,9 @@ def local_resources(assembly: Path) -> LocalResources:
             continue
         with contextlib.suppress(TemplateError):
             _, resource = resolver.by_path(path)
-            names = [resource["Properties"].get(p) for p in NAME_PROPERTIES]
-            fixed.update({attribute: name for name in names if isinstance(name, str)})
+            for name in (resource["Properties"].get(p) for p in NAME_PROPERTIES):
+                if isinstance(name, str):
+                    fixed[attribute] = name
     return replace(LocalResources(), **fixed)
 
 
@@ -179,7 +181,9 @@ class FunctionDefinition:
         props = resource["Properties"]
         variables = props.get("Environment", {}).get("Variables", {})
         logging = props.get("LoggingConfig", {})
-        layers = tuple(assembly / resolver.asset_path(resolver.logical_id(ref)) for ref in props.get("Layers", []))
+        layers = tuple(
+            assembly / resolver.asset_path(resolver.logical_id(ref)) for ref in props.get("Layers", [])
+        )
         return cls(
             spec=spec,
             logical_id=logical_id,
@@ -213,7 +217,9 @@ class _Resolver:
 
     def by_path(self, path: str) -> tuple[str, dict[str, Any]]:
         wanted = {f"{self.stack}/{path}", f"{self.stack}/{path}/Resource"}
-        found = [(k, r) for k, r in self.resources.items() if r.get("Metadata", {}).get("aws:cdk:path") in wanted]
+        found = [
+            (k, r) for k, r in self.resources.items() if r.get("Metadata", {}).get("aws:cdk:path") in wanted
+        ]
         if len(found) != 1:
             raise TemplateError(f"the template has no single resource at {self.stack}/{path}")
         return found[0]

@@ -88,7 +88,9 @@ def find_emulator() -> Emulator:
         )
     binary = found[-1]
     site = binary.parents[3]
-    versions = sorted(p.name.removesuffix(".dist-info").split("-")[1] for p in site.glob("aws_sam_cli-*.dist-info"))
+    versions = sorted(
+        p.name.removesuffix(".dist-info").split("-")[1] for p in site.glob("aws_sam_cli-*.dist-info")
+    )
     return Emulator(binary, f"aws-sam-cli {versions[-1]}" if versions else "aws-sam-cli")
 
 
@@ -131,13 +133,12 @@ def find_python(version: str) -> tuple[Path, str, bool]:
     """(interpreter, its version, whether it is `version`): the Python the emulated runtime runs."""
     for candidate in _candidates(version):
         found = _probe(candidate)
-        if found is not None:
-            if os.environ.get(ENV_RUNTIME_PYTHON) or found.startswith(f"{version}."):
-                return Path(candidate), found, found.startswith(f"{version}.")
+        if found is not None and (os.environ.get(ENV_RUNTIME_PYTHON) or found.startswith(f"{version}.")):
+            return Path(candidate), found, found.startswith(f"{version}.")
     if os.environ.get(ENV_RUNTIME_PYTHON):
         raise ToolchainError(f"{ENV_RUNTIME_PYTHON}={os.environ[ENV_RUNTIME_PYTHON]}: does not run")
     base = getattr(sys, "_base_executable", sys.executable)
-    return Path(base), "%d.%d.%d" % sys.version_info[:3], False
+    return Path(base), ".".join(map(str, sys.version_info[:3])), False
 
 
 def _uv() -> str:
