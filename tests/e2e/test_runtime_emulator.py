@@ -20,6 +20,7 @@ from casewatch.settings import load_cdk_context
 from casewatch.topology import function_named
 from casewatch_dev.cli import main
 from casewatch_dev.lambda_runtime import RuntimeSession
+from casewatch_dev.lambda_runtime.toolchain import layer_requirements
 from tests.conftest import EVENTS, ROOT
 
 CASES_STATE = json.loads((EVENTS / "state" / "cases.json").read_text())
@@ -100,6 +101,12 @@ def test_the_function_runs_from_the_synthesized_asset_and_layer(session: Runtime
     environment = running.process_environment()
     assert environment["LAMBDA_TASK_ROOT"] == str(definition.code_dir)
     assert environment["PYTHONPATH"].split(":")[0] == str(definition.code_dir)
+    # The layer here holds the same distributions as the synthesized one (built for this machine).
+    assert [layer_requirements(layer) for layer in running.layer_dirs] == [
+        layer_requirements(layer) for layer in definition.layer_dirs
+    ]
+    if session.runtime.expected:  # the Python AWS runs (the template's Runtime) was found here
+        assert definition.runtime == "python" + ".".join(session.runtime.version.split(".")[:2])
     # The runtime client is the runtime's, never in the asset or the layer.
     assert not list(definition.code_dir.glob("awslambdaric*"))
     assert all(not list((layer / "python").glob("awslambdaric*")) for layer in running.layer_dirs)
