@@ -120,7 +120,6 @@ class EmulatedFunction:
         self._lines: list[str] = []
         self._lock = threading.Lock()
         self._reader: threading.Thread | None = None
-        self._invocations = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
     def process_environment(self) -> dict[str, str]:
@@ -237,7 +236,6 @@ class EmulatedFunction:
     def invoke(self, event: Any) -> Response:
         """One synchronous invocation (RequestResponse), like `sam local invoke`."""
         start = len(self.output())
-        self._invocations += 1
         request = urllib.request.Request(  # http://127.0.0.1 only
             f"http://127.0.0.1:{self.port}{INVOKE_PATH}",
             data=json.dumps(event).encode(),

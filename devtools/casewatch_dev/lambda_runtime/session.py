@@ -40,6 +40,7 @@ from casewatch_dev.lambda_runtime.template import (
     synthesize,
 )
 from casewatch_dev.lambda_runtime.toolchain import (
+    Emulator,
     RuntimePython,
     find_emulator,
     host_arch,
@@ -95,6 +96,7 @@ class RuntimeSession:
         self.assembly: Path
         self.aws_url: str
         self.resources: LocalResources
+        self._emulator_binary: Emulator
 
     # -- lifecycle -----------------------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -170,7 +172,13 @@ class RuntimeSession:
         for spec in EVENT_ROUTED:
             pattern = spec.event_pattern()
             if pattern is not None and pattern_matcher(pattern)(event):
-                self.function(spec)[1].invoke(event)
+                response = self.function(spec)[1].invoke(event)
+                if response.error is not None:
+                    print(
+                        f"casewatch: priming {spec.name} with event {event.get('id')} failed: "
+                        f"{response.error['errorType']}: {response.error['errorMessage']}",
+                        file=sys.stderr,
+                    )
         self.backend.take_notifications()
         self.backend.take_bus_events()
         self.backend.take_dead_letters()
