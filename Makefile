@@ -8,17 +8,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 CDK := node_modules/.bin/cdk
+# The AWS SAM CLI lives in its own tool environment: it pins an older boto3 than uv.lock. It supplies the
+# Lambda Runtime Interface Emulator (`casewatch invoke --runtime-emulator`), `sam validate --lint` and,
+# with Docker, `sam local invoke`.
+SAM_CLI_VERSION := 1.170.0
+SAM_ENV := .tools/sam
+SAM_STAMP := $(SAM_ENV)/.installed-$(SAM_CLI_VERSION)
 
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: help install demo test lint format unit integration infra e2e synth bench deploy destroy clean
+.PHONY: help install tools demo test lint format unit integration infra e2e synth bench deploy destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-install: $(VENV)/.installed node_modules/.installed ## create .venv, install locked deps and the CDK CLI (idempotent)
+install: $(VENV)/.installed node_modules/.installed $(SAM_STAMP) ## create .venv, install locked deps, the CDK CLI and the SAM CLI (idempotent)
 
 $(VENV)/.installed: pyproject.toml uv.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +34,14 @@ $(VENV)/.installed: pyproject.toml uv.lock
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+tools: $(SAM_STAMP) ## the AWS SAM CLI in its own environment, .tools/sam (idempotent; part of install)
+
+$(SAM_STAMP): | $(VENV)/.installed
+	@rm -f $(SAM_ENV)/.installed-*
+	$(BIN)/uv venv --quiet --allow-existing --python $(BIN)/python $(SAM_ENV)
+	$(BIN)/uv pip install --quiet --python $(SAM_ENV)/bin/python aws-sam-cli==$(SAM_CLI_VERSION)
 	@touch $@
 
 demo: install ## replay the sample archive through the local pipeline (offline) and print the report
@@ -88,5 +102,5 @@ reliability: install ## the reliability suite at full size: 10,000 fault-injecte
 bench: install ## benchmarks and capacity under the GetCase quota: writes bench-results.json, prints the tables
 	$(BIN)/python -m casewatch_dev.bench
 
-clean: ## remove the virtualenv, node_modules and build outputs
-	rm -rf $(VENV) node_modules cdk.out .build .mypy_cache .ruff_cache .hypothesis
+clean: ## remove the virtualenv, node_modules, the tool environments and build outputs
+	rm -rf $(VENV) node_modules cdk.out .build .tools .mypy_cache .ruff_cache .hypothesis

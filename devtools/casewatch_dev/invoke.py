@@ -3,6 +3,10 @@
 Like `sam local invoke`, on the local pipeline: moto for AWS services, the Cases emulator for Cases
 (loaded with `state/cases.json` beside the event file when there is one), the real handler and adapters.
 Prints the outcome and every side effect; `--json` prints them as one object.
+
+`--runtime-emulator`: the function runs from its synthesized asset and layer in the Lambda Runtime
+Interface Emulator with awslambdaric, against moto's server (`casewatch_dev.lambda_runtime`), and the
+REPORT figures are printed too.
 """
 
 from __future__ import annotations
@@ -41,6 +45,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="deliver these events through the pipeline first (e.g. the case event that armed an SLA timer)",
     )
     parser.add_argument("--config", default="cdk.json", help="cdk.json with the `casewatch` settings")
+    parser.add_argument(
+        "--runtime-emulator",
+        action="store_true",
+        help="run it in the real Lambda runtime (the Runtime Interface Emulator + awslambdaric; no Docker): "
+        "the synthesized handler, memory, timeout, environment, asset and layer; prints the REPORT figures",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
 
@@ -68,7 +78,15 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     state_path = Path(args.state) if args.state else _find_state(path)
     state = json.loads(state_path.read_text()) if state_path is not None and state_path.is_file() else None
     primes = [p.raw for name in args.prime for p in read_events(Path(name)) if isinstance(p.raw, dict)]
-    result = invoke_once(load_cdk_context(args.config), spec.name, raw.raw, state, primes)
+    settings = load_cdk_context(args.config)
+    if args.runtime_emulator:
+        from casewatch_dev.lambda_runtime import invoke_in_runtime
+
+        result = invoke_in_runtime(
+            settings, Path(args.config), spec.name, raw.raw, state=state, primes=primes
+        )
+    else:
+        result = invoke_once(settings, spec.name, raw.raw, state, primes)
     if args.json:
         print(json.dumps(result, sort_keys=True, default=str), file=out)
     else:
@@ -135,4 +153,8 @@ def render(result: dict[str, Any]) -> str:
     lines += [f"    {b['detail-type']} case={b.get('caseId')}" for b in result["bus_events"]]
     lines.append(f"  dead letters: {len(result['dead_letters'])}")
     lines += [f"    {d.get('reason')}" for d in result["dead_letters"]]
+    if "runtime" in result:
+        from casewatch_dev.lambda_runtime import render_runtime
+
+        lines.append(render_runtime(result["runtime"]))
     return "\n".join(lines)

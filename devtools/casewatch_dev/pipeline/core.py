@@ -86,7 +86,8 @@ class Effects:
     failures: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _matcher(pattern: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
+def pattern_matcher(pattern: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    """An EventBridge pattern as a predicate (moto's pattern engine)."""
     from moto.events.models import EventPattern
 
     compiled = EventPattern.load(json.dumps(pattern))
@@ -159,7 +160,7 @@ class LocalPipeline:
         # The rules take the events of the configured domain only, as in AWS.
         self.domain_arn = domain_arn(settings.domain_id, partition="aws", region=REGION, account=ACCOUNT)
         self._routes = [
-            (spec, _matcher(pattern))
+            (spec, pattern_matcher(pattern))
             for spec in EVENT_ROUTED
             if (pattern := spec.event_pattern(self.domain_arn))
         ]
@@ -340,17 +341,17 @@ class LocalPipeline:
                 }
                 for t in self.transitions
             ],
-            "notifications": [_notification_summary(m) for m in effects.notifications],
-            "bus_events": [_bus_summary(m) for m in effects.bus_events],
-            "dead_letters": [_dead_letter_summary(m) for m in effects.dead_letters + effects.failures],
+            "notifications": [notification_summary(m) for m in effects.notifications],
+            "bus_events": [bus_summary(m) for m in effects.bus_events],
+            "dead_letters": [dead_letter_summary(m) for m in effects.dead_letters + effects.failures],
         }
 
     def fill_report(self, report: Any) -> None:
         """Complete a replay report with what the local resources saw."""
         effects = self.effects()
         report.getcase_calls = effects.getcase_calls
-        report.notifications = dict(Counter(_notification_summary(m)["rule"] for m in effects.notifications))
-        report.bus_events = dict(Counter(_bus_summary(m)["detail-type"] for m in effects.bus_events))
+        report.notifications = dict(Counter(notification_summary(m)["rule"] for m in effects.notifications))
+        report.bus_events = dict(Counter(bus_summary(m)["detail-type"] for m in effects.bus_events))
         report.sla_transitions = len(self.transitions)
         slas = self.sla_items()
         report.sla_status = dict(Counter(item.state.status.value for item in slas))
@@ -478,7 +479,7 @@ def _attributes(message: dict[str, Any]) -> dict[str, str]:
     return {k: v.get("StringValue", "") for k, v in message.get("MessageAttributes", {}).items()}
 
 
-def _notification_summary(message: dict[str, Any]) -> dict[str, Any]:
+def notification_summary(message: dict[str, Any]) -> dict[str, Any]:
     attributes = _attributes(message)
     try:
         body = json.loads(message["Body"])
@@ -487,13 +488,13 @@ def _notification_summary(message: dict[str, Any]) -> dict[str, Any]:
     return {"rule": attributes.get("rule", "?"), "subject": body.get("subject", ""), "attributes": attributes}
 
 
-def _bus_summary(message: dict[str, Any]) -> dict[str, Any]:
+def bus_summary(message: dict[str, Any]) -> dict[str, Any]:
     body = json.loads(message["Body"])
     case = body.get("detail", {}).get("case", {})
     return {"detail-type": body.get("detail-type"), "caseId": case.get("caseId"), "id": body.get("id")}
 
 
-def _dead_letter_summary(message: dict[str, Any]) -> dict[str, Any]:
+def dead_letter_summary(message: dict[str, Any]) -> dict[str, Any]:
     body = json.loads(message["Body"])
     return {
         "reason": body.get("reason"),
@@ -506,4 +507,15 @@ def _breached(state: SlaState) -> bool:
     return state.status is SlaStatus.NOT_MET or any(t.status is SlaStatus.OVERDUE for t in state.history)
 
 
-__all__ = ["BACKENDS", "Backend", "BackendName", "Effects", "Invocation", "LocalPipeline"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "BackendName",
+    "Effects",
+    "Invocation",
+    "LocalPipeline",
+    "bus_summary",
+    "dead_letter_summary",
+    "notification_summary",
+    "pattern_matcher",
+]
