@@ -96,8 +96,10 @@ destroy: install ## delete the Casewatch stack (tables, logs and key are retaine
 	$(CDK) destroy Casewatch $(CDK_CONTEXT)
 
 .PHONY: reliability
-reliability: install ## the reliability suite at full size: 10,000 fault-injected events (memory) + the moto run
-	CASEWATCH_RELIABILITY_EVENTS=$${CASEWATCH_RELIABILITY_EVENTS:-10000} $(BIN)/pytest -q -m reliability tests/reliability
+reliability: install ## the reliability suite at full size: 10,000 fault-injected events (memory), the moto run, one container through 50,000 events
+	CASEWATCH_RELIABILITY_EVENTS=$${CASEWATCH_RELIABILITY_EVENTS:-10000} \
+	CASEWATCH_RELIABILITY_CONTAINER_EVENTS=$${CASEWATCH_RELIABILITY_CONTAINER_EVENTS:-50000} \
+	$(BIN)/pytest -q -m reliability tests/reliability
 
 bench: install ## benchmarks and capacity under the GetCase quota: writes bench-results.json, prints the tables
 	$(BIN)/python -m casewatch_dev.bench
