@@ -39,6 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from casewatch.domain.notifications.render import Notification
+from casewatch.ports import Notifier
 from casewatch_dev.event_files import RawEvent, UsageError
 
 RATES = ("duplicates", "reorder", "drop", "malformed", "throttle", "errors", "timeouts")
@@ -184,26 +186,20 @@ def corrupt(raw: RawEvent, rng: random.Random) -> RawEvent:
 
 
 class TimeoutInjector:
-    """Wraps the notification sink's `ExactlyOnce` guard: with probability `rate`, the side effect's
-    invocation dies (`SimulatedTimeout`) after Powertools saved its in-progress record."""
+    """Wraps the notifier: with probability `rate`, the invocation dies (`SimulatedTimeout`) as it sends a
+    notification — after its state and its claim were written, before the claim is done."""
 
-    def __init__(self, inner: Any, rate: float, rng: random.Random) -> None:
+    def __init__(self, inner: Notifier, rate: float, rng: random.Random) -> None:
         self.inner = inner
         self.rate = rate
         self._rng = rng
         self.injected = 0
 
-    def run(self, key: str, action: Callable[[], dict[str, Any]]) -> Any:
-        def dying() -> dict[str, Any]:
-            if self._rng.random() < self.rate:
-                self.injected += 1
-                raise SimulatedTimeout(f"task timed out while running {key.split(':', 1)[0]}")
-            return action()
-
-        return self.inner.run(key, dying)
-
-    def register_lambda_context(self, context: Any) -> None:
-        self.inner.register_lambda_context(context)
+    def publish(self, notification: Notification) -> str:
+        if self._rng.random() < self.rate:
+            self.injected += 1
+            raise SimulatedTimeout("task timed out while sending a notification")
+        return self.inner.publish(notification)
 
 
 __all__ = [

@@ -15,10 +15,10 @@ from typing import Any, TextIO
 
 from casewatch.constants import ENV_SLA_TABLE
 from casewatch.domain.sla.model import SlaState, SlaStatus
-from casewatch.domain.sla.records import StoredSla
 from casewatch.domain.values import sortable_iso as iso
 from casewatch.errors import CasewatchError
 from casewatch_dev.event_files import UsageError
+from casewatch_dev.sla_items import SlaItem, case_slas
 
 COLUMNS = ("SLA", "ORIGIN", "STATUS", "TARGET (UTC)", "TIME LEFT", "COMPLETED (UTC)")
 
@@ -40,6 +40,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     show.add_argument("--table", help=f"the state table (default: ${ENV_SLA_TABLE})")
     show.add_argument("--region", help="the AWS Region of the table (default: your AWS configuration)")
     show.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    show.add_argument(
+        "--config", default="cdk.json", help="cdk.json with the `casewatch` settings (the SLA policies)"
+    )
     show.set_defaults(run=run_show)
 
 
@@ -61,8 +64,8 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment is not None else "-"
 
 
-def _state(item: StoredSla | SlaState) -> SlaState:
-    return item.state if isinstance(item, StoredSla) else item
+def _state(item: SlaItem | SlaState) -> SlaState:
+    return item.state if isinstance(item, SlaItem) else item
 
 
 def time_left(state: SlaState, now: datetime) -> str:
@@ -80,7 +83,7 @@ def time_left(state: SlaState, now: datetime) -> str:
     return "-"
 
 
-def render_slas(items: Sequence[StoredSla | SlaState], now: datetime) -> str:
+def render_slas(items: Sequence[SlaItem | SlaState], now: datetime) -> str:
     """A table of SLAs (one line each) as of `now`; a sentence when there are none."""
     states = sorted((_state(i) for i in items), key=lambda s: (s.started_at, s.key))
     if not states:
@@ -104,7 +107,7 @@ def render_slas(items: Sequence[StoredSla | SlaState], now: datetime) -> str:
     )
 
 
-def sla_document(item: StoredSla | SlaState, now: datetime) -> dict[str, Any]:
+def sla_document(item: SlaItem | SlaState, now: datetime) -> dict[str, Any]:
     """One SLA as JSON (ids, times and states; the completion values are configuration, not case data)."""
     s = _state(item)
     return {
@@ -127,7 +130,9 @@ def run_show(args: argparse.Namespace, out: TextIO) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from casewatch.adapters import clients
-    from casewatch.adapters.dynamodb_sla_store import DynamoDbSlaStore
+    from casewatch.adapters.dynamodb_case_store import DynamoDbCaseStore
+    from casewatch.bootstrap import policies
+    from casewatch.settings import load_cdk_context
 
     table = args.table or os.environ.get(ENV_SLA_TABLE)
     if not table:
@@ -136,7 +141,9 @@ def run_show(args: argparse.Namespace, out: TextIO) -> int:
         os.environ["AWS_DEFAULT_REGION"] = args.region
         clients.reset_clients()
     try:
-        items = DynamoDbSlaStore(table, clients.dynamodb_client()).case_slas(args.case_id)
+        settings = load_cdk_context(args.config)
+        store = DynamoDbCaseStore(table, clients.dynamodb_client(), policies(settings))
+        items = case_slas(store, settings.domain_id, args.case_id)
     except (ClientError, BotoCoreError) as exc:
         raise CasewatchError(f"cannot read table {table}: {exc}") from None
     now = datetime.now(UTC)

@@ -3,7 +3,7 @@
 `event_app(name)`, `sla_timer_app()` and `reconcile_app()` build a function's use case once per
 container (on the first invocation, never at import time) from the settings and the resource names
 the stack sets (`Resources.from_env`). Each function gets only what it uses: the timer and the
-reconciliation park no events, so they need no dead-letter queue. The `build_*` functions take the
+change feed park no events, so they need no dead-letter queue. The `build_*` functions take the
 adapters as arguments, so tests and the local pipeline compose the same use cases over their own.
 """
 
@@ -16,50 +16,42 @@ from functools import cache
 
 from casewatch.adapters.cases_api import CasesApi
 from casewatch.adapters.clients import dynamodb_client, scheduler_client
-from casewatch.adapters.dynamodb_sla_store import DynamoDbSlaStore
-from casewatch.adapters.dynamodb_snapshots import DynamoDbSnapshotStore
+from casewatch.adapters.dynamodb_case_store import DynamoDbCaseStore
 from casewatch.adapters.enriched_bus import EventBridgeEnrichedBus
 from casewatch.adapters.event_configuration import CasesEventConfiguration
-from casewatch.adapters.idempotency import PowertoolsIdempotency
 from casewatch.adapters.scheduler_timers import SchedulerTimers
 from casewatch.adapters.sns_notifier import SnsNotifier
 from casewatch.adapters.sqs_dead_letters import SqsDeadLetters
-from casewatch.adapters.status_order import DynamoDbStatusOrder
 from casewatch.adapters.system_clock import SystemClock
+from casewatch.app.case_update import CaseUpdater
 from casewatch.app.enrich import Enricher
-from casewatch.app.notify import Notifications
 from casewatch.app.process_event import EventProcessor
-from casewatch.app.sla.apply import SlaApplier
-from casewatch.app.sla.case_event import SlaCaseEvents
-from casewatch.app.sla.cases_check import CasesCheck
-from casewatch.app.sla.reconcile import Reconciliation
+from casewatch.app.sla.feed import ChangeFeed
 from casewatch.app.sla.timer import SlaTimer
 from casewatch.constants import (
     ENV_DEAD_LETTER_QUEUE_URL,
     ENV_EVENT_BUS,
-    ENV_IDEMPOTENCY_TABLE,
     ENV_SCHEDULE_GROUP,
     ENV_SCHEDULER_ROLE_ARN,
     ENV_SLA_TABLE,
     ENV_SLA_TIMER_ARN,
     ENV_TOPIC_ARN,
 )
-from casewatch.domain.sla.model import compile_policies
+from casewatch.domain.sla.model import PolicySpec, compile_policies
 from casewatch.errors import SettingsError
 from casewatch.observability import PowertoolsMetrics, logger
 from casewatch.ports import (
     CasesReader,
+    CasesSearch,
     CasesSlaSource,
+    CaseStore,
     Clock,
     DeadLetters,
     EnrichedBus,
-    ExactlyOnce,
+    FeedState,
     MetricsRecorder,
     Notifier,
-    SlaStore,
     SlaTimers,
-    SnapshotStore,
-    StatusOrder,
 )
 from casewatch.settings import Settings, get_settings
 from casewatch.topology import RELATED_ITEM_CREATED_FN, FunctionSpec, function_named
@@ -70,7 +62,6 @@ class Resources:
     """The resource names the stack gives a function (environment variables)."""
 
     state_table: str
-    idempotency_table: str
     topic_arn: str
     event_bus: str
     schedule_group: str | None = None
@@ -88,7 +79,6 @@ class Resources:
 
         return cls(
             state_table=required(ENV_SLA_TABLE),
-            idempotency_table=required(ENV_IDEMPOTENCY_TABLE),
             topic_arn=required(ENV_TOPIC_ARN),
             event_bus=required(ENV_EVENT_BUS),
             schedule_group=env.get(ENV_SCHEDULE_GROUP) or None,
@@ -106,13 +96,12 @@ class Adapters:
     metrics: MetricsRecorder
     cases: CasesReader
     cases_slas: CasesSlaSource
-    snapshots: SnapshotStore
-    sla_store: SlaStore
+    search: CasesSearch
+    store: CaseStore
+    feed: FeedState
     notifier: Notifier
     bus: EnrichedBus
-    once: ExactlyOnce
-    status_order: StatusOrder
-    timers: SlaTimers | None = None  # None: no breach timers (reconciliation alone catches breaches)
+    timers: SlaTimers | None = None  # None: no timers (the change feed's due sweep catches breaches)
     dead_letters: DeadLetters | None = None  # event-routed functions only
 
 
@@ -124,89 +113,76 @@ class EventApp:
     """case-changed and related-item-created."""
 
     processor: EventProcessor
-    once: ExactlyOnce
 
 
 @dataclass(frozen=True, slots=True)
 class SlaTimerApp:
     timer: SlaTimer
-    once: ExactlyOnce
 
 
 @dataclass(frozen=True, slots=True)
 class ReconcileApp:
-    reconciliation: Reconciliation
-    once: ExactlyOnce
+    feed: ChangeFeed
 
 
-def _notifications(settings: Settings, adapters: Adapters) -> Notifications:
-    return Notifications(
-        settings,
+def policies(settings: Settings) -> tuple[PolicySpec, ...]:
+    """The configured SLA policies, field names resolved."""
+    return compile_policies(settings.sla_policies, settings.field_id)
+
+
+def _updater(settings: Settings, adapters: Adapters) -> CaseUpdater:
+    return CaseUpdater(
+        settings=settings,
+        store=adapters.store,
         notifier=adapters.notifier,
         bus=adapters.bus,
-        once=adapters.once,
-        metrics=adapters.metrics,
-        status_order=adapters.status_order,
-    )
-
-
-def _sla_applier(settings: Settings, adapters: Adapters, notifications: Notifications) -> SlaApplier:
-    return SlaApplier(
-        store=adapters.sla_store,
-        signals=notifications,
-        policies=compile_policies(settings.sla_policies, settings.field_id),
         clock=adapters.clock,
         metrics=adapters.metrics,
+        policies=policies(settings),
         timers=adapters.timers,
-        warning_fraction=settings.sla_warning_fraction,
-        snapshots=adapters.snapshots,
+        breach_grace=settings.breach_grace,
     )
-
-
-def _cases_check(applier: SlaApplier, adapters: Adapters) -> CasesCheck:
-    return CasesCheck(policies=applier.policies, cases_slas=adapters.cases_slas, cases_reader=adapters.cases)
 
 
 def build_event_app(spec: FunctionSpec, settings: Settings, adapters: Adapters) -> EventApp:
     if adapters.dead_letters is None:
         raise SettingsError(f"{spec.name} parks invalid events: it needs a dead-letter queue")
-    notifications = _notifications(settings, adapters)
-    applier = _sla_applier(settings, adapters, notifications)
-    # Only related-item events can need an SLA's definition from Cases (an Sla item without content).
-    sla = SlaCaseEvents(
-        applier=applier, cases_slas=adapters.cases_slas if spec == RELATED_ITEM_CREATED_FN else None
-    )
     enricher = Enricher(
-        settings=settings,
-        cases=adapters.cases,
-        snapshots=adapters.snapshots,
-        clock=adapters.clock,
-        metrics=adapters.metrics,
+        settings=settings, cases=adapters.cases, clock=adapters.clock, metrics=adapters.metrics
     )
     processor = EventProcessor(
         function=spec.name,
         event_types=spec.event_types,
         settings=settings,
         enricher=enricher,
-        sinks=(sla, notifications),
+        updater=_updater(settings, adapters),
         dead_letters=adapters.dead_letters,
         metrics=adapters.metrics,
+        # Only related-item events can need an SLA's definition from Cases (an Sla item without content).
+        cases_slas=adapters.cases_slas if spec == RELATED_ITEM_CREATED_FN else None,
     )
-    return EventApp(processor, adapters.once)
+    return EventApp(processor)
 
 
 def build_sla_timer_app(settings: Settings, adapters: Adapters) -> SlaTimerApp:
-    applier = _sla_applier(settings, adapters, _notifications(settings, adapters))
-    timer = SlaTimer(applier=applier, metrics=adapters.metrics, check=_cases_check(applier, adapters))
-    return SlaTimerApp(timer, adapters.once)
+    timer = SlaTimer(
+        updater=_updater(settings, adapters), metrics=adapters.metrics, feed_period=settings.feed_period
+    )
+    return SlaTimerApp(timer)
 
 
 def build_reconcile_app(settings: Settings, adapters: Adapters) -> ReconcileApp:
-    applier = _sla_applier(settings, adapters, _notifications(settings, adapters))
-    reconciliation = Reconciliation(
-        applier=applier, check=_cases_check(applier, adapters), metrics=adapters.metrics
+    feed = ChangeFeed(
+        domain_id=settings.domain_id,
+        updater=_updater(settings, adapters),
+        store=adapters.store,
+        search=adapters.search,
+        feed=adapters.feed,
+        metrics=adapters.metrics,
+        index_lag=settings.index_lag,
+        first_lookback=settings.feed_period,
     )
-    return ReconcileApp(reconciliation, adapters.once)
+    return ReconcileApp(feed)
 
 
 # --- the real adapters, once per container ------------------------------------------------------------
@@ -215,6 +191,7 @@ def build_reconcile_app(settings: Settings, adapters: Adapters) -> ReconcileApp:
 def aws_adapters(settings: Settings, resources: Resources, *, parks_events: bool) -> Adapters:
     """The AWS adapters for the resources (boto3 clients are created on first use)."""
     cases = CasesApi(max_attempts=settings.getcase_max_attempts)
+    store = DynamoDbCaseStore(resources.state_table, dynamodb_client(), policies(settings))
     dead_letters = None
     if parks_events:
         if resources.dead_letter_queue_url is None:
@@ -225,12 +202,11 @@ def aws_adapters(settings: Settings, resources: Resources, *, parks_events: bool
         metrics=PowertoolsMetrics(),
         cases=cases,
         cases_slas=cases,
-        snapshots=DynamoDbSnapshotStore(resources.state_table, cache_size=settings.snapshot_cache_size),
-        sla_store=DynamoDbSlaStore(resources.state_table, dynamodb_client()),
+        search=cases,
+        store=store,
+        feed=store,
         notifier=SnsNotifier(resources.topic_arn),
         bus=EventBridgeEnrichedBus(resources.event_bus),
-        once=PowertoolsIdempotency(resources.idempotency_table),
-        status_order=DynamoDbStatusOrder(resources.state_table),
         timers=_timers(resources),
         dead_letters=dead_letters,
     )
@@ -292,6 +268,7 @@ __all__ = [
     "event_app",
     "event_configuration_store",
     "forget_apps",
+    "policies",
     "reconcile_app",
     "sla_timer_app",
 ]

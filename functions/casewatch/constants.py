@@ -18,7 +18,6 @@ ENV_CONFIG: Final = "CASEWATCH_CONFIG"  # JSON of the runtime settings (the `cas
 # The path of a file holding that JSON: in AWS, the settings layer's `/opt/casewatch/settings.json`.
 ENV_CONFIG_FILE: Final = "CASEWATCH_CONFIG_FILE"
 ENV_SLA_TABLE: Final = "CASEWATCH_SLA_TABLE"
-ENV_IDEMPOTENCY_TABLE: Final = "CASEWATCH_IDEMPOTENCY_TABLE"
 ENV_TOPIC_ARN: Final = "CASEWATCH_TOPIC_ARN"
 ENV_EVENT_BUS: Final = "CASEWATCH_EVENT_BUS"
 ENV_SCHEDULE_GROUP: Final = "CASEWATCH_SCHEDULE_GROUP"

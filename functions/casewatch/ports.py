@@ -6,22 +6,17 @@ memory for the tests and the local pipeline's memory backend.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
+from casewatch.domain.case_record import CaseChange, CaseRecord
 from casewatch.domain.notifications.bus import BusEvent
 from casewatch.domain.notifications.render import Notification
-from casewatch.domain.sla.log import CaseSlaLog
-from casewatch.domain.sla.model import SlaState
 from casewatch.domain.sla.observations import CasesSlaReport
-from casewatch.domain.sla.records import SlaCaseRecord, StoredSla
 from casewatch.domain.sla.timers import TimerKind, TimerSpec
-from casewatch.models.enriched import EnrichedCase
-from casewatch.models.events import CaseEvent
 from casewatch.models.fields import FieldValue
-from casewatch.models.signals import SlaSignal
 
 # --- time and counting ---------------------------------------------------------------------------
 
@@ -72,10 +67,6 @@ class CasesSlaSource(Protocol):
         """The case's Cases SLA related items (the `sla` filter), with their status and completion."""
         ...
 
-    def related_items(self, domain_id: str, case_id: str, item_type: str) -> list[tuple[str, datetime]]:
-        """(relatedItemId, associationTime) of the case's related items of one type, e.g. "Comment"."""
-        ...
-
 
 class EventConfigurationStore(Protocol):
     """What a Cases domain publishes to EventBridge (Put/GetCaseEventConfiguration)."""
@@ -89,17 +80,55 @@ class EventConfigurationStore(Protocol):
         ...
 
 
-# --- enrichment and the event path -----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ChangedCase:
+    """A case SearchCases found changed: the field values asked for (a field without one is absent)."""
+
+    case_id: str
+    values: dict[str, FieldValue]
 
 
-class SnapshotStore(Protocol):
-    """The latest enriched view of each case, durable and versioned by approximateChangeTime."""
+@dataclass(frozen=True, slots=True)
+class FoundItem:
+    """A related item SearchAllRelatedItems found: its case, type, association time, and for an Sla item
+    what Cases says of it."""
 
-    def get(self, domain_id: str, case_id: str) -> EnrichedCase | None: ...
+    case_id: str
+    related_item_id: str
+    item_type: str
+    associated_at: datetime
+    sla: CasesSlaReport | None = None
 
-    def put(self, case: EnrichedCase) -> bool:
-        """Store unless a newer (or the same) version is stored; True if written."""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Found(Generic[T]):
+    """A search's answer and the requests (pages) it took."""
+
+    items: list[T]
+    requests: int
+
+
+class CasesSearch(Protocol):
+    """Domain-wide search (SearchCases, SearchAllRelatedItems): the change feed's view of Cases.
+    Index-backed: results lag writes by the index delay. Errors as `CasesReader`'s."""
+
+    def changed_cases(self, domain_id: str, since: datetime, field_ids: Sequence[str]) -> Found[ChangedCase]:
+        """Every case whose `last_updated_datetime` is after `since`, oldest change first, with the
+        fields asked for (at most 25), every page followed."""
         ...
+
+    def associated_items(
+        self, domain_id: str, since: datetime, item_types: Sequence[str]
+    ) -> Found[FoundItem]:
+        """Every related item of these types associated after `since` (newest first, pages followed
+        until older ones)."""
+        ...
+
+
+# --- enrichment and the event path -----------------------------------------------------------------
 
 
 class DeadLetters(Protocol):
@@ -108,48 +137,56 @@ class DeadLetters(Protocol):
     def park(self, raw: object, reason: str, *, function: str, event_id: str | None = None) -> None: ...
 
 
-class CaseSink(Protocol):
-    """A consumer of enriched case events (SLA tracking, notifications)."""
-
-    def on_case_event(self, event: CaseEvent, case: EnrichedCase) -> None: ...
+# --- the case record, and SLA timers ----------------------------------------------------------------
 
 
-class SlaSignalSink(Protocol):
-    """A consumer of SLA signals (notifications)."""
+class CaseStore(Protocol):
+    """Everything kept about each case, one record per case, written conditionally on its revision."""
 
-    def on_sla_signal(self, signal: SlaSignal, case: EnrichedCase | None) -> None: ...
-
-
-# --- SLA state and timers ----------------------------------------------------------------------------
-
-
-class SlaStore(Protocol):
-    """Durable SLA state, one case at a time, with optimistic concurrency."""
-
-    def load(self, domain_id: str, case_id: str) -> SlaCaseRecord:
-        """The case's log and SLAs (an empty record at revision 0 when none are stored)."""
-        ...
-
-    def save(
+    def load(
         self,
-        old: SlaCaseRecord,
-        log: CaseSlaLog,
-        changed: Sequence[SlaState],
+        domain_id: str,
+        case_id: str,
         *,
-        next_checks: Mapping[str, datetime] | None = None,
-    ) -> SlaCaseRecord:
-        """Write the new log and the changed SLAs atomically, if nobody wrote since `old` was loaded.
-
-        `next_checks`: reconciliation's next look at open SLAs (by key): until then `due_before` leaves
-        them out; an SLA keeps its next check through later saves. Raises `SlaConflictError` when
-        another writer saved first (reload and apply again).
-        """
+        claim_key: str | None = None,
+        with_log: bool = False,
+        with_watermark: bool = False,
+    ) -> CaseRecord:
+        """The case's record (revision 0 when nothing is stored), with the claim of `claim_key` if there
+        is one, the observation log if asked, and the change feed's watermark if asked."""
         ...
 
-    def case_slas(self, case_id: str) -> list[StoredSla]: ...
+    def load_many(self, domain_id: str, case_ids: Sequence[str]) -> dict[str, CaseRecord]:
+        """Several cases' records at once (no claims, no logs)."""
+        ...
 
-    def due_before(self, moment: datetime, limit: int = 100) -> list[StoredSla]:
-        """Open SLAs whose target (or next reconciliation check) is before `moment`, oldest first."""
+    def commit(self, old: CaseRecord, change: CaseChange) -> CaseRecord:
+        """Write `change` if nobody wrote the case since `old` was loaded; else `CaseConflictError`
+        (reload and apply again)."""
+        ...
+
+    def complete(self, case_id: str, claim_key: str, *, pending: Sequence[str] | None = None) -> None:
+        """The claim's side effects were sent: mark it done. With `pending`, some were not: keep those
+        ids pending in its outbox (a retry sends only them)."""
+        ...
+
+    def due_before(self, moment: datetime, limit: int = 100) -> list[tuple[str, str]]:
+        """(domain id, case id) of cases with an open SLA due a breach check before `moment`."""
+        ...
+
+    def case_ids(self) -> list[tuple[str, str]]:
+        """Every (domain id, case id) stored (for tools: a scan)."""
+        ...
+
+
+class FeedState(Protocol):
+    """Where the change feed left off, per domain (`watermark`: every change of Cases up to it is
+    applied)."""
+
+    def watermark(self, domain_id: str) -> datetime | None: ...
+
+    def advance(self, domain_id: str, watermark: datetime, previous: datetime | None) -> None:
+        """Move the watermark forward, if nobody moved it since `previous` was read."""
         ...
 
 
@@ -180,53 +217,22 @@ class EnrichedBus(Protocol):
         ...
 
 
-class OnceResult(NamedTuple):
-    result: dict[str, Any]
-    executed: bool  # False: a repeat, the stored result of the first run
-
-
-class ExactlyOnce(Protocol):
-    def run(self, key: str, action: Callable[[], dict[str, Any]]) -> OnceResult:
-        """Run `action` once per key; a repeat returns the first result without running it.
-        A concurrent run of the same key raises (retryable)."""
-        ...
-
-    def register_lambda_context(self, context: LambdaContextLike | None) -> None:
-        """This invocation's context: an in-progress record then expires with the invocation."""
-        ...
-
-
-class StatusOrder(Protocol):
-    def claim(
-        self,
-        *,
-        case_id: str,
-        status: str,
-        changed_at: datetime,
-        notification_id: str,
-        replay_name: str | None = None,
-    ) -> bool:
-        """False if a newer status notification with another status was already sent for the case."""
-        ...
-
-
 __all__ = [
     "CaseFields",
-    "CaseSink",
+    "CaseStore",
     "CasesReader",
+    "CasesSearch",
     "CasesSlaSource",
+    "ChangedCase",
     "Clock",
     "DeadLetters",
     "EnrichedBus",
     "EventConfigurationStore",
-    "ExactlyOnce",
+    "FeedState",
+    "Found",
+    "FoundItem",
     "LambdaContextLike",
     "MetricsRecorder",
     "Notifier",
-    "OnceResult",
-    "SlaSignalSink",
-    "SlaStore",
     "SlaTimers",
-    "SnapshotStore",
-    "StatusOrder",
 ]

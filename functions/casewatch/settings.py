@@ -13,6 +13,7 @@ import json
 import os
 import re
 from collections.abc import Callable
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -130,13 +131,15 @@ class Settings(_Strict):
     log_case_data: bool = False
     # enrichment tuning
     getcase_max_attempts: int = Field(4, ge=1, le=10)
-    snapshot_cache_size: int = Field(512, ge=0, le=100_000)
+    # the change feed (the reconcile function): how often it polls Cases, and how far behind now it stays
+    # (search results lag writes by the index delay)
+    reconcile_every_minutes: int = Field(1, ge=1, le=1440)
+    search_index_lag_seconds: int = Field(15, ge=0, le=3600)
     # deploy-only (not sent to the functions)
     archive_retention_days: int = Field(30, ge=0)
     log_retention_days: int = Field(30, ge=1)
     alarm_email: str | None = None
     removal_policy: Literal["retain", "destroy"] = "retain"
-    reconcile_every_minutes: int = Field(15, ge=1, le=1440)
     capture_events: bool = False
     # reserved concurrency of each event-routed function; null (default): unreserved. Lambda keeps 100
     # executions of the account unreserved, so a reservation needs an account limit above 100 + it.
@@ -148,7 +151,6 @@ class Settings(_Strict):
             "log_retention_days",
             "alarm_email",
             "removal_policy",
-            "reconcile_every_minutes",
             "capture_events",
             "reserved_concurrency",
         }
@@ -161,6 +163,20 @@ class Settings(_Strict):
             if not _FIELD_ID.match(field_id):
                 raise ValueError(f"field_names[{name!r}] is not a valid field id")
         return v
+
+    @property
+    def feed_period(self) -> timedelta:
+        return timedelta(minutes=self.reconcile_every_minutes)
+
+    @property
+    def index_lag(self) -> timedelta:
+        return timedelta(seconds=self.search_index_lag_seconds)
+
+    @property
+    def breach_grace(self) -> timedelta:
+        """How long after an SLA's target its breach timer fires: by then a poll of the change feed has
+        passed the target (one period, the index lag, and a margin for the poll itself)."""
+        return self.feed_period + self.index_lag + timedelta(seconds=10)
 
     def field_id(self, ref: str) -> str:
         """Resolve a field reference (a name from `field_names`, or an id) to the field id."""

@@ -1,15 +1,10 @@
 """DynamoDB table definitions, shared by the CDK stack, the adapters and the local pipeline.
 
-The state table is a single table holding, per case:
-- `pk=CASE#<caseId>, sk=SNAPSHOT`: the latest enriched case view (versioned by approximateChangeTime);
-- `pk=CASE#<caseId>, sk=SLALOG`: the case's SLA observation log (the facts SLA states are folded from);
-- `pk=CASE#<caseId>, sk=SLA#policy#<name>` / `SLA#cases#<relatedItemId>`: one item per (case, SLA) with
-  its state and history (see `casewatch.adapters.dynamodb_sla_store`);
-- `pk=CASE#<caseId>, sk=NOTIFY#STATUS` (and `NOTIFY#STATUS#REPLAY#<replayName>` per replay): the latest
-  status notification sent — `latest_at` (N, epoch ms of approximateChangeTime), `latest_status` (S, a
-  hash of the status value), `notification_id` (S), `expires_at` (N, TTL) — written only forward in time
-  (conditional `latest_at <= :t`), so a stale "open" is never sent after a "closed".
-Active SLAs also carry `due_shard`/`due_at`, a sparse GSI (`due`) to query "SLAs due before T".
+The state table holds one item per case (`pk=CASE#<caseId>, sk=CASE`): the enriched view, the SLA
+fold and its observation log, the status order, the claims of the triggers applied (see
+`casewatch.adapters.dynamodb_case_store`), and one item per domain for the change feed
+(`pk=FEED#<domainId>, sk=FEED`: its watermark). A case with an open SLA carries `due_shard`/`due_at`,
+a sparse GSI (`due`) that projects only what the feed's due sweep reads: the keys and the domain.
 """
 
 from __future__ import annotations
@@ -31,6 +26,7 @@ class IndexSpec:
     name: str
     partition_key: KeySpec
     sort_key: KeySpec | None = None
+    projected: tuple[str, ...] = ()  # non-key attributes projected (INCLUDE); the keys always are
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +66,11 @@ class TableSpec:
                             else []
                         ),
                     ],
-                    "Projection": {"ProjectionType": "ALL"},
+                    "Projection": (
+                        {"ProjectionType": "INCLUDE", "NonKeyAttributes": list(index.projected)}
+                        if index.projected
+                        else {"ProjectionType": "KEYS_ONLY"}
+                    ),
                 }
                 for index in self.indexes
             ]
@@ -81,13 +81,6 @@ STATE_TABLE = TableSpec(
     construct_id="StateTable",
     partition_key=KeySpec("pk"),
     sort_key=KeySpec("sk"),
-    indexes=(IndexSpec("due", KeySpec("due_shard"), KeySpec("due_at")),),
+    indexes=(IndexSpec("due", KeySpec("due_shard"), KeySpec("due_at"), projected=("dom",)),),
     ttl_attribute="expires_at",
-)
-
-# Powertools Idempotency's DynamoDBPersistenceLayer defaults: key `id`, TTL attribute `expiration`.
-IDEMPOTENCY_TABLE = TableSpec(
-    construct_id="IdempotencyTable",
-    partition_key=KeySpec("id"),
-    ttl_attribute="expiration",
 )

@@ -3,16 +3,16 @@
 One code asset (the `functions/` directory as it is), one dependencies layer and one settings layer
 (`/opt/casewatch/settings.json`) are shared by all four. Each role gets exact actions on exact ARNs:
 
-| function             | Cases                                     | state table          |
-| -------------------- | ----------------------------------------- | -------------------- |
-| case-changed         | GetCase                                   | read/write           |
-| related-item-created | GetCase, SearchRelatedItems               | read/write           |
-| sla-timer            | GetCase, SearchRelatedItems               | read/write           |
-| reconcile            | GetCase, SearchRelatedItems               | + query `due` index  |
+| function             | Cases                                     | state table                        |
+| -------------------- | ----------------------------------------- | ---------------------------------- |
+| case-changed         | GetCase                                   | read/write                         |
+| related-item-created | GetCase, SearchRelatedItems               | read/write                         |
+| sla-timer            | (none: the change feed reads Cases)       | read/write, batch reads            |
+| reconcile            | SearchCases, SearchAllRelatedItems        | read/write, batch reads, `due` index |
 
-and all four: SLA timers (schedules of casewatch's group, passing the scheduler role), the
-idempotency table, publishing (topic + key, enriched bus). The two event-routed functions also park
-events on the invalid-events queue; the timer and the reconciliation park nothing (no queue, no grant).
+and all four: SLA timers (schedules of casewatch's group, passing the scheduler role), publishing
+(topic + key, enriched bus). The two event-routed functions also park events on the invalid-events
+queue; the timer and the change feed park nothing (no queue, no grant).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from constructs import Construct
 from casewatch.constants import (
     ENV_DEAD_LETTER_QUEUE_URL,
     ENV_EVENT_BUS,
-    ENV_IDEMPOTENCY_TABLE,
     ENV_SCHEDULE_GROUP,
     ENV_SCHEDULER_ROLE_ARN,
     ENV_SLA_TABLE,
@@ -99,7 +98,6 @@ class Functions(Construct):
         )
         environment = {
             ENV_SLA_TABLE: store.state_table.table_name,
-            ENV_IDEMPOTENCY_TABLE: store.idempotency_table.table_name,
             ENV_TOPIC_ARN: notifications.topic.topic_arn,
             ENV_EVENT_BUS: notifications.bus.event_bus_name,
             ENV_SCHEDULE_GROUP: store.schedule_group_name,
@@ -115,17 +113,18 @@ class Functions(Construct):
 
         for fn in self.all:
             self._grant_common(fn)
-            self._grant_get_case(fn)
-            store.grant_state(fn, due_index=fn is self.reconcile)
+            store.grant_state(fn, batch_reads=not fn.spec.event_types, due_index=fn is self.reconcile)
             store.grant_timers(fn)
+        for fn in (self.case_changed, self.related_item_created):
+            self._grant_get_case(fn)
+        self._grant_feed(self.reconcile)
         for fn in (self.case_changed, self.related_item_created):
             fn.add_to_role_policy(
                 iam.PolicyStatement(
                     actions=["sqs:SendMessage"], resources=[self.dead_letters.invalid_events.queue_arn]
                 )
             )
-        for fn in (self.related_item_created, self.sla_timer, self.reconcile):
-            self._grant_search(fn)
+        self._grant_search(self.related_item_created)
 
     @property
     def all(self) -> list[CasewatchFunction]:
@@ -153,7 +152,6 @@ class Functions(Construct):
         )
 
     def _grant_common(self, fn: CasewatchFunction) -> None:
-        self.store.grant_idempotency(fn)
         self.notifications.grant_publish(fn)
 
     def _grant_get_case(self, fn: CasewatchFunction) -> None:
@@ -167,12 +165,31 @@ class Functions(Construct):
         )
 
     def _grant_search(self, fn: CasewatchFunction) -> None:
-        # Cases SLAs are read per case with SearchRelatedItems (authorizes the domain and the case, per
-        # the Service Authorization Reference): by reconciliation, by the SLA timer before it declares a
-        # breach, and by related-item-created when an Sla item's event carries no content
-        # (include_content off). Reconciliation finds its cases in the `due` index: no SearchCases.
+        # An Sla item whose event carries no content (include_content off): its definition is read with
+        # SearchRelatedItems (authorizes the domain and the case, per the Service Authorization Reference).
         fn.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["cases:SearchRelatedItems"], resources=[self.cases.domain, self.cases.cases]
             )
+        )
+
+    def _grant_feed(self, fn: CasewatchFunction) -> None:
+        # The change feed searches the whole domain: SearchCases (returning field values, like GetCase:
+        # the domain and its fields) and SearchAllRelatedItems (the domain and its cases). Both on this
+        # one domain only.
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["cases:SearchCases"], resources=[self.cases.domain, self.cases.fields]
+            )
+        )
+        fn.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["cases:SearchAllRelatedItems"], resources=[self.cases.domain, self.cases.cases]
+            )
+        )
+        acknowledge(
+            fn,
+            "IAM5",
+            "The change feed's searches authorize the case and field resource types of this one domain.",
+            applies_to=CasesDomainArns.nag_findings(self.settings.domain_id),
         )

@@ -1,4 +1,4 @@
-"""SLA tracking storage: the state table, the idempotency table, the Scheduler group and its role.
+"""The state table (one item per case, and the change feed's watermark), the Scheduler group and its role.
 
 The tables are built from `casewatch.tables` (the same definitions the adapters, moto tests and
 the local pipeline use). Breach/warning timers are one-time EventBridge Scheduler schedules in
@@ -15,7 +15,7 @@ from aws_cdk import aws_scheduler as scheduler
 from constructs import Construct
 
 from casewatch.settings import Settings
-from casewatch.tables import IDEMPOTENCY_TABLE, STATE_TABLE, KeySpec, TableSpec
+from casewatch.tables import STATE_TABLE, KeySpec, TableSpec
 from infra.constructs.function import removal_policy
 from infra.nag import acknowledge
 
@@ -25,11 +25,10 @@ _ATTRIBUTE_TYPES = {
     "B": dynamodb.AttributeType.BINARY,
 }
 
-# What the adapters call (snapshots, SLA store incl. TransactWriteItems of conditional Puts, status
-# order): nothing deletes from the state table (TTL does).
-STATE_ACTIONS = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"]
-# Powertools Idempotency's DynamoDBPersistenceLayer.
-IDEMPOTENCY_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+# What `DynamoDbCaseStore` calls: a read and conditional writes of a case's item (nothing deletes: TTL
+# does); several cases (and the feed's watermark) read at once by the timer and the change feed.
+STATE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+BATCH_READ_ACTIONS = ["dynamodb:BatchGetItem"]
 # `SchedulerTimers`: create (update on conflict) and delete one-time schedules.
 TIMER_ACTIONS = ["scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"]
 SCHEDULER_SERVICE = "scheduler.amazonaws.com"
@@ -44,7 +43,6 @@ class SlaStore(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.state_table = self._table(STATE_TABLE, settings)
-        self.idempotency_table = self._table(IDEMPOTENCY_TABLE, settings)
         self.due_index_name = STATE_TABLE.indexes[0].name
 
         self.schedule_group_name = f"{stack.stack_name.lower()}-sla-timers"
@@ -89,22 +87,29 @@ class SlaStore(Construct):
                 index_name=index.name,
                 partition_key=_attribute(index.partition_key),
                 sort_key=_attribute(index.sort_key) if index.sort_key else None,
-                projection_type=dynamodb.ProjectionType.ALL,
+                projection_type=dynamodb.ProjectionType.INCLUDE
+                if index.projected
+                else dynamodb.ProjectionType.KEYS_ONLY,
+                non_key_attributes=list(index.projected) or None,
             )
         return table
 
     # -- grants: exact actions on exact ARNs -------------------------------------------------
-    def grant_state(self, fn: lambda_.Function, *, due_index: bool = False) -> None:
-        """Read/write the state table (and query the `due` index: reconciliation)."""
-        resources = [self.state_table.table_arn]
+    def grant_state(
+        self, fn: lambda_.Function, *, batch_reads: bool = False, due_index: bool = False
+    ) -> None:
+        """Read/write case items; read several at once (the timer, the feed); query the `due` index (the
+        feed's due sweep)."""
+        table = self.state_table.table_arn
+        fn.add_to_role_policy(iam.PolicyStatement(actions=STATE_ACTIONS, resources=[table]))
+        if batch_reads:
+            fn.add_to_role_policy(iam.PolicyStatement(actions=BATCH_READ_ACTIONS, resources=[table]))
         if due_index:
-            resources.append(f"{self.state_table.table_arn}/index/{self.due_index_name}")
-        fn.add_to_role_policy(iam.PolicyStatement(actions=STATE_ACTIONS, resources=resources))
-
-    def grant_idempotency(self, fn: lambda_.Function) -> None:
-        fn.add_to_role_policy(
-            iam.PolicyStatement(actions=IDEMPOTENCY_ACTIONS, resources=[self.idempotency_table.table_arn])
-        )
+            fn.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["dynamodb:Query"], resources=[f"{table}/index/{self.due_index_name}"]
+                )
+            )
 
     def grant_timers(self, fn: lambda_.Function) -> None:
         """Arm and cancel SLA timers: schedules in the group, passing the scheduler role to Scheduler."""

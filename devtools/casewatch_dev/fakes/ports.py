@@ -1,32 +1,27 @@
 """In-memory implementations of casewatch's ports, with the semantics of the AWS adapters they stand
-for (conditional and versioned writes, the same deferrals). Thread-safe. Used by the local pipeline's
+for (revisions, claims, the due index). Thread-safe. Used by the local pipeline's
 memory backend and by the tests — one set, so a fake cannot drift from the backend the tests trust.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from casewatch.adapters.dynamodb_sla_store import due_shard
-from casewatch.domain.enrichment import supersedes
-from casewatch.domain.sla.fold import new_transitions
-from casewatch.domain.sla.log import CaseSlaLog
-from casewatch.domain.sla.model import SlaConflictError, SlaState, SlaTransition
-from casewatch.domain.sla.records import SlaCaseRecord, StoredSla
+from casewatch.domain.case_record import CaseChange, CaseRecord, Claim, Outbox, StatusMark
+from casewatch.domain.sla.fold import FoldState
+from casewatch.domain.sla.log import Observation, json_bytes
+from casewatch.domain.sla.model import PolicySpec, SlaConflictError, SlaState, SlaTransition
 from casewatch.domain.sla.timers import TimerKind, TimerSpec
-from casewatch.domain.values import sortable_iso
 from casewatch.errors import CaseNotFoundError
 from casewatch.models.enriched import EnrichedCase
-from casewatch.models.events import CaseEvent
 from casewatch.models.fields import FieldValue
-from casewatch.models.signals import SlaSignal
-from casewatch.ports import CaseFields, MetricsRecorder, SlaStore
-from casewatch.tables import DUE_SHARDS
+from casewatch.ports import CaseFields, CaseStore, MetricsRecorder
 
 # --- counting, recording -------------------------------------------------------------------------
 
@@ -45,34 +40,6 @@ class CountingMetrics:
             self.counts[name] += int(value)
         if self.forward is not None:
             self.forward.count(name, value)
-
-
-class RecordingSink:
-    """A `CaseSink` that records what it got: `received` is a list of (event, case)."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[CaseEvent, EnrichedCase]] = []
-        self._lock = threading.Lock()
-
-    def on_case_event(self, event: CaseEvent, case: EnrichedCase) -> None:
-        with self._lock:
-            self.received.append((event, case))
-
-    @property
-    def cases(self) -> list[EnrichedCase]:
-        return [case for _, case in self.received]
-
-
-class RecordingSignalSink:
-    """An `SlaSignalSink` that records the signals it got."""
-
-    def __init__(self) -> None:
-        self.signals: list[tuple[SlaSignal, EnrichedCase | None]] = []
-        self._lock = threading.Lock()
-
-    def on_sla_signal(self, signal: SlaSignal, case: EnrichedCase | None) -> None:
-        with self._lock:
-            self.signals.append((signal, case))
 
 
 # --- Cases ---------------------------------------------------------------------------------------
@@ -125,27 +92,6 @@ class DictCasesReader:
 # --- enrichment and parking ----------------------------------------------------------------------
 
 
-class InMemorySnapshotStore:
-    """A `SnapshotStore` in a dict, with the DynamoDB store's version rule (`supersedes`)."""
-
-    def __init__(self) -> None:
-        self.views: dict[str, EnrichedCase] = {}
-        self._lock = threading.Lock()
-
-    def get(self, domain_id: str, case_id: str) -> EnrichedCase | None:
-        with self._lock:
-            view = self.views.get(case_id)
-        return view if view is not None and view.domain_id == domain_id else None
-
-    def put(self, case: EnrichedCase) -> bool:
-        with self._lock:
-            stored = self.views.get(case.case_id)
-            if stored is not None and not supersedes(case, stored):
-                return False
-            self.views[case.case_id] = case
-            return True
-
-
 @dataclass(frozen=True, slots=True)
 class ParkedEvent:
     raw: object
@@ -167,178 +113,6 @@ class ListDeadLetters:
 
 
 # --- SLA state and timers -------------------------------------------------------------------------
-
-
-class InMemorySlaStore:
-    """`SlaStore` with `DynamoDbSlaStore`'s semantics, in dicts.
-
-    - `save` succeeds only if the case's revision is the one loaded (nothing stored for revision 0),
-      and no changed SLA is stored with a newer `version` (the transaction's per-item conditions):
-      else `SlaConflictError`, like a cancelled TransactWriteItems;
-    - the log carries a copy of the case's SLAs as of its last save (a load is one read); the SLA items
-      themselves are what `due_before` and `case_slas` read; both get the same next checks;
-    - `due_before` reads the sparse `due` index: open SLAs with `due_at = max(target, next_check)`
-      before the moment, `limit` per shard (index order) and then overall, oldest first.
-
-    `before_save`: a hook called once before the next save (tests interleave a competing writer).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._logs: dict[str, tuple[CaseSlaLog, int, dict[str, StoredSla]]] = {}  # log, revision, copy
-        self._slas: dict[str, dict[str, StoredSla]] = {}  # the SLA items
-        self.loads = 0
-        self.saves = 0
-        self.conflicts = 0
-        self.before_save: Callable[[], None] | None = None
-
-    def load(self, domain_id: str, case_id: str) -> SlaCaseRecord:
-        with self._lock:
-            self.loads += 1
-            stored = self._logs.get(case_id)
-            if stored is None:
-                return SlaCaseRecord(CaseSlaLog(domain_id, case_id), {}, 0)
-            log, revision, embedded = stored
-            return SlaCaseRecord(log, dict(embedded), revision)
-
-    def save(
-        self,
-        old: SlaCaseRecord,
-        log: CaseSlaLog,
-        changed: Sequence[SlaState],
-        *,
-        next_checks: Mapping[str, datetime] | None = None,
-    ) -> SlaCaseRecord:
-        if self.before_save is not None:
-            hook, self.before_save = self.before_save, None
-            hook()
-        case_id = log.case_id
-        revision = old.revision + 1
-        next_checks = next_checks or {}
-        with self._lock:
-            current = self._logs.get(case_id)
-            stored_revision = current[1] if current is not None else None
-            taken = current is not None if old.revision == 0 else stored_revision != old.revision
-            if taken:
-                self.conflicts += 1
-                raise SlaConflictError(f"case {case_id}: SLA state changed concurrently")
-            items = self._slas.setdefault(case_id, {})
-            writes = {state.key: (state, log.version) for state in changed}
-            for key in next_checks.keys() - writes.keys():  # only the next check moves: the same state
-                if key in old.slas:
-                    writes[key] = (old.slas[key].state, old.slas[key].version)
-            for key, (_, version) in writes.items():
-                existing = items.get(key)
-                if (
-                    version is not None
-                    and existing is not None
-                    and (existing.version is None or existing.version > version)
-                ):
-                    self.conflicts += 1
-                    raise SlaConflictError(f"case {case_id}: SLA state changed concurrently")
-            slas = dict(old.slas)
-            for key, (state, version) in writes.items():
-                before = old.slas.get(key)
-                next_check = next_checks.get(key, before.next_check_at if before is not None else None)
-                stored = StoredSla(log.domain_id, case_id, state, version, revision, next_check)
-                items[key] = stored
-                slas[key] = stored
-            self._logs[case_id] = (log, revision, slas)
-            self.saves += 1
-        return SlaCaseRecord(log, slas, revision)
-
-    def case_slas(self, case_id: str) -> list[StoredSla]:
-        with self._lock:
-            found = list(self._slas.get(case_id, {}).values())
-        return sorted(found, key=lambda s: (s.state.started_at, s.state.key))
-
-    @staticmethod
-    def _due_at(sla: StoredSla) -> str | None:
-        if not sla.state.status.is_open:
-            return None
-        target = sla.state.target_time
-        return sortable_iso(max(target, sla.next_check_at) if sla.next_check_at is not None else target)
-
-    def due_before(self, moment: datetime, limit: int = 100) -> list[StoredSla]:
-        bound = sortable_iso(moment)
-        shards: list[list[tuple[str, StoredSla]]] = [[] for _ in range(DUE_SHARDS)]
-        with self._lock:
-            for case_id, items in self._slas.items():
-                shard = shards[int(due_shard(case_id))]
-                for sla in items.values():
-                    due_at = self._due_at(sla)
-                    if due_at is not None and due_at < bound:
-                        shard.append((due_at, sla))
-        found: list[StoredSla] = []
-        for shard in shards:
-            shard.sort(key=lambda entry: entry[0])
-            found += [sla for _, sla in shard[:limit]]
-        found.sort(key=lambda s: (s.next_check_at or s.state.target_time, s.case_id, s.state.key))
-        return found[:limit]
-
-    def items(self) -> list[StoredSla]:
-        """Every (case, SLA), sorted by case and SLA key."""
-        with self._lock:
-            found = [sla for items in self._slas.values() for sla in items.values()]
-        return sorted(found, key=lambda s: (s.case_id, s.state.key))
-
-    def states(self) -> dict[tuple[str, str], SlaState]:
-        """Every SLA's state by (case, SLA key)."""
-        return {(sla.case_id, sla.state.key): sla.state for sla in self.items()}
-
-
-class RecordingSlaStore:
-    """An `SlaStore` that passes everything to `inner` and records the transitions each successful save
-    wrote (the local pipeline's "SLA changes", observed at the port instead of inside the use case)."""
-
-    def __init__(self, inner: SlaStore) -> None:
-        self.inner = inner
-        self.transitions: list[SlaTransition] = []
-        self._lock = threading.Lock()
-
-    def load(self, domain_id: str, case_id: str) -> SlaCaseRecord:
-        return self.inner.load(domain_id, case_id)
-
-    def save(
-        self,
-        old: SlaCaseRecord,
-        log: CaseSlaLog,
-        changed: Sequence[SlaState],
-        *,
-        next_checks: Mapping[str, datetime] | None = None,
-    ) -> SlaCaseRecord:
-        saved = self.inner.save(old, log, changed, next_checks=next_checks)
-        found = []
-        for state in changed:
-            before = old.slas.get(state.key)
-            for t in new_transitions(before.state if before is not None else None, state):
-                found.append(
-                    SlaTransition(
-                        log.domain_id,
-                        log.case_id,
-                        state.key,
-                        state.name,
-                        state.origin,
-                        t.status,
-                        t.at,
-                        t.cycle,
-                        t.target_time,
-                    )
-                )
-        with self._lock:
-            self.transitions += found
-        return saved
-
-    def case_slas(self, case_id: str) -> list[StoredSla]:
-        return self.inner.case_slas(case_id)
-
-    def due_before(self, moment: datetime, limit: int = 100) -> list[StoredSla]:
-        return self.inner.due_before(moment, limit)
-
-    def take_transitions(self) -> list[SlaTransition]:
-        with self._lock:
-            taken, self.transitions = self.transitions, []
-        return taken
 
 
 class RecordingTimers:
@@ -364,43 +138,227 @@ class RecordingTimers:
 # --- notifications -----------------------------------------------------------------------------------
 
 
-class InMemoryStatusOrder:
-    """`StatusOrder` with `DynamoDbStatusOrder`'s conditional write: the latest status notification per
-    case (and per replay), only ever moved forward in time."""
+class InMemoryCaseStore:
+    """`CaseStore` and `FeedState` with `DynamoDbCaseStore`'s semantics, in dicts.
 
-    def __init__(self) -> None:
+    Each case is kept as the DynamoDB item keeps it: the fold as its JSON document (so every load
+    decodes it, as a read does), the log as canonical JSON strings, one claim read by key. A commit
+    succeeds only if the revision is the one loaded; a completion marks the claim (or keeps ids
+    pending). `before_commit`: a hook called once before the next commit (tests interleave a writer).
+    """
+
+    def __init__(self, policies: Sequence[PolicySpec]) -> None:
+        self.policies = tuple(policies)
         self._lock = threading.Lock()
-        self._latest: dict[tuple[str, str | None], tuple[int, str, str]] = {}
+        self._cases: dict[str, _StoredCase] = {}
+        self._watermarks: dict[str, datetime] = {}
+        self.loads = 0
+        self.commits = 0
+        self.conflicts = 0
+        self.before_commit: Callable[[], None] | None = None
 
-    def claim(
+    def load(
         self,
-        *,
+        domain_id: str,
         case_id: str,
-        status: str,
-        changed_at: datetime,
-        notification_id: str,
-        replay_name: str | None = None,
-    ) -> bool:
-        at_ms = int(changed_at.timestamp() * 1000)
-        key = (case_id, replay_name)
+        *,
+        claim_key: str | None = None,
+        with_log: bool = False,
+        with_watermark: bool = False,
+    ) -> CaseRecord:
         with self._lock:
-            stored = self._latest.get(key)
-            if stored is None or stored[0] <= at_ms:
-                self._latest[key] = (at_ms, status, notification_id)
-                return True
-            return stored[1] == status
+            self.loads += 1
+            stored = self._cases.get(case_id)
+            watermark = self._watermarks.get(domain_id) if with_watermark else None
+            if stored is None:
+                return CaseRecord(domain_id, case_id, watermark=watermark)
+            return replace(
+                stored.record(self.policies, claim_key, with_log=with_log, watermark=watermark),
+                case_id=case_id,
+            )
+
+    def load_many(self, domain_id: str, case_ids: Sequence[str]) -> dict[str, CaseRecord]:
+        with self._lock:
+            self.loads += 1
+            return {
+                case_id: replace(
+                    self._cases[case_id].record(self.policies, None, with_log=False, watermark=None),
+                    case_id=case_id,
+                )
+                for case_id in dict.fromkeys(case_ids)
+                if case_id in self._cases
+            }
+
+    def commit(self, old: CaseRecord, change: CaseChange) -> CaseRecord:
+        if self.before_commit is not None:
+            hook, self.before_commit = self.before_commit, None
+            hook()
+        with self._lock:
+            stored = self._cases.get(old.case_id)
+            if (stored.revision if stored is not None else 0) != old.revision:
+                self.conflicts += 1
+                raise SlaConflictError(f"case {old.case_id}: changed concurrently")
+            if stored is None:
+                stored = self._cases[old.case_id] = _StoredCase(old.domain_id)
+            stored.apply(change)
+            self.commits += 1
+            record = stored.record(self.policies, change.claim_key, with_log=False, watermark=None)
+            return replace(record, case_id=old.case_id)
+
+    def complete(self, case_id: str, claim_key: str, *, pending: Sequence[str] | None = None) -> None:
+        with self._lock:
+            stored = self._cases.get(case_id)
+            claim = stored.claims.get(claim_key) if stored is not None else None
+            if stored is None or claim is None:
+                return
+            if pending is None:
+                stored.claims[claim_key] = replace(claim, done=True, outbox=None)
+            else:
+                outbox = claim.outbox or Outbox()
+                stored.claims[claim_key] = replace(claim, outbox=replace(outbox, pending=tuple(pending)))
+
+    def due_before(self, moment: datetime, limit: int = 100) -> list[tuple[str, str]]:
+        with self._lock:
+            due = sorted(
+                (s.due_at, s.domain_id, case_id)
+                for case_id, s in self._cases.items()
+                if s.due_at is not None and s.due_at < moment
+            )
+        return [(domain_id, case_id) for _, domain_id, case_id in due[:limit]]
+
+    def case_ids(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return sorted((s.domain_id, case_id) for case_id, s in self._cases.items())
+
+    def watermark(self, domain_id: str) -> datetime | None:
+        with self._lock:
+            return self._watermarks.get(domain_id)
+
+    def advance(self, domain_id: str, watermark: datetime, previous: datetime | None) -> None:
+        with self._lock:
+            if self._watermarks.get(domain_id) == previous:
+                self._watermarks[domain_id] = watermark
+
+    def states(self) -> dict[tuple[str, str], SlaState]:
+        """Every SLA's state by (case, SLA key)."""
+        found = {}
+        for domain_id, case_id in self.case_ids():
+            for key, state in self.load(domain_id, case_id).states().items():
+                found[(case_id, key)] = state
+        return found
+
+
+class _StoredCase:
+    """One case as the store keeps it (documents and strings, not live objects)."""
+
+    def __init__(self, domain_id: str) -> None:
+        self.domain_id = domain_id
+        self.revision = 0
+        self.snapshot: EnrichedCase | None = None
+        self.fold: str | None = None
+        self.horizon: datetime | None = None
+        self.log: list[str] = []
+        self.log_bytes = 2
+        self.status_order: dict[str, StatusMark] = {}
+        self.claims: dict[str, Claim] = {}
+        self.due_at: datetime | None = None
+
+    def apply(self, change: CaseChange) -> None:
+        self.revision += 1
+        if change.snapshot is not None:
+            self.snapshot = change.snapshot
+        if change.fold is not None:
+            self.fold = json.dumps(change.fold.to_doc(), separators=(",", ":"))
+        if change.horizon is not None:
+            self.horizon = change.horizon
+        if change.log is not None:
+            self.log = [o.to_json() for o in change.log]
+            self.log_bytes = json_bytes(change.log)
+        elif change.appended:
+            self.log += [o.to_json() for o in change.appended]
+            self.log_bytes += json_bytes(change.appended) - 2
+        self.status_order.update(change.status_order)
+        self.claims[change.claim_key] = change.claim
+        self.due_at = change.due_at
+
+    def record(
+        self,
+        policies: Sequence[PolicySpec],
+        claim_key: str | None,
+        *,
+        with_log: bool,
+        watermark: datetime | None,
+    ) -> CaseRecord:
+        fold = FoldState.from_doc(json.loads(self.fold), policies) if self.fold is not None else None
+        return CaseRecord(
+            domain_id=self.domain_id,
+            case_id="",  # set below
+            revision=self.revision,
+            snapshot=self.snapshot,
+            fold=fold,
+            horizon=self.horizon,
+            status_order=dict(self.status_order),
+            claim=self.claims.get(claim_key) if claim_key is not None else None,
+            log=tuple(Observation.from_json(text) for text in self.log) if with_log else None,
+            log_size=len(self.log),
+            log_bytes=self.log_bytes,
+            claims_size=len(self.claims),
+            watermark=watermark,
+        )
+
+
+class RecordingCaseStore:
+    """A `CaseStore` that passes everything to `inner` and records the SLA transitions each successful
+    commit wrote (the local pipeline's "SLA changes", observed at the port)."""
+
+    def __init__(self, inner: CaseStore) -> None:
+        self.inner = inner
+        self.transitions: list[SlaTransition] = []
+        self._lock = threading.Lock()
+
+    def load(
+        self,
+        domain_id: str,
+        case_id: str,
+        *,
+        claim_key: str | None = None,
+        with_log: bool = False,
+        with_watermark: bool = False,
+    ) -> CaseRecord:
+        return self.inner.load(
+            domain_id, case_id, claim_key=claim_key, with_log=with_log, with_watermark=with_watermark
+        )
+
+    def load_many(self, domain_id: str, case_ids: Sequence[str]) -> dict[str, CaseRecord]:
+        return self.inner.load_many(domain_id, case_ids)
+
+    def commit(self, old: CaseRecord, change: CaseChange) -> CaseRecord:
+        committed = self.inner.commit(old, change)
+        with self._lock:
+            self.transitions += change.transitions
+        return committed
+
+    def complete(self, case_id: str, claim_key: str, *, pending: Sequence[str] | None = None) -> None:
+        self.inner.complete(case_id, claim_key, pending=pending)
+
+    def due_before(self, moment: datetime, limit: int = 100) -> list[tuple[str, str]]:
+        return self.inner.due_before(moment, limit)
+
+    def case_ids(self) -> list[tuple[str, str]]:
+        return self.inner.case_ids()
+
+    def take_transitions(self) -> list[SlaTransition]:
+        with self._lock:
+            taken, self.transitions = self.transitions, []
+        return taken
 
 
 __all__ = [
     "CountingMetrics",
     "DictCasesReader",
-    "InMemorySlaStore",
-    "InMemorySnapshotStore",
-    "InMemoryStatusOrder",
+    "InMemoryCaseStore",
     "ListDeadLetters",
     "ParkedEvent",
-    "RecordingSignalSink",
-    "RecordingSink",
-    "RecordingSlaStore",
+    "RecordingCaseStore",
     "RecordingTimers",
 ]

@@ -26,7 +26,6 @@ from typing import Any, Self
 from casewatch.adapters import clients
 from casewatch.adapters.system_clock import SystemClock
 from casewatch.constants import ENV_CASES_ENDPOINT
-from casewatch.domain.sla.records import StoredSla
 from casewatch.settings import Settings
 from casewatch.topology import EVENT_ROUTED, FunctionSpec, domain_arn, function_named
 from casewatch_dev.clock import VirtualClock
@@ -56,6 +55,7 @@ from casewatch_dev.pipeline.core import (
 )
 from casewatch_dev.pipeline.environment import forget_cached, local_environment
 from casewatch_dev.pipeline.moto_backend import MotoBackend
+from casewatch_dev.sla_items import SlaItem, sla_items
 
 ENV_LOG_LEVEL = "CASEWATCH_LOCAL_LOG_LEVEL"  # set: the functions log at it, and their output goes to stderr
 CREDENTIALS = {  # the execution role's credentials, as Lambda sets them (dummy: nothing reaches AWS)
@@ -204,7 +204,7 @@ class RuntimeSession:
     def invoke(self, name: str, event: dict[str, Any]) -> dict[str, Any]:
         """Invoke one function once; what it returned, every side effect, and its REPORT figures."""
         spec = function_named(name)
-        before = {(i.case_id, i.state.key): i for i in self.backend.sla_items()}
+        before = {(i.case_id, i.state.key): i for i in sla_items(self.backend.case_store())}
         definition, running = self.function(spec)
         self.emulator.reset_counters()
         response = running.invoke(event)
@@ -215,7 +215,7 @@ class RuntimeSession:
         return self.describe(definition, response, before)
 
     def describe(
-        self, definition: FunctionDefinition, response: Response, before: dict[tuple[str, str], StoredSla]
+        self, definition: FunctionDefinition, response: Response, before: dict[tuple[str, str], SlaItem]
     ) -> dict[str, Any]:
         payload = response.payload if isinstance(response.payload, dict) else {}
         reason: str | None = None
@@ -232,7 +232,7 @@ class RuntimeSession:
             "reason": reason,
             "attempts": 1,
             "getcase_calls": self.emulator.calls["GetCase"],
-            "sla_changes": sla_changes(before, self.backend.sla_items()),
+            "sla_changes": sla_changes(before, sla_items(self.backend.case_store())),
             "notifications": [notification_summary(m) for m in self.backend.take_notifications()],
             "bus_events": [bus_summary(m) for m in self.backend.take_bus_events()],
             "dead_letters": [dead_letter_summary(m) for m in dead],
@@ -249,7 +249,7 @@ class RuntimeSession:
         }
 
 
-def sla_changes(before: dict[tuple[str, str], StoredSla], after: list[StoredSla]) -> list[dict[str, Any]]:
+def sla_changes(before: dict[tuple[str, str], SlaItem], after: list[SlaItem]) -> list[dict[str, Any]]:
     """The transitions the state table's SLA items gained (their history's new entries)."""
     changes = []
     for item in after:

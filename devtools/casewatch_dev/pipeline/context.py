@@ -46,7 +46,6 @@ class LocalResources:
     """The local stand-ins of the stack's resources (names as the stack would give them)."""
 
     state_table: str = f"{STACK}-state"
-    idempotency_table: str = f"{STACK}-idempotency"
     topic_name: str = f"{STACK}-notifications"
     bus_name: str = f"{STACK}-enriched"
     schedule_group: str = f"{STACK}-sla"

@@ -17,8 +17,8 @@
 - What the functions did is observed through the ports: a counting metrics recorder, a recording SLA
   store (transitions), and the local queues, topic subscriber and bus subscriber.
 - Faults (`casewatch_dev.faults.Faults`): GetCase throttling/500s are the emulator's; handler timeouts
-  wrap the idempotency guard; delivery faults (duplicates, reordering, drops, malformed events) are the
-  replay's (`casewatch_dev.faults.arrange_deliveries`).
+  kill an invocation while it sends (after its state and claim were written); delivery faults
+  (duplicates, reordering, drops, malformed events) are the replay's (`faults.arrange_deliveries`).
 """
 
 from __future__ import annotations
@@ -37,14 +37,14 @@ from typing import Any, Literal, Protocol
 
 from casewatch.bootstrap import Adapters, build_event_app, build_reconcile_app, build_sla_timer_app
 from casewatch.domain.sla.model import SlaState, SlaStatus, SlaTransition
-from casewatch.domain.sla.records import StoredSla
-from casewatch.observability import NOTIFICATIONS_DUPLICATE, PowertoolsMetrics
+from casewatch.observability import DUPLICATE_TRIGGERS, PowertoolsMetrics
+from casewatch.ports import CaseStore
 from casewatch.settings import Settings
 from casewatch.topology import EVENT_ROUTED, RECONCILE, SLA_TIMER, FunctionSpec, domain_arn, function_named
 from casewatch_dev.clock import VirtualClock
 from casewatch_dev.emulator import CasesEmulator
 from casewatch_dev.event_files import UsageError
-from casewatch_dev.fakes.ports import CountingMetrics, RecordingSlaStore
+from casewatch_dev.fakes.ports import CountingMetrics, RecordingCaseStore
 from casewatch_dev.faults import Faults, SimulatedTimeout, TimeoutInjector
 from casewatch_dev.pipeline.context import ACCOUNT, REGION, FakeLambdaContext, LocalResources
 from casewatch_dev.pipeline.environment import (
@@ -56,6 +56,7 @@ from casewatch_dev.pipeline.environment import (
 from casewatch_dev.pipeline.memory_backend import MemoryBackend
 from casewatch_dev.pipeline.moto_backend import MotoBackend
 from casewatch_dev.pipeline.virtual_time import botocore_sleeps_on
+from casewatch_dev.sla_items import SlaItem, sla_items
 
 RETRY_ATTEMPTS = 2  # Lambda async invocation retries (the stack sets the same)
 RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=2))  # virtual time before retry 1 and 2
@@ -117,7 +118,7 @@ class Backend(Protocol):
 
     def take_failures(self) -> list[dict[str, Any]]: ...
 
-    def sla_items(self) -> list[StoredSla]: ...
+    def case_store(self) -> CaseStore: ...
 
     def close(self) -> None: ...
 
@@ -140,11 +141,6 @@ class LocalPipeline:
         if backend not in BACKENDS:
             raise UsageError(f"backend {backend!r}: one of {', '.join(BACKENDS)}")
         self.faults = (faults or Faults()).with_seed(seed)
-        if self.faults.timeouts and backend != "memory":
-            raise UsageError(
-                "timeouts need --backend memory: Powertools' DynamoDB layer times in-progress records by "
-                "the wall clock, which a replay on a virtual clock does not move"
-            )
         self.settings = settings
         self.clock = clock or VirtualClock()
         self.resources = LocalResources()
@@ -174,7 +170,7 @@ class LocalPipeline:
         self.adapters: Adapters
         self._apps: dict[str, Any] = {}
         self._truth: list[dict[str, Any]] = []  # Cases' ground truth still to come (latest first)
-        self._recorder: RecordingSlaStore
+        self._recorder: RecordingCaseStore
         self.timeouts: TimeoutInjector | None = None
         self.observed = Effects()  # every side effect drained by `effects()` so far
 
@@ -208,14 +204,14 @@ class LocalPipeline:
         self.backend = self._backend()
         self._stack.callback(self.backend.close)
         base = self.backend.adapters()
-        self._recorder = RecordingSlaStore(base.sla_store)
-        once = base.once
+        self._recorder = RecordingCaseStore(base.store)
+        notifier = base.notifier
         if self.faults.timeouts:
             rng = random.Random(f"timeouts-{self.faults.seed}")  # noqa: S311 - reproducible chaos
-            self.timeouts = TimeoutInjector(once, self.faults.timeouts, rng)
-            once = self.timeouts
+            self.timeouts = TimeoutInjector(notifier, self.faults.timeouts, rng)
+            notifier = self.timeouts
         self.adapters = replace(
-            base, clock=self.clock, metrics=self.metrics, sla_store=self._recorder, once=once
+            base, clock=self.clock, metrics=self.metrics, store=self._recorder, notifier=notifier
         )
         return self
 
@@ -318,9 +314,9 @@ class LocalPipeline:
         self.counts["malformed"] += 1
 
     # -- reporting -----------------------------------------------------------------------------
-    def sla_items(self) -> list[Any]:
+    def sla_items(self) -> list[SlaItem]:
         """Every (case, SLA) in the state table, sorted by case and SLA key."""
-        return self.backend.sla_items()
+        return sla_items(self.backend.case_store())
 
     def describe_invocation(self, invocation: Invocation) -> dict[str, Any]:
         """One invocation and every side effect it had (drains the local queues)."""
@@ -358,7 +354,7 @@ class LocalPipeline:
         report.sla_breaches = sum(1 for item in slas if _breached(item.state))
         report.timers_fired = self.counts["timers_fired"]
         report.reconciliations = self.counts["reconcile_runs"]
-        report.duplicates_suppressed = self.metrics.counts[NOTIFICATIONS_DUPLICATE]
+        report.duplicates_suppressed = self.metrics.counts[DUPLICATE_TRIGGERS]
         parked = len(effects.dead_letters) + len(effects.failures)
         if parked != report.dead_lettered:
             # Every dead-lettered event must be on a queue with its reason; anything else is lost.

@@ -17,7 +17,6 @@ from casewatch.constants import (
     ENV_CONFIG,
     ENV_DEAD_LETTER_QUEUE_URL,
     ENV_EVENT_BUS,
-    ENV_IDEMPOTENCY_TABLE,
     ENV_SCHEDULE_GROUP,
     ENV_SCHEDULER_ROLE_ARN,
     ENV_SLA_TABLE,
@@ -42,7 +41,6 @@ def configure_environment(
         {
             ENV_CONFIG: settings.runtime_json(),
             ENV_SLA_TABLE: r.state_table,
-            ENV_IDEMPOTENCY_TABLE: r.idempotency_table,
             ENV_TOPIC_ARN: topic_arn or r.topic_arn,
             ENV_EVENT_BUS: r.bus_name,
             ENV_SCHEDULE_GROUP: r.schedule_group,
@@ -78,7 +76,6 @@ def local_environment() -> Iterator[None]:
         *keys,
         ENV_CONFIG,
         ENV_SLA_TABLE,
-        ENV_IDEMPOTENCY_TABLE,
         ENV_TOPIC_ARN,
         ENV_EVENT_BUS,
         ENV_SCHEDULE_GROUP,

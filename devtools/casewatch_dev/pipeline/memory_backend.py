@@ -2,9 +2,8 @@
 
 - SNS, EventBridge PutEvents, SQS, Scheduler: the *same adapters* (`SnsNotifier`,
   `EventBridgeEnrichedBus`, `SqsDeadLetters`, `SchedulerTimers`) on fake clients (`fakes.clients`);
-- the SLA store, snapshots and status order: the fakes with the DynamoDB adapters' semantics
+- the case records and the feed's watermark: `InMemoryCaseStore`, with the DynamoDB adapter's semantics
   (`casewatch_dev.fakes.ports`);
-- idempotency: Powertools' own `idempotent_function` on `InMemoryPersistenceLayer`, on the virtual clock;
 - Cases: the emulator with the real `connectcases` client, as on moto.
 
 Contract tests (`tests/reliability/test_backend_contract.py`) hold the two backends to the same results.
@@ -17,24 +16,16 @@ from typing import Any, cast
 
 from casewatch.adapters.cases_api import CasesApi
 from casewatch.adapters.enriched_bus import EventBridgeEnrichedBus
-from casewatch.adapters.idempotency import PowertoolsIdempotency
 from casewatch.adapters.scheduler_timers import SchedulerTimers
 from casewatch.adapters.sns_notifier import SnsNotifier
 from casewatch.adapters.sqs_dead_letters import SqsDeadLetters
-from casewatch.bootstrap import Adapters
-from casewatch.domain.sla.records import StoredSla
+from casewatch.bootstrap import Adapters, policies
 from casewatch.ports import CasesReader, CasesSlaSource
 from casewatch.settings import Settings
 from casewatch.topology import SLA_TIMER
 from casewatch_dev.clock import VirtualClock
 from casewatch_dev.fakes.clients import FakeEventBridge, FakeScheduler, FakeSns, FakeSqs
-from casewatch_dev.fakes.ports import (
-    CountingMetrics,
-    InMemorySlaStore,
-    InMemorySnapshotStore,
-    InMemoryStatusOrder,
-)
-from casewatch_dev.fakes.powertools import InMemoryPersistenceLayer
+from casewatch_dev.fakes.ports import CountingMetrics, InMemoryCaseStore
 from casewatch_dev.pipeline.context import LocalResources
 
 
@@ -49,10 +40,7 @@ class MemoryBackend:
         self.settings = settings
         self.clock = clock
         self.resources = resources or LocalResources()
-        self.sla_store = InMemorySlaStore()
-        self.snapshots = InMemorySnapshotStore()
-        self.status_order = InMemoryStatusOrder()
-        self.idempotency = InMemoryPersistenceLayer(clock)
+        self.store = InMemoryCaseStore(policies(settings))
         self.sns = FakeSns()
         self.events = FakeEventBridge(clock)
         self.sqs = FakeSqs()
@@ -72,12 +60,11 @@ class MemoryBackend:
             metrics=CountingMetrics(),
             cases=cases or api,
             cases_slas=cases_slas or api,
-            snapshots=self.snapshots,
-            sla_store=self.sla_store,
+            search=api,
+            store=self.store,
+            feed=self.store,
             notifier=SnsNotifier(r.topic_arn, client=cast(Any, self.sns)),
             bus=EventBridgeEnrichedBus(r.bus_name, client=cast(Any, self.events)),
-            once=PowertoolsIdempotency(r.idempotency_table, persistence=self.idempotency),
-            status_order=self.status_order,
             timers=SchedulerTimers(
                 cast(Any, self.scheduler),
                 group_name=r.schedule_group,
@@ -112,8 +99,8 @@ class MemoryBackend:
     def take_failures(self) -> list[dict[str, Any]]:
         return self.sqs.take(self.failure_url)
 
-    def sla_items(self) -> list[StoredSla]:
-        return self.sla_store.items()
+    def case_store(self) -> InMemoryCaseStore:
+        return self.store
 
     def close(self) -> None:
         return None

@@ -9,12 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from casewatch.adapters import clients
-from casewatch.adapters.dynamodb_sla_store import SLA_PREFIX, stored_sla
-from casewatch.bootstrap import Adapters, Resources, aws_adapters
+from casewatch.adapters.dynamodb_case_store import DynamoDbCaseStore
+from casewatch.bootstrap import Adapters, Resources, aws_adapters, policies
 from casewatch.constants import ENRICHED_SOURCE
-from casewatch.domain.sla.records import StoredSla
 from casewatch.settings import Settings
-from casewatch.tables import IDEMPOTENCY_TABLE, STATE_TABLE
+from casewatch.tables import STATE_TABLE
 from casewatch_dev.clock import VirtualClock
 from casewatch_dev.pipeline.context import ACCOUNT, REGION, STACK, LocalResources
 from casewatch_dev.pipeline.environment import configure_environment
@@ -39,7 +38,6 @@ class MotoBackend:
         r = self.resources
         ddb = clients.dynamodb_client()
         ddb.create_table(**STATE_TABLE.create_table_args(r.state_table))
-        ddb.create_table(**IDEMPOTENCY_TABLE.create_table_args(r.idempotency_table))
         sqs = clients.sqs_client()
         for name in (r.invalid_queue, r.failure_queue, r.subscriber_queue, r.bus_queue):
             self._urls[name] = sqs.create_queue(QueueName=name)["QueueUrl"]
@@ -109,17 +107,10 @@ class MotoBackend:
     def take_failures(self) -> list[dict[str, Any]]:
         return self._drain_queue(self.resources.failure_queue)
 
-    def sla_items(self) -> list[StoredSla]:
-        """Every (case, SLA) in the state table (a scan: fine for a local table)."""
-        ddb = clients.dynamodb_client()
-        items: list[StoredSla] = []
-        kwargs: dict[str, Any] = {"TableName": self.resources.state_table}
-        while True:
-            page = ddb.scan(**kwargs)
-            items += [stored_sla(i) for i in page.get("Items", []) if i["sk"]["S"].startswith(SLA_PREFIX)]
-            if "LastEvaluatedKey" not in page:
-                return sorted(items, key=lambda i: (i.case_id, i.state.key))
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    def case_store(self) -> DynamoDbCaseStore:
+        return DynamoDbCaseStore(
+            self.resources.state_table, clients.dynamodb_client(), policies(self.settings)
+        )
 
     def _drain_queue(self, name: str) -> list[dict[str, Any]]:
         sqs = clients.sqs_client()

@@ -1,5 +1,7 @@
-"""`CasesApi`: the `CasesReader` (GetCase) and `CasesSlaSource` (SearchRelatedItems) ports over the
-Amazon Connect Cases API, with one translation of its errors.
+"""`CasesApi`: the `CasesReader` (GetCase), `CasesSlaSource` (SearchRelatedItems) and `CasesSearch`
+(SearchCases, SearchAllRelatedItems) ports over the Amazon Connect Cases API, with one translation of
+its errors. Every search follows boto3's paginator at the largest page the API allows and skips the
+`None` entries of its sparse lists.
 
 GetCase: one request per page with every missing field (chunks of at most 220 ids, the API's limit),
 `nextToken` followed to the end (boto3 has no paginator for get_case). SearchRelatedItems: boto3's
@@ -20,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from casewatch.domain.sla.observations import CasesSlaReport, sla_report
+from casewatch.domain.values import cases_iso
 from casewatch.errors import (
     CaseNotFoundError,
     CasesError,
@@ -31,13 +34,15 @@ from casewatch.models.base import as_utc
 from casewatch.models.fields import FieldValue
 from casewatch.models.related_items import RelatedItemType, SlaConfiguration
 from casewatch.observability import logger
-from casewatch.ports import CaseFields
+from casewatch.ports import CaseFields, ChangedCase, Found, FoundItem
 
 if TYPE_CHECKING:
     from mypy_boto3_connectcases import ConnectCasesClient
 
 MAX_FIELDS_PER_REQUEST: Final = 220
-SEARCH_PAGE_SIZE: Final = 25  # SearchRelatedItems' largest page
+SEARCH_PAGE_SIZE: Final = 25  # SearchRelatedItems' and SearchAllRelatedItems' largest page
+SEARCH_CASES_PAGE: Final = 25  # SearchCases' largest page ("the current maximum supported value is 25")
+LAST_UPDATED: Final = "last_updated_datetime"
 _THROTTLING_CODES: Final = frozenset({"ThrottlingException", "TooManyRequestsException", "Throttling"})
 _UNAVAILABLE_CODES: Final = frozenset({"InternalServerException", "ServiceUnavailableException"})
 
@@ -184,16 +189,77 @@ class CasesApi:
                 reports.append(report)
         return reports
 
-    def related_items(self, domain_id: str, case_id: str, item_type: str) -> list[tuple[str, datetime]]:
-        try:
-            kind = RelatedItemType.parse(item_type)
-        except ValueError:
-            return []
-        return sorted(
-            (str(item["relatedItemId"]), as_utc(item["associationTime"]))
-            for item in self._search(domain_id, case_id, kind)
-            if isinstance(item.get("associationTime"), datetime)
+    # -- SearchCases, SearchAllRelatedItems: the change feed ---------------------------------------------
+    def changed_cases(self, domain_id: str, since: datetime, field_ids: Sequence[str]) -> Found[ChangedCase]:
+        pages = self.client.get_paginator("search_cases").paginate(
+            domainId=domain_id,
+            fields=[{"id": f} for f in field_ids[:25]],
+            filter={
+                "field": {"greaterThan": {"id": LAST_UPDATED, "value": {"stringValue": cases_iso(since)}}}
+            },
+            sorts=[{"fieldId": LAST_UPDATED, "sortOrder": "Asc"}],
+            PaginationConfig={"PageSize": SEARCH_CASES_PAGE},
         )
+        found: list[ChangedCase] = []
+        requests = 0
+        try:
+            for page in pages:
+                requests += 1
+                for case in page.get("cases", []):
+                    if case is None:  # a sparse list
+                        continue
+                    values = {
+                        str(entry["id"]): value
+                        for entry in case.get("fields", [])
+                        if (value := _value(entry.get("id"), entry.get("value"))) is not None
+                    }
+                    found.append(ChangedCase(str(case["caseId"]), values))
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, "SearchCases", "*") from exc
+        return Found(found, requests)
+
+    def associated_items(
+        self, domain_id: str, since: datetime, item_types: Sequence[str]
+    ) -> Found[FoundItem]:
+        kinds = [RelatedItemType.parse(t) for t in item_types]
+        pages = self.client.get_paginator("search_all_related_items").paginate(
+            domainId=domain_id,
+            filters=[{kind.content_key: {}} for kind in kinds],  # type: ignore[misc]
+            sorts=[{"sortProperty": "AssociationTime", "sortOrder": "Desc"}],
+            PaginationConfig={"PageSize": SEARCH_PAGE_SIZE},
+        )
+        found: list[FoundItem] = []
+        requests = 0
+        try:
+            for page in pages:
+                requests += 1
+                older = False
+                for item in page.get("relatedItems", []):
+                    if item is None:  # a sparse list
+                        continue
+                    at = item.get("associationTime")
+                    if not isinstance(at, datetime):
+                        continue
+                    if as_utc(at) <= since:
+                        older = True  # newest first: the rest is older still
+                        break
+                    found.append(self._found(dict(item), as_utc(at)))
+                if older:
+                    break
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, "SearchAllRelatedItems", "*") from exc
+        return Found(found, requests)
+
+    def _found(self, item: dict[str, Any], at: datetime) -> FoundItem:
+        kind = str(item.get("type", ""))
+        report = None
+        raw = (item.get("content") or {}).get("sla", {}).get("slaConfiguration")
+        if raw:
+            try:
+                report = sla_report(str(item["relatedItemId"]), at, SlaConfiguration.model_validate(raw))
+            except ValidationError:
+                logger.warning("unreadable Cases SLA item skipped", related_item_id=item.get("relatedItemId"))
+        return FoundItem(str(item["caseId"]), str(item["relatedItemId"]), kind, at, report)
 
 
 def _value(field_id: str | None, raw: Any) -> FieldValue | None:

@@ -1,7 +1,7 @@
-"""Enriching one event: the stored snapshot first, GetCase only for the needed fields nobody knows.
+"""Enriching one event: the stored view of the case first, GetCase only for the needed fields nobody knows.
 
-The plan (which field comes from where) is the domain's (`casewatch.domain.enrichment`); this use case
-reads the snapshot, makes the one GetCase call the plan asks for, merges and stores the new view.
+The plan (which field comes from where) is the domain's (`casewatch.domain.enrichment`); this step makes
+the one GetCase call the plan asks for and merges; the case's record keeps the view (`stored_view`).
 """
 
 from __future__ import annotations
@@ -14,36 +14,28 @@ from casewatch.models.enriched import EnrichedCase
 from casewatch.models.events import CaseEvent
 from casewatch.models.fields import FieldValue
 from casewatch.observability import CASE_NOT_FOUND, GETCASE_CALLS, GETCASE_THROTTLED, logger
-from casewatch.ports import CasesReader, Clock, MetricsRecorder, SnapshotStore
+from casewatch.ports import CasesReader, Clock, MetricsRecorder
 from casewatch.settings import Settings
 
 
 class Enricher:
     def __init__(
-        self,
-        *,
-        settings: Settings,
-        cases: CasesReader,
-        snapshots: SnapshotStore,
-        clock: Clock,
-        metrics: MetricsRecorder,
+        self, *, settings: Settings, cases: CasesReader, clock: Clock, metrics: MetricsRecorder
     ) -> None:
         self.settings = settings
         self.cases = cases
-        self.snapshots = snapshots
         self.clock = clock
         self.metrics = metrics
         self._included = IncludedFields.from_settings(settings)
 
-    def enrich(self, event: CaseEvent, case_id: str) -> tuple[EnrichedCase, int]:
-        """The enriched view of a handled event and the GetCase requests it took; stores the view."""
+    def enrich(
+        self, event: CaseEvent, case_id: str, snapshot: EnrichedCase | None
+    ) -> tuple[EnrichedCase, EnrichedCase | None, int]:
+        """(the enriched view of a handled event, the view to store or None, the GetCase requests it
+        took), given the stored view `snapshot`."""
         needed = self.settings.needed_field_ids
         kind = event_kind(event)
-        snapshot = None
-        decided = plan(event, needed, None, included=self._included)
-        if kind != "case" or decided.fetch:  # a case event that carries everything needs no snapshot
-            snapshot = self.snapshots.get(event.domain_id, case_id)
-            decided = plan(event, needed, snapshot, included=self._included)
+        decided = plan(event, needed, snapshot, included=self._included)
 
         fetched: dict[str, FieldValue] = {}
         template_id: str | None = None
@@ -83,9 +75,8 @@ class Enricher:
             fetched_at=fetched_at,
             case_not_found=not_found,
         )
-        if kind != "related_item" or (decided.fetch and not not_found):
-            self.snapshots.put(_stored_view(case, needed))  # conditional: never over a newer view
-        return case, requests
+        store = kind != "related_item" or (decided.fetch and not not_found)
+        return case, _stored_view(case, needed) if store else None, requests
 
 
 def _stored_view(case: EnrichedCase, needed: frozenset[str]) -> EnrichedCase:

@@ -12,8 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from casewatch.app.case_update import CaseUpdater, Trigger
 from casewatch.app.enrich import Enricher
-from casewatch.errors import InvalidCaseEventError, PermanentDeliveryError
+from casewatch.domain.case_record import CaseRecord
+from casewatch.domain.sla.log import Observation
+from casewatch.domain.sla.observations import needs_sla_lookup, observe_event, tracked_fields
+from casewatch.errors import CaseNotFoundError, InvalidCaseEventError, PermanentDeliveryError
 from casewatch.models.enriched import EnrichedCase
 from casewatch.models.events import CaseEvent, parse_case_event
 from casewatch.observability import (
@@ -24,7 +28,7 @@ from casewatch.observability import (
     UNKNOWN_FIELD_TYPES,
     logger,
 )
-from casewatch.ports import CaseSink, DeadLetters, MetricsRecorder
+from casewatch.ports import CasesSlaSource, DeadLetters, MetricsRecorder
 from casewatch.settings import Settings
 
 OutcomeKind = Literal["handled", "unhandled", "invalid", "parked"]
@@ -69,19 +73,22 @@ class EventProcessor:
         event_types: Sequence[str],
         settings: Settings,
         enricher: Enricher,
-        sinks: Sequence[CaseSink],
+        updater: CaseUpdater,
         dead_letters: DeadLetters,
         metrics: MetricsRecorder,
+        cases_slas: CasesSlaSource | None = None,
     ) -> None:
         self.function = function
         self.event_types = frozenset(event_types)
         self.settings = settings
         self.enricher = enricher
-        self.sinks = tuple(sinks)
+        self.updater = updater
         self.dead_letters = dead_letters
         self.metrics = metrics
+        self.cases_slas = cases_slas  # an Sla item's definition when its event came without content
 
-    def process(self, raw: object) -> Outcome:
+    def process(self, raw: object, *, remaining_ms: int | None = None) -> Outcome:
+        """One event; `remaining_ms`: the invocation's remaining time (the lease of the event's claim)."""
         try:
             event = parse_case_event(raw)
         except InvalidCaseEventError as exc:
@@ -96,15 +103,36 @@ class EventProcessor:
         if opaque:  # a field type newer than this casewatch: processed, its value compares to nothing
             self.metrics.count(UNKNOWN_FIELD_TYPES, len(opaque))
             logger.warning("field values of an unknown type kept opaque", event_id=event.id, members=opaque)
-        case, calls = self.enricher.enrich(event, event.case_id)
+        case_id = event.case_id
+        enriched: list[tuple[EnrichedCase, int]] = []
+
+        def decide(record: CaseRecord) -> Trigger:
+            case, stored, calls = self.enricher.enrich(event, case_id, record.snapshot)
+            enriched.append((case, calls))
+            fold = record.fold
+            tracked = tracked_fields(self.updater.policies, fold.cases_sla_fields() if fold else ())
+            observations = observe_event(event, case, tracked) + self._sla_definition(event, case_id)
+            return Trigger(event=event, view=case, snapshot=stored, observations=tuple(observations))
+
         try:
-            for sink in self.sinks:
-                sink.on_case_event(event, case)
+            deadline = self.updater.deadline(remaining_ms)
+            update = self.updater.apply(event.domain_id, case_id, claim_key(event), decide, deadline=deadline)
         except PermanentDeliveryError as exc:  # retrying cannot help: park it for a redrive once fixed
             self.dead_letters.park(raw, exc.reason, function=self.function, event_id=event.id)
             self.metrics.count(EVENTS_PARKED)
             logger.error("event parked: a delivery failed for good", event_id=event.id, reason=exc.reason)
-            return Outcome("parked", event_id=event.id, case_id=event.case_id, reason=exc.reason)
+            return Outcome("parked", event_id=event.id, case_id=case_id, reason=exc.reason)
+        if update.kind == "duplicate":
+            logger.info("event already applied: nothing sent again", event_id=event.id, case_id=case_id)
+            return Outcome("handled", event_id=event.id, case_id=case_id, event_type=event.event_type)
+        case, calls = enriched[-1]
+        if update.transitions:
+            logger.info(
+                "sla transitions",
+                event_id=event.id,
+                case_id=case_id,
+                transitions=[f"{t.sla_key}:{t.status.value}" for t in update.transitions],
+            )
         self.metrics.count(EVENTS_HANDLED)
         logger.info(
             "event handled",
@@ -128,6 +156,17 @@ class EventProcessor:
             event_type=event.event_type,
         )
 
+    def _sla_definition(self, event: CaseEvent, case_id: str) -> list[Observation]:
+        """An Sla related item whose event lacks its definition (includeContent off): ask Cases."""
+        if self.cases_slas is None or not needs_sla_lookup(event):
+            return []
+        try:
+            reports = self.cases_slas.case_slas(event.domain_id, case_id)
+        except CaseNotFoundError:
+            return []
+        ours = [r for r in reports if r.related_item_id == event.related_item_id]
+        return [obs for report in ours for obs in report.observations()]
+
     def _park(self, raw: object, reason: str) -> Outcome:
         event_id = _readable_id(raw)
         self.dead_letters.park(raw, reason, function=self.function, event_id=event_id)
@@ -149,6 +188,12 @@ class EventProcessor:
         )
 
 
+def claim_key(event: CaseEvent) -> str:
+    """An event is applied once per id; a replay of it (`replay-name`) is another trigger."""
+    key = f"event:{event.id}"
+    return key if event.replay_name is None else f"{key}:replay:{event.replay_name}"
+
+
 def _readable_id(raw: object) -> str | None:
     """The envelope `id` of an event that failed to parse, if there is one to read."""
     data: object = raw
@@ -168,4 +213,4 @@ def _field_ids_by_source(case: EnrichedCase) -> dict[str, list[str]]:
     return by_source
 
 
-__all__ = ["EventProcessor", "Outcome", "OutcomeKind"]
+__all__ = ["EventProcessor", "Outcome", "OutcomeKind", "claim_key"]

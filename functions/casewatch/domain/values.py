@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections import deque
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import ParamSpec, TypeVar
 
 from casewatch.models.fields import PythonValue
 
@@ -53,4 +56,27 @@ def parse_iso(text: str) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-__all__ = ["Scalar", "cases_iso", "one_of", "parse_iso", "same_value", "scalar", "sortable_iso"]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def per_call(fn: Callable[P, R]) -> Callable[P, R]:
+    """Memoize `fn` on the identity of its arguments, for its last few calls: one event's messages and
+    bus events share the same case view and documents, built once. Holds only a few recent results
+    (and their arguments), so nothing accumulates in a container."""
+    recent: deque[tuple[tuple[object, ...], R]] = deque(maxlen=4)
+
+    @functools.wraps(fn)
+    def memoized(*args: P.args, **kwargs: P.kwargs) -> R:
+        key = (*args, *kwargs.values())
+        for seen, result in recent:
+            if len(seen) == len(key) and all(a is b for a, b in zip(seen, key, strict=True)):
+                return result
+        result = fn(*args, **kwargs)
+        recent.append((key, result))
+        return result
+
+    return memoized
+
+
+__all__ = ["Scalar", "cases_iso", "one_of", "parse_iso", "per_call", "same_value", "scalar", "sortable_iso"]

@@ -35,11 +35,12 @@ def event_handler(spec: FunctionSpec) -> EventHandler:
             from casewatch.bootstrap import event_app
 
             app = event_app(spec.name)
-        # An in-progress idempotency record then expires with this invocation: Lambda's retry of a
-        # timed-out invocation (1-3 minutes later) runs the side effects instead of meeting it.
-        app.once.register_lambda_context(context)
+        # The event's claim is leased until this invocation ends: Lambda's retry of a timed-out
+        # invocation (1-3 minutes later) sends the side effects instead of waiting for the claim.
         try:
-            return app.processor.process(event).response()
+            return app.processor.process(
+                event, remaining_ms=context.get_remaining_time_in_millis()
+            ).response()
         except DuplicateInProgressError:
             # Benign: a concurrent delivery is running the same side effect. Lambda retries the event
             # and finds it done; the error alarms discount these (`DuplicatesInProgress`).

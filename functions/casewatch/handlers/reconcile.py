@@ -1,4 +1,5 @@
-"""reconcile: every `reconcile_every_minutes`, repair SLAs from what Cases says (missed events)."""
+"""reconcile: every `reconcile_every_minutes`, the change feed: what changed in Cases, applied (see
+`casewatch.app.sla.feed`)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from casewatch.observability import (
-    SLA_RECONCILE_LEFT,
-    SLA_RECONCILED_CASES,
-    SLA_REPAIRS,
-    logger,
-    metrics,
-    tracer,
-)
+from casewatch.observability import FEED_CASES_LEFT, FEED_LAG, logger, metrics, tracer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -30,13 +24,15 @@ def handler(event: dict[str, Any], context: LambdaContext, app: ReconcileApp | N
         from casewatch.bootstrap import reconcile_app
 
         app = reconcile_app()
-    app.once.register_lambda_context(context)  # in-progress idempotency records expire with this invocation
-    # As many due cases as the invocation has time for (the Cases quotas pace it through botocore).
-    report = app.reconciliation.run(remaining_s=lambda: context.get_remaining_time_in_millis() / 1000)
-    metrics.add_metric(name=SLA_REPAIRS, unit=MetricUnit.Count, value=report.repairs)
-    metrics.add_metric(name=SLA_RECONCILED_CASES, unit=MetricUnit.Count, value=report.cases_checked)
-    metrics.add_metric(name=SLA_RECONCILE_LEFT, unit=MetricUnit.Count, value=report.cases_left)
-    logger.info("SLA reconciliation done", extra=report.response())
+    report = app.feed.poll(
+        trigger_id=str(event.get("id") or context.aws_request_id),
+        remaining_s=lambda: context.get_remaining_time_in_millis() / 1000,
+    )
+    metrics.add_metric(name=FEED_CASES_LEFT, unit=MetricUnit.Count, value=report.cases_left)
+    if report.until is not None:
+        lag = (app.feed.updater.clock.now() - report.until).total_seconds()
+        metrics.add_metric(name=FEED_LAG, unit=MetricUnit.Seconds, value=lag)
+    logger.info("change feed polled", extra=report.response())
     return {
         "outcome": "handled",
         **report.response(),

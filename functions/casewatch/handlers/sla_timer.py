@@ -51,9 +51,8 @@ def handler(event: dict[str, Any], context: LambdaContext, app: SlaTimerApp | No
         from casewatch.bootstrap import sla_timer_app
 
         app = sla_timer_app()
-    app.once.register_lambda_context(context)  # in-progress idempotency records expire with this invocation
     try:
-        outcome = app.timer.on_timer(payload)
+        outcome = app.timer.on_timer(payload, remaining_ms=context.get_remaining_time_in_millis())
     except DuplicateInProgressError:  # benign: a concurrent run of the same signal; Scheduler retries
         metrics.add_metric(name=DUPLICATES_IN_PROGRESS, unit=MetricUnit.Count, value=1)
         raise
@@ -61,13 +60,19 @@ def handler(event: dict[str, Any], context: LambdaContext, app: SlaTimerApp | No
         metrics.add_metric(name=SIGNALS_PARKED, unit=MetricUnit.Count, value=1)
         logger.error("SLA signal not delivered: a delivery failed for good", reason=exc.reason)
         return {"outcome": "parked", "kind": payload.kind, "caseId": payload.case_id, "reason": exc.reason}
-    breaches = sum(t.status is SlaStatus.OVERDUE for t in outcome.transitions)
+    update = outcome.update
+    breaches = sum(t.status is SlaStatus.OVERDUE for t in update.transitions)
     metrics.add_metric(name=SLA_TIMERS_FIRED, unit=MetricUnit.Count, value=1)
     if breaches:
         metrics.add_metric(name=SLA_BREACHES, unit=MetricUnit.Count, value=breaches)
-    if not outcome.written and payload.kind == "breach":
+    if update.kind != "applied" and not outcome.deferred:
         metrics.add_metric(name=SLA_TIMERS_STALE, unit=MetricUnit.Count, value=1)
-    logger.info("SLA timer handled", transitions=len(outcome.transitions), written=outcome.written)
+    logger.info(
+        "SLA timer handled",
+        transitions=len(update.transitions),
+        outcome=update.kind,
+        deferred=outcome.deferred,
+    )
     return {
         "outcome": "handled",
         "kind": payload.kind,
@@ -79,6 +84,7 @@ def handler(event: dict[str, Any], context: LambdaContext, app: SlaTimerApp | No
                 "at": t.at.isoformat(),
                 "target_time": t.target_time.isoformat(),
             }
-            for t in outcome.transitions
+            for t in update.transitions
         ],
+        "deferred": outcome.deferred,
     }

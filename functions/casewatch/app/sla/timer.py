@@ -1,100 +1,119 @@
-"""A breach or warning timer fired (EventBridge Scheduler -> the sla-timer function)."""
+"""A breach or warning timer fired (EventBridge Scheduler -> the sla-timer function).
+
+A breach timer fires `breach_grace` after its SLA's target. If the SLA is still open then, and the
+change feed's watermark has passed the target (every change of the case in Cases up to the target has
+been applied, whether or not its event arrived), the breach is declared: time reached the target.
+No Cases call: the feed's polls read Cases for every SLA at once. If the feed is behind, the timer is set
+again one feed period later. A warning timer emits "SLA at risk" if the SLA is still Active, running,
+with the same target. A stale timer (the SLA met, moved, or gone) changes nothing.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from casewatch.app.sla.apply import SlaApplier
-from casewatch.app.sla.cases_check import CaseCheck, CasesCheck
-from casewatch.domain.sla.fold import evaluate
-from casewatch.domain.sla.model import SlaOutcome, SlaStatus
-from casewatch.domain.sla.records import SlaCaseRecord, StoredSla
-from casewatch.domain.sla.timers import TimerKind
-from casewatch.errors import CasesError
+from casewatch.app.case_update import CaseUpdater, Trigger, Update
+from casewatch.domain.case_record import CaseRecord
+from casewatch.domain.sla.model import SlaState, SlaStatus
+from casewatch.domain.sla.timers import TimerKind, TimerSpec
 from casewatch.models.signals import SlaSignal, SlaSignalKind, SlaTimerPayload
-from casewatch.observability import SLA_BREACH_CHECK_FAILED, logger
+from casewatch.observability import SLA_BREACHES_DEFERRED, logger
 from casewatch.ports import MetricsRecorder
 
 
+@dataclass(frozen=True, slots=True)
+class TimerOutcome:
+    update: Update
+    deferred: bool = False  # the feed had not passed the target yet: the timer was set again
+
+
 class SlaTimer:
-    """`verify_breaches`: before declaring a breach, ask Cases whether an event it never delivered
-    completed the SLA after all (one check for the rare timer that would breach; none for stale ones)."""
-
-    def __init__(
-        self,
-        *,
-        applier: SlaApplier,
-        metrics: MetricsRecorder,
-        check: CasesCheck | None = None,
-        verify_breaches: bool = True,
-    ) -> None:
-        self.applier = applier
+    def __init__(self, *, updater: CaseUpdater, metrics: MetricsRecorder, feed_period: timedelta) -> None:
+        self.updater = updater
         self.metrics = metrics
-        self.check = check
-        self.verify_breaches = verify_breaches
+        self.feed_period = feed_period
 
-    def on_timer(self, payload: SlaTimerPayload) -> SlaOutcome:
-        """A breach timer: time reached the target (judged at the timer's time, not when it ran).
-        A warning timer: emit AT_RISK if the SLA is still Active, running, with that target.
-        A stale timer (the SLA met, moved, or gone) changes nothing."""
-        now = self.applier.clock.now()
+    def on_timer(self, payload: SlaTimerPayload, *, remaining_ms: int | None = None) -> TimerOutcome:
+        key = claim_key(payload)
+        deadline = self.updater.deadline(remaining_ms)
         if payload.kind == TimerKind.WARNING.value:
-            return self._warn(payload, now)
-        tick = min(payload.target_time, now)
-        check = self._verify_breach(payload.domain_id, payload.case_id, tick, now)
-        return self.applier.apply(payload.domain_id, payload.case_id, check.observe, tick=tick)
+            update = self.updater.apply(
+                payload.domain_id,
+                payload.case_id,
+                key,
+                lambda record: self._warn(payload, record),
+                deadline=deadline,
+            )
+            return TimerOutcome(update)
+        behind: list[datetime | None] = []
 
-    def _verify_breach(self, domain_id: str, case_id: str, tick: datetime, now: datetime) -> CaseCheck:
-        if not self.verify_breaches or self.check is None or not self.check.enabled:
-            return CaseCheck()
-        record = self.applier.store.load(domain_id, case_id)
-        states = evaluate(record.log.merge((), horizon=tick), self.applier.policies)
-        breaching = [
-            stored
-            for key, stored in record.slas.items()
-            if stored.state.status is SlaStatus.ACTIVE
-            and key in states
-            and states[key].status is SlaStatus.OVERDUE
-        ]
-        if not breaching:
-            return CaseCheck()
-        try:
-            return self.check.check(domain_id, case_id, breaching, now)
-        except CasesError as exc:  # best effort: throttled, unavailable, refused: judge on what was seen
-            self.metrics.count(SLA_BREACH_CHECK_FAILED)
-            logger.warning("could not verify a breach with Cases", case_id=case_id, error=type(exc).__name__)
-            return CaseCheck()
+        def breach(record: CaseRecord) -> Trigger | None:
+            state = _find(record, payload)
+            if (
+                state is None
+                or state.status is not SlaStatus.ACTIVE
+                or state.target_time != payload.target_time
+            ):
+                return None  # met, moved or gone since the timer was set
+            if record.watermark is None or record.watermark < payload.target_time:
+                behind.append(record.watermark)
+                return None
+            return Trigger(horizon=payload.target_time)
 
-    def _warn(self, payload: SlaTimerPayload, now: datetime) -> SlaOutcome:
-        record = self.applier.store.load(payload.domain_id, payload.case_id)
-        stored = _find(record, payload.sla_key, payload.sla_name)
-        if stored is None:
-            return SlaOutcome(payload.case_id)
-        state = stored.state
-        outcome = SlaOutcome(payload.case_id, states={state.key: state})
-        if state.status is not SlaStatus.ACTIVE or state.paused or state.target_time != payload.target_time:
-            return outcome
-        if now >= state.target_time:
-            return outcome
+        update = self.updater.apply(
+            payload.domain_id, payload.case_id, key, breach, deadline=deadline, with_watermark=True
+        )
+        if behind and self.updater.timers is not None:
+            self.metrics.count(SLA_BREACHES_DEFERRED)
+            fire_at = self.updater.clock.now() + self.feed_period
+            logger.info(
+                "breach check deferred: the change feed is behind the target", case_id=payload.case_id
+            )
+            self.updater.timers.set(
+                TimerSpec(
+                    TimerKind.BREACH,
+                    payload.domain_id,
+                    payload.case_id,
+                    payload.sla_key or "",
+                    payload.sla_name,
+                    fire_at,
+                    payload.target_time,
+                )
+            )
+        return TimerOutcome(update, deferred=bool(behind))
+
+    def _warn(self, payload: SlaTimerPayload, record: CaseRecord) -> Trigger | None:
+        state = _find(record, payload)
+        now = self.updater.clock.now()
+        if state is None or state.status is not SlaStatus.ACTIVE or state.paused:
+            return None
+        if state.target_time != payload.target_time or now >= state.target_time:
+            return None
         signal = SlaSignal(
             kind=SlaSignalKind.AT_RISK,
-            domain_id=record.log.domain_id or payload.domain_id,
-            case_id=payload.case_id,
+            domain_id=record.domain_id,
+            case_id=record.case_id,
             sla_key=state.key,
             sla_name=state.name,
             origin=state.origin.value,
             target_time=state.target_time,
             at=min(now, state.target_time),
         )
-        self.applier.signal(signal, self.applier.case_view(payload.domain_id, payload.case_id))
-        logger.info("sla at risk", case_id=payload.case_id, sla=state.key)
-        return outcome
+        logger.info("sla at risk", case_id=record.case_id, sla=state.key)
+        return Trigger(signals=(signal,))
 
 
-def _find(record: SlaCaseRecord, key: str | None, name: str) -> StoredSla | None:
-    if key is not None:
-        return record.slas.get(key)
-    return next((s for s in record.slas.values() if s.state.name == name), None)
+def claim_key(payload: SlaTimerPayload) -> str:
+    """One timer (kind, SLA, target) is applied once, however often Scheduler delivers it."""
+    return f"timer:{payload.kind}:{payload.sla_key or payload.sla_name}:{payload.target_time.isoformat()}"
 
 
-__all__ = ["SlaTimer"]
+def _find(record: CaseRecord, payload: SlaTimerPayload) -> SlaState | None:
+    states = record.states()
+    if payload.sla_key is not None:
+        return states.get(payload.sla_key)
+    return next((s for s in states.values() if s.name == payload.sla_name), None)
+
+
+__all__ = ["SlaTimer", "TimerOutcome", "claim_key"]

@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from casewatch.domain.notifications.view import CaseView
 from casewatch.domain.values import cases_iso as iso
+from casewatch.domain.values import per_call
 from casewatch.models.events import CaseEvent
 from casewatch.models.related_items import RelatedItem
 from casewatch.models.signals import SlaSignal
@@ -28,6 +29,7 @@ def notification_id(source_id: str, rule_name: str, replay_name: str | None = No
     return stable_id(*parts)
 
 
+@per_call
 def case_document(view: CaseView, settings: Settings) -> dict[str, Any]:
     """The enriched case view: values with provenance, redacted."""
     hidden = settings.redacted_field_ids
@@ -54,6 +56,7 @@ def case_document(view: CaseView, settings: Settings) -> dict[str, Any]:
     }
 
 
+@per_call
 def event_document(event: CaseEvent) -> dict[str, Any]:
     """The source event's identity (no field values: those are in the case document)."""
     return {

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from casewatch.constants import CASE_DELETED
+from casewatch.domain.values import per_call
 from casewatch.models.enriched import EnrichedCase
 from casewatch.models.events import CaseEvent
 from casewatch.models.fields import PythonValue
@@ -40,6 +41,7 @@ class CaseView:
         return None if entry is None else entry.value
 
 
+@per_call
 def case_view(event: CaseEvent, case: EnrichedCase | None) -> CaseView:
     """The case at the event's approximateChangeTime (event values win over the enriched case's)."""
     fields: dict[str, ViewField] = {}
@@ -60,6 +62,7 @@ def case_view(event: CaseEvent, case: EnrichedCase | None) -> CaseView:
     )
 
 
+@per_call
 def signal_view(signal: SlaSignal, case: EnrichedCase | None) -> CaseView:
     """The case as the SLA tracker last saw it (as of the enriched case's version)."""
     if case is None:

@@ -32,13 +32,15 @@ Two kinds of SLA:
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Self
 
 from casewatch.domain.sla.log import CaseSlaLog, Observation, ObsKind
-from casewatch.domain.sla.model import PolicySpec, SlaOrigin, SlaState, SlaStatus, Transition
-from casewatch.domain.values import Scalar, one_of
+from casewatch.domain.sla.model import CasesSlaSpec, PolicySpec, SlaOrigin, SlaState, SlaStatus, Transition
+from casewatch.domain.values import Scalar, one_of, parse_iso, scalar, sortable_iso
 
 
 class _Run:
@@ -101,6 +103,52 @@ class _Run:
             self.paused_total += at - self.paused_since
             self.paused_since = None
 
+    # -- the checkpoint's form -------------------------------------------------------------------
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "k": self.key,
+            "n": self.name,
+            "o": self.origin.value,
+            "d": self.duration.total_seconds(),
+            "a": self.armed,
+            "s": self.status.value,
+            "c": self.cycle,
+            "st": _time(self.started),
+            "bt": _time(self.base_target),
+            "ps": _time(self.paused_since),
+            "pt": self.paused_total.total_seconds(),
+            "cp": _time(self.completion),
+            "h": [
+                [sortable_iso(t.at), t.status.value, t.cycle, sortable_iso(t.target_time)]
+                for t in self.history
+            ],
+        }
+
+    def load_doc(self, doc: Mapping[str, Any]) -> None:
+        self.armed = bool(doc["a"])
+        self.status = SlaStatus(doc["s"])
+        self.cycle = int(doc["c"])
+        self.started = _parse(doc["st"])
+        self.base_target = _parse(doc["bt"])
+        self.paused_since = _parse(doc["ps"])
+        self.paused_total = timedelta(seconds=float(doc["pt"]))
+        self.completion = _parse(doc["cp"])
+        self.history = [
+            Transition(parse_iso(at), SlaStatus(status), int(cycle), parse_iso(target))
+            for at, status, cycle, target in doc["h"]
+        ]
+
+    def result(self) -> SlaState:
+        raise NotImplementedError
+
+    def clone(self) -> Self:
+        """An independent copy of the run's state."""
+        other = copy.copy(self)
+        other.history = list(self.history)
+        if isinstance(other, _PolicyRun):
+            other.items_before_arming = list(other.items_before_arming)
+        return other
+
     def state(self, **definition: Any) -> SlaState:
         assert self.started is not None
         return SlaState(
@@ -144,6 +192,18 @@ class _PolicyRun(_Run):
         self.policy = policy
         self.seen_not_matching = False
         self.items_before_arming: list[datetime] = []  # completing related items seen while unarmed
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            **super().to_doc(),
+            "sn": self.seen_not_matching,
+            "ib": [sortable_iso(at) for at in self.items_before_arming],
+        }
+
+    def load_doc(self, doc: Mapping[str, Any]) -> None:
+        super().load_doc(doc)
+        self.seen_not_matching = bool(doc["sn"])
+        self.items_before_arming = [parse_iso(at) for at in doc["ib"]]
 
     def observe(self, obs: Observation, known: Mapping[str, Scalar], created: datetime | None) -> None:
         policy = self.policy
@@ -201,15 +261,35 @@ class _PolicyRun(_Run):
 
 
 class _CasesRun(_Run):
-    def __init__(self, obs: Observation, known: Mapping[str, Scalar]) -> None:
+    def __init__(self, spec: CasesSlaSpec, ref: str, duration: timedelta) -> None:
+        super().__init__(f"{SlaOrigin.CASES.value}#{ref}", spec.name, SlaOrigin.CASES, duration)
+        self.spec = spec
+        self.ref = ref
+
+    @classmethod
+    def defined(cls, obs: Observation, known: Mapping[str, Scalar]) -> _CasesRun:
+        """The run of a Cases SLA, armed by its definition (an SLA observation)."""
         assert obs.sla is not None
-        self.spec = obs.sla
-        super().__init__(
-            f"{SlaOrigin.CASES.value}#{obs.ref}", obs.sla.name, SlaOrigin.CASES, obs.sla.target_time - obs.at
-        )
-        self.ref = obs.ref
-        self.arm(obs.at, obs.sla.target_time)
-        self._check(obs.at, known)
+        run = cls(obs.sla, obs.ref, obs.sla.target_time - obs.at)
+        run.arm(obs.at, obs.sla.target_time)
+        run._check(obs.at, known)
+        return run
+
+    def to_doc(self) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            **super().to_doc(),
+            "ref": self.ref,
+            "spec": [spec.name, spec.field_id, list(spec.target_values), sortable_iso(spec.target_time)],
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> _CasesRun:
+        name, field_id, values, target = doc["spec"]
+        spec = CasesSlaSpec(name, field_id, tuple(scalar(v) for v in values), parse_iso(target))
+        run = cls(spec, doc["ref"], timedelta(seconds=float(doc["d"])))
+        run.load_doc(doc)
+        return run
 
     def _check(self, at: datetime, known: Mapping[str, Scalar]) -> None:
         if self.spec.field_id in known and one_of(known[self.spec.field_id], self.spec.target_values):
@@ -227,40 +307,169 @@ class _CasesRun(_Run):
         return self.state(complete_field=self.spec.field_id, complete_values=self.spec.target_values)
 
 
-def evaluate(log: CaseSlaLog, policies: Sequence[PolicySpec]) -> dict[str, SlaState]:
-    """Every SLA of the case, by key: the fold of the log's observations in time order."""
-    created = min((o.created for o in log.observations if o.created is not None), default=None)
-    known: dict[str, Scalar] = {}
-    policy_runs = [_PolicyRun(p) for p in policies]
-    cases_runs: dict[str, _CasesRun] = {}
-    for obs in log.observations:  # already in time order
-        runs: list[_Run] = [*policy_runs, *cases_runs.values()]
-        for run in runs:
-            run.advance(obs.at)
-        if obs.kind is ObsKind.DELETED:
+class FoldState:
+    """The fold after some of a case's observations, resumable: `extend` it with later observations (in
+    order), read the SLAs at a horizon with `states`. Kept with the log (its `to_doc` form), so an event
+    that arrives in order costs the fold of its own observations only; one that arrives out of order (or
+    a change of policies, or of the case's creation time) re-folds the whole log (`can_extend` says which).
+    """
+
+    def __init__(self, policies: Sequence[PolicySpec], created: datetime | None = None) -> None:
+        self.policies = tuple(policies)
+        self.fingerprint = policies_fingerprint(self.policies)
+        self.created = created
+        self.known: dict[str, Scalar] = {}
+        self.policy_runs = [_PolicyRun(p) for p in self.policies]
+        self.cases_runs: dict[str, _CasesRun] = {}
+        self.deleted = False
+        self.last: tuple[datetime, int, str] | None = None  # the sort key of the last observation folded
+        self.last_ids: set[tuple[str, str, str, str]] = set()  # identities folded at the last time
+        self.refs: set[str] = set()  # related items seen (a case has at most 200)
+        self.count = 0
+
+    # -- folding ---------------------------------------------------------------------------------
+    def can_extend(self, observations: Iterable[Observation]) -> bool:
+        """Whether folding `observations` on from here equals re-folding everything: each comes after
+        the last one folded, and none changes the case's creation time the fold used."""
+        last, ids = self.last, set(self.last_ids)
+        for obs in observations:
+            key = obs.sort_key()
+            if last is not None and key <= last:
+                return False
+            if last is not None and obs.at == last[0]:
+                if obs.identity in ids:
+                    return False  # the same fact again (the log is a set): a re-fold keeps one
+            else:
+                ids = set()
+            ids.add(obs.identity)
+            last = key
+            if obs.created is not None and obs.created != self.created:
+                return False
+        return True
+
+    def extend(self, observations: Iterable[Observation]) -> None:
+        """Fold `observations` (sorted, each after the last one folded: see `can_extend`)."""
+        for obs in observations:
+            key = obs.sort_key()
+            if self.last is None or key[0] != self.last[0]:
+                self.last_ids = set()
+            self.last_ids.add(obs.identity)
+            self.last = key
+            self.count += 1
+            if obs.kind in (ObsKind.ITEM, ObsKind.SLA) and obs.ref:
+                self.refs.add(obs.ref)
+            if self.deleted:
+                continue  # nothing happens to a deleted case
+            runs: list[_Run] = [*self.policy_runs, *self.cases_runs.values()]
             for run in runs:
-                run.cancel(obs.at)
-            break  # nothing happens to a deleted case
-        if obs.kind is ObsKind.CASE:
-            known.update(obs.fields)
-        if obs.kind is ObsKind.SLA and obs.sla is not None and obs.ref not in cases_runs:
-            cases_runs[obs.ref] = _CasesRun(obs, known)
-            continue
-        for policy_run in policy_runs:
-            policy_run.observe(obs, known, created)
-        for cases_run in cases_runs.values():
-            cases_run.observe(obs, known)
-    states: dict[str, SlaState] = {}
-    for policy_run in policy_runs:
-        if policy_run.armed:
-            if log.horizon is not None:
-                policy_run.advance(log.horizon, inclusive=True)
-            states[policy_run.key] = policy_run.result()
-    for cases_run in cases_runs.values():
-        if log.horizon is not None:
-            cases_run.advance(log.horizon, inclusive=True)
-        states[cases_run.key] = cases_run.result()
-    return states
+                run.advance(obs.at)
+            if obs.kind is ObsKind.DELETED:
+                for run in runs:
+                    run.cancel(obs.at)
+                self.deleted = True
+                continue
+            if obs.kind is ObsKind.CASE:
+                self.known.update(obs.fields)
+            if obs.kind is ObsKind.SLA and obs.sla is not None and obs.ref not in self.cases_runs:
+                self.cases_runs[obs.ref] = _CasesRun.defined(obs, self.known)
+                continue
+            for policy_run in self.policy_runs:
+                policy_run.observe(obs, self.known, self.created)
+            for cases_run in self.cases_runs.values():
+                cases_run.observe(obs, self.known)
+
+    def states(self, horizon: datetime | None = None) -> dict[str, SlaState]:
+        """Every SLA of the case, by key, with time known to have reached `horizon` (the fold itself is
+        left as it is: Overdue at a horizon is derived, not folded)."""
+        states: dict[str, SlaState] = {}
+        runs: list[_Run] = [*self.policy_runs, *self.cases_runs.values()]
+        for folded in runs:
+            if not folded.armed:
+                continue
+            run = folded
+            if horizon is not None and folded.status is SlaStatus.ACTIVE:
+                run = folded.clone()
+                run.advance(horizon, inclusive=True)
+            states[run.key] = run.result()
+        return states
+
+    def open_cases_sla(self, ref: str) -> bool:
+        """Whether the Cases SLA of related item `ref` is known and still open."""
+        run = self.cases_runs.get(ref)
+        return run is not None and run.status.is_open
+
+    def cases_sla_fields(self) -> frozenset[str]:
+        """The fields of the case's Cases SLAs (tracked too)."""
+        return frozenset(run.spec.field_id for run in self.cases_runs.values())
+
+    def copy(self) -> FoldState:
+        """An independent copy (to extend without touching this one)."""
+        other = copy.copy(self)
+        other.known = dict(self.known)
+        other.policy_runs = [run.clone() for run in self.policy_runs]
+        other.cases_runs = {ref: run.clone() for ref, run in self.cases_runs.items()}
+        other.last_ids = set(self.last_ids)
+        other.refs = set(self.refs)
+        return other
+
+    # -- the stored form -----------------------------------------------------------------------------
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "fp": self.fingerprint,
+            "cr": _time(self.created),
+            "kn": [[k, v] for k, v in self.known.items()],
+            "pr": [run.to_doc() for run in self.policy_runs],
+            "cs": [run.to_doc() for run in self.cases_runs.values()],
+            "del": self.deleted,
+            "last": [sortable_iso(self.last[0]), self.last[1], self.last[2]] if self.last else None,
+            "ids": sorted(list(identity) for identity in self.last_ids),
+            "refs": sorted(self.refs),
+            "n": self.count,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any], policies: Sequence[PolicySpec]) -> FoldState | None:
+        """The stored fold, or None when it was folded under other policies (re-fold the log)."""
+        fold = cls(policies, _parse(doc.get("cr")))
+        if doc.get("fp") != fold.fingerprint:
+            return None
+        fold.known = {str(k): scalar(v) for k, v in doc["kn"]}
+        for run, run_doc in zip(fold.policy_runs, doc["pr"], strict=True):
+            run.load_doc(run_doc)
+        fold.cases_runs = {run_doc["ref"]: _CasesRun.from_doc(run_doc) for run_doc in doc["cs"]}
+        fold.deleted = bool(doc["del"])
+        last = doc.get("last")
+        fold.last = (parse_iso(last[0]), int(last[1]), str(last[2])) if last else None
+        fold.last_ids = {(str(a), str(b), str(c), str(d)) for a, b, c, d in doc.get("ids", [])}
+        fold.refs = {str(ref) for ref in doc.get("refs", [])}
+        fold.count = int(doc["n"])
+        return fold
+
+
+def policies_fingerprint(policies: Sequence[PolicySpec]) -> str:
+    """Identifies the policies a fold ran under (a settings change invalidates a stored fold)."""
+    return hashlib.sha256(repr(tuple(policies)).encode()).hexdigest()[:16]
+
+
+def fold(log: CaseSlaLog, policies: Sequence[PolicySpec]) -> FoldState:
+    """The fold of the whole log (its observations are in time order)."""
+    created = min((o.created for o in log.observations if o.created is not None), default=None)
+    state = FoldState(policies, created)
+    state.extend(log.observations)
+    return state
+
+
+def evaluate(log: CaseSlaLog, policies: Sequence[PolicySpec]) -> dict[str, SlaState]:
+    """Every SLA of the case, by key: the fold of the log's observations in time order, at its horizon."""
+    return fold(log, policies).states(log.horizon)
+
+
+def _time(moment: datetime | None) -> str | None:
+    return sortable_iso(moment) if moment is not None else None
+
+
+def _parse(text: str | None) -> datetime | None:
+    return parse_iso(text) if text else None
 
 
 def due_without_timer(states: Iterable[SlaState], now: datetime) -> datetime | None:

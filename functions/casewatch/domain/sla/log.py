@@ -8,9 +8,8 @@ a *horizon* (a moment time is known to have reached: a breach timer fired, or re
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
@@ -20,9 +19,9 @@ from casewatch.domain.values import Scalar, parse_iso, scalar, sortable_iso
 
 # Observations per case kept in the log (an item holds ~150 bytes each; DynamoDB items are <= 400 KB).
 MAX_OBSERVATIONS: Final = 1000
-# Bytes of the log's JSON (what the log item stores): room is left in the 400 KB item for the copy of the
-# case's SLA items and the other attributes. Long field values (a policy on a text field) reach it first.
-MAX_LOG_BYTES: Final = 256 * 1024
+# Bytes of the log's JSON: room is left in the case's 400 KB item for the enriched view, the fold and the
+# claims. Long field values (a policy on a text field) reach it before the count does.
+MAX_LOG_BYTES: Final = 160 * 1024
 # Observations this much older than the newest are settled (no delivery is that late): only those are
 # compacted when the log is full.
 SETTLED_AFTER: Final = timedelta(days=1)
@@ -47,7 +46,10 @@ _KIND_RANK: Final = {
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """One fact about a case, true at `at`. Identity: (kind, at, source, ref); see `CaseSlaLog`."""
+    """One fact about a case, true at `at`. Identity: (kind, at, source, ref); see `CaseSlaLog`.
+
+    Its canonical JSON (the stored form, and the tie-break of the time order) is computed once per
+    observation, on first use, or taken as read from the store."""
 
     at: datetime
     kind: ObsKind
@@ -57,6 +59,7 @@ class Observation:
     item_type: str | None = None  # ITEM: the related item type
     ref: str = ""  # ITEM/SLA/SLA_DONE: the related item id
     sla: CasesSlaSpec | None = None  # SLA: the definition
+    _text: str | None = field(default=None, init=False, repr=False, compare=False, hash=False)
 
     @property
     def identity(self) -> tuple[str, str, str, str]:
@@ -67,7 +70,11 @@ class Observation:
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, no spaces): equal observations serialise equally."""
-        return _observation_json(self)
+        text = self._text
+        if text is None:
+            text = self._json()
+            object.__setattr__(self, "_text", text)
+        return text
 
     def _json(self) -> str:
         doc: dict[str, Any] = {"at": sortable_iso(self.at), "kind": self.kind.value}
@@ -92,7 +99,10 @@ class Observation:
 
     @classmethod
     def from_json(cls, text: str) -> Observation:
-        return cls.from_doc(json.loads(text))
+        """From its canonical JSON (as stored), which it keeps."""
+        obs = cls.from_doc(json.loads(text))
+        object.__setattr__(obs, "_text", text)
+        return obs
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Observation:
@@ -115,51 +125,6 @@ class Observation:
             if sla
             else None,
         )
-
-
-class _JsonMemo:
-    """`Observation.to_json` memoized within a byte budget (least recently used first out): a case's
-    log is merged and sorted on every event, and the same observations are decoded again on every load.
-    The key adds the values' types: `True == 1 == 1.0` in Python, not in JSON."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self._texts: OrderedDict[tuple[Any, ...], str] = OrderedDict()
-
-    def text(self, obs: Observation) -> str:
-        key = (
-            obs,
-            tuple(type(v) for _, v in obs.fields),
-            tuple(type(v) for v in obs.sla.target_values) if obs.sla is not None else (),
-        )
-        text = self._texts.get(key)
-        if text is not None:
-            self._texts.move_to_end(key)
-            return text
-        text = self._texts[key] = obs._json()
-        self.bytes += _cost(text)
-        while self.bytes > self.max_bytes and self._texts:
-            _, evicted = self._texts.popitem(last=False)
-            self.bytes -= _cost(evicted)
-        return text
-
-    def clear(self) -> None:
-        self._texts.clear()
-        self.bytes = 0
-
-
-def _cost(text: str) -> int:
-    """Bytes an entry holds, roughly: the text, and the observation it keeps alive (about as large)."""
-    return 2 * len(text) + 200
-
-
-# 8 MiB: the logs of the cases a container works on at once, far below a 256 MB function's memory.
-JSON_MEMO = _JsonMemo(max_bytes=8 * 1024 * 1024)
-
-
-def _observation_json(obs: Observation) -> str:
-    return JSON_MEMO.text(obs)
 
 
 def case_fields(values: Mapping[str, Scalar]) -> tuple[tuple[str, Scalar], ...]:

@@ -14,10 +14,11 @@ does not depend on the order they arrived in:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from casewatch.constants import CASE_CREATED, CASE_DELETED, CASE_UPDATED, RELATED_ITEM_CREATED
+from casewatch.domain.sla.fold import FoldState
 from casewatch.domain.sla.log import Observation, ObsKind, case_fields
 from casewatch.domain.sla.model import CasesSlaSpec, PolicySpec
 from casewatch.domain.values import Scalar, scalar
@@ -29,6 +30,7 @@ from casewatch.models.related_items import RelatedItemType, SlaConfiguration
 STATUS_FIELD = "status"
 LAST_UPDATED_FIELD = "last_updated_datetime"
 LAST_CLOSED_FIELD = "last_closed_datetime"
+CREATED_FIELD = "created_datetime"
 CLOSED = "closed"
 RECONCILE = "reconcile"
 
@@ -147,8 +149,53 @@ def observe_case_read(
 
 
 def reconcile_fields(tracked: frozenset[str]) -> list[str]:
-    """The fields reconciliation reads with GetCase: the tracked ones and the change dates."""
-    return sorted(tracked | {LAST_UPDATED_FIELD, LAST_CLOSED_FIELD})
+    """The fields reconciliation reads: the tracked ones, the change dates, and the creation time."""
+    return sorted(tracked | {LAST_UPDATED_FIELD, LAST_CLOSED_FIELD, CREATED_FIELD})
+
+
+def observe_search(
+    values: Mapping[str, FieldValue], tracked: frozenset[str], fold: FoldState | None, now: datetime
+) -> list[Observation]:
+    """What a search result says about a case that the fold does not know already.
+
+    The case's values (`observe_case_read`, with the case's creation time so a policy can be armed from
+    it when no event of the case arrived), left out when the fold knows exactly these values already:
+    the same values later in time only say that time passed, which the feed's horizon says too.
+    """
+    found = observe_case_read(values, tracked, now)
+    created_value = values.get(CREATED_FIELD)
+    created = created_value.as_datetime() if created_value is not None else None
+    if created is not None:
+        found[0] = replace(found[0], created=created)
+    if fold is None or fold.last is None:
+        return found
+    return [obs for obs in found if any(not _same(fold.known.get(fid, _UNKNOWN), v) for fid, v in obs.fields)]
+
+
+def observe_items(
+    items: Iterable[tuple[str, str, datetime, CasesSlaReport | None]], fold: FoldState | None
+) -> list[Observation]:
+    """What found related items (id, type, association time, Cases SLA report) say that the fold does not
+    know: items it has not seen, Cases SLAs it does not know, completions of Cases SLAs it has open."""
+    seen = fold.refs if fold is not None else set()
+    out: list[Observation] = []
+    for ref, item_type, at, report in items:
+        if report is not None:
+            definition, *done = report.observations()
+            if ref not in seen:
+                out.append(definition)
+            if done and (ref not in seen or (fold is not None and fold.open_cases_sla(ref))):
+                out += done
+        elif ref not in seen:
+            out.append(Observation(at, ObsKind.ITEM, item_type=item_type, ref=ref))
+    return out
+
+
+_UNKNOWN = object()
+
+
+def _same(known: object, value: Scalar) -> bool:
+    return known is not _UNKNOWN and known == value and type(known) is type(value)
 
 
 __all__ = [
@@ -156,6 +203,8 @@ __all__ = [
     "needs_sla_lookup",
     "observe_case_read",
     "observe_event",
+    "observe_items",
+    "observe_search",
     "reconcile_fields",
     "sla_report",
     "tracked_fields",

@@ -29,16 +29,25 @@ class TimerSpec:
 
 
 def desired_timers(
-    domain_id: str, case_id: str, state: SlaState, warning_fraction: float | None, now: datetime
+    domain_id: str,
+    case_id: str,
+    state: SlaState,
+    warning_fraction: float | None,
+    now: datetime,
+    *,
+    breach_grace: timedelta = timedelta(),
 ) -> dict[TimerKind, TimerSpec | None]:
-    """The timers an SLA should have now: a breach timer at the target while Active and running, and
-    a warning timer at `warning_fraction` of the duration (if still ahead). None: no timer of that kind."""
+    """The timers an SLA should have now (None: none of that kind, or one that has fired already):
+    while Active and running, a breach timer `breach_grace` after the target (by then the change feed
+    has seen every change of the case up to the target, so the breach is declared without asking
+    Cases), and a warning timer at `warning_fraction` of the duration (if still ahead)."""
     wanted: dict[TimerKind, TimerSpec | None] = {TimerKind.BREACH: None, TimerKind.WARNING: None}
     if state.status is not SlaStatus.ACTIVE or state.paused:
         return wanted
-    if state.target_time > now:
+    breach_at = state.target_time + breach_grace
+    if breach_at > now:
         wanted[TimerKind.BREACH] = TimerSpec(
-            TimerKind.BREACH, domain_id, case_id, state.key, state.name, state.target_time, state.target_time
+            TimerKind.BREACH, domain_id, case_id, state.key, state.name, breach_at, state.target_time
         )
     if warning_fraction is not None:
         seconds = math.floor(state.duration.total_seconds() * warning_fraction)

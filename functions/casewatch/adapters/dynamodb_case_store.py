@@ -1,0 +1,508 @@
+"""`DynamoDbCaseStore`: the `CaseStore` and `FeedState` ports on the state table (`casewatch.tables`).
+
+One item per case, `pk=CASE#<caseId>, sk=CASE`:
+
+| attribute | what |
+| --- | --- |
+| `rev` (N) | the revision every write is conditional on |
+| `dom` (S) | the domain id |
+| `snap` (S) | the enriched view (JSON; the needed fields only) |
+| `fold` (S), `hz` (S) | the SLA fold (JSON, `FoldState.to_doc`) and the horizon |
+| `log` (L of S), `nlog` (N), `blog` (N) | the observation log (canonical JSON each), appended to; its size |
+| `so` (M) | the status order: scope -> `<epoch ms>|<status hash>` |
+| `claims` (M), `nclaims` (N) | the triggers applied: key hash -> `{a, d, l, o}` (when, done, lease, outbox) |
+| `due_shard`, `due_at` (S) | the sparse `due` index: when the earliest open SLA is due a breach check |
+| `ver` (S), `expires_at` (N) | the newest change applied, and the TTL (`RETENTION` after it) |
+
+A read asks only for what a trigger needs (`claims.<its key>`, not the others; the log only when an
+observation arrives out of order), so its cost does not grow with the case's history. The first write
+of a case is a conditional PutItem; later ones an UpdateItem conditional on `rev` that sets the changed
+attributes and appends to the log. Claims older than `CLAIM_RETENTION` are removed from a case with more
+than `MAX_CLAIMS` of them. The feed's item: `pk=FEED#<domainId>, sk=FEED`, `wm` (S): its watermark.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from botocore.exceptions import ClientError
+
+from casewatch.backoff import full_jitter
+from casewatch.constants import IDEMPOTENCY_EXPIRY_DAYS
+from casewatch.domain.case_record import CaseChange, CaseRecord, Claim, Outbox, StatusMark
+from casewatch.domain.sla.fold import FoldState
+from casewatch.domain.sla.log import Observation, json_bytes
+from casewatch.domain.sla.model import PolicySpec, SlaConflictError, SlaItemTooLargeError
+from casewatch.domain.values import parse_iso
+from casewatch.domain.values import sortable_iso as iso
+from casewatch.models.enriched import EnrichedCase
+from casewatch.tables import DUE_SHARDS, STATE_TABLE
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+CASE_PREFIX: Final = "CASE#"
+CASE_SK: Final = "CASE"
+FEED_PREFIX: Final = "FEED#"
+FEED_SK: Final = "FEED"
+DUE_INDEX: Final = STATE_TABLE.indexes[0].name
+RETENTION: Final = timedelta(days=400)  # a case silent this long is forgotten
+CLAIM_RETENTION: Final = timedelta(days=IDEMPOTENCY_EXPIRY_DAYS)  # outlives the dead-letter queues
+MAX_CLAIMS: Final = 500  # claims kept before old ones are removed (a busy case: ~30 KB)
+MAX_ITEM_BYTES: Final = 400 * 1024  # DynamoDB's item size limit
+BATCH_GET_KEYS: Final = 100  # BatchGetItem's limit
+_BASE = ("#rev", "dom", "snap", "fold", "hz", "so", "nlog", "blog", "nclaims")
+_NAMES: Final = {"#rev": "rev"}  # `rev` is not reserved; named anyway, with the claim's key
+
+Item = dict[str, Any]
+
+
+def case_pk(case_id: str) -> str:
+    return f"{CASE_PREFIX}{case_id}"
+
+
+def case_key(case_id: str) -> dict[str, Any]:
+    return {"pk": {"S": case_pk(case_id)}, "sk": {"S": CASE_SK}}
+
+
+def feed_key(domain_id: str) -> dict[str, Any]:
+    return {"pk": {"S": f"{FEED_PREFIX}{domain_id}"}, "sk": {"S": FEED_SK}}
+
+
+def claim_id(claim_key: str) -> str:
+    """A claim's attribute name: a short, fixed-length hash of its key (keys are long, free text)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(claim_key.encode()).digest()[:15]).decode()
+
+
+def due_shard(case_id: str) -> str:
+    """The `due` index partition of a case: a stable hash over `DUE_SHARDS` partitions."""
+    return str(int(hashlib.sha256(case_id.encode()).hexdigest(), 16) % DUE_SHARDS)
+
+
+# --- attribute values ----------------------------------------------------------------------------
+
+
+def _s(value: str) -> dict[str, Any]:
+    return {"S": value}
+
+
+def _n(value: float) -> dict[str, Any]:
+    return {"N": str(value)}
+
+
+def _str(item: Mapping[str, Any], name: str) -> str | None:
+    attr = item.get(name)
+    return str(attr["S"]) if attr and "S" in attr else None
+
+
+def _num(item: Mapping[str, Any], name: str) -> int:
+    attr = item.get(name)
+    return int(float(attr["N"])) if attr and "N" in attr else 0
+
+
+def _claim_attr(claim: Claim) -> dict[str, Any]:
+    attrs: dict[str, Any] = {"a": _n(int(claim.at.timestamp())), "d": {"BOOL": claim.done}}
+    if claim.lease_until is not None:
+        attrs["l"] = _n(int(claim.lease_until.timestamp() * 1000))
+    if not claim.done and claim.outbox is not None:
+        attrs["o"] = _s(json.dumps(claim.outbox.to_doc(), separators=(",", ":")))
+    return {"M": attrs}
+
+
+def _claim(attr: Mapping[str, Any]) -> Claim:
+    m = attr["M"]
+    lease = m.get("l")
+    outbox = m.get("o")
+    return Claim(
+        at=datetime.fromtimestamp(int(m["a"]["N"]), tz=UTC),
+        done=bool(m["d"]["BOOL"]),
+        lease_until=datetime.fromtimestamp(int(lease["N"]) / 1000, tz=UTC) if lease else None,
+        outbox=Outbox.from_doc(json.loads(outbox["S"])) if outbox else None,
+    )
+
+
+def _mark(text: str) -> StatusMark:
+    at_ms, _, digest = text.partition("|")
+    return StatusMark(int(at_ms), digest)
+
+
+def item_bytes(item: Mapping[str, Any]) -> int:
+    """An item's size as DynamoDB counts it (UTF-8 names and values; numbers and flags about their text)."""
+    size = 0
+    for name, attr in item.items():
+        size += len(name.encode())
+        for kind, value in attr.items():
+            if kind == "L":
+                size += 3 + sum(item_bytes({"": v}) for v in value)
+            elif kind == "M":
+                size += 3 + item_bytes(value)
+            elif kind in ("S", "N"):
+                size += len(str(value).encode())
+            else:
+                size += 1
+    return size
+
+
+class DynamoDbCaseStore:
+    """`CaseStore` and `FeedState` on the state table (a low-level DynamoDB client, injected)."""
+
+    def __init__(
+        self,
+        table_name: str,
+        client: DynamoDBClient,
+        policies: Sequence[PolicySpec],
+        *,
+        max_claims: int = MAX_CLAIMS,
+    ) -> None:
+        self.table_name = table_name
+        self._client = client
+        self.policies = tuple(policies)
+        self.max_claims = max_claims
+
+    # -- reading -----------------------------------------------------------------------------------
+    def load(
+        self,
+        domain_id: str,
+        case_id: str,
+        *,
+        claim_key: str | None = None,
+        with_log: bool = False,
+        with_watermark: bool = False,
+    ) -> CaseRecord:
+        names = dict(_NAMES)
+        projection = list(_BASE)
+        if claim_key is not None:
+            names["#claim"] = claim_id(claim_key)
+            projection.append("claims.#claim")
+        if with_log:
+            projection.append("log")
+        if with_watermark:
+            projection.append("wm")
+            found = self._client.batch_get_item(
+                RequestItems={
+                    self.table_name: {
+                        "Keys": [case_key(case_id), feed_key(domain_id)],
+                        "ConsistentRead": True,
+                        "ProjectionExpression": ", ".join(projection),
+                        "ExpressionAttributeNames": names,
+                    }
+                }
+            )
+            items = found.get("Responses", {}).get(self.table_name, [])
+            if found.get("UnprocessedKeys"):  # throttled: read them one by one instead
+                keys = (case_key(case_id), feed_key(domain_id))
+                items = [i for k in keys if (i := self._get(k, projection, names)) is not None]
+            # BatchGetItem returns the projected attributes only: tell the items apart by what they hold.
+            case_item = next((i for i in items if "rev" in i), None)
+            feed_item = next((i for i in items if "wm" in i), None)
+            record = self._record(domain_id, case_id, case_item, claim_key)
+            watermark = _str(feed_item, "wm") if feed_item else None
+            return replace(record, watermark=parse_iso(watermark) if watermark else None)
+        item = self._get(case_key(case_id), projection, names)
+        return self._record(domain_id, case_id, item, claim_key)
+
+    def _get(self, key: dict[str, Any], projection: list[str], names: dict[str, str]) -> Item | None:
+        found: Item | None = self._client.get_item(
+            TableName=self.table_name,
+            Key=key,
+            ConsistentRead=True,
+            ProjectionExpression=", ".join(projection),
+            ExpressionAttributeNames=names,
+        ).get("Item")
+        return found
+
+    def load_many(self, domain_id: str, case_ids: Sequence[str]) -> dict[str, CaseRecord]:
+        found: dict[str, CaseRecord] = {}
+        ids = list(dict.fromkeys(case_ids))
+        for start in range(0, len(ids), BATCH_GET_KEYS):
+            pending: list[dict[str, Any]] = [case_key(c) for c in ids[start : start + BATCH_GET_KEYS]]
+            attempt = 0
+            while pending:
+                response = self._client.batch_get_item(
+                    RequestItems={
+                        self.table_name: {
+                            "Keys": pending,
+                            "ConsistentRead": True,
+                            "ProjectionExpression": ", ".join([*_BASE, "pk"]),
+                            "ExpressionAttributeNames": dict(_NAMES),
+                        }
+                    }
+                )
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    case_id = str(item["pk"]["S"]).removeprefix(CASE_PREFIX)
+                    found[case_id] = self._record(domain_id, case_id, item, None)
+                unprocessed: Mapping[str, Any] = response.get("UnprocessedKeys") or {}
+                pending = list(unprocessed.get(self.table_name, {}).get("Keys", []))
+                attempt += 1
+                if pending:  # throttled keys: botocore does not retry them
+                    time.sleep(full_jitter(attempt, base_s=0.05, cap_s=1.0))
+        return found
+
+    def _record(self, domain_id: str, case_id: str, item: Item | None, claim_key: str | None) -> CaseRecord:
+        if item is None:
+            return CaseRecord(domain_id, case_id)
+        snap = _str(item, "snap")
+        fold_text = _str(item, "fold")
+        fold = FoldState.from_doc(json.loads(fold_text), self.policies) if fold_text else None
+        horizon = _str(item, "hz")
+        claims = item.get("claims", {}).get("M", {})
+        claim = _claim(claims[claim_id(claim_key)]) if claim_key and claim_id(claim_key) in claims else None
+        log = item.get("log")
+        return CaseRecord(
+            domain_id=_str(item, "dom") or domain_id,
+            case_id=case_id,
+            revision=_num(item, "rev"),
+            snapshot=EnrichedCase.model_validate_json(snap) if snap else None,
+            fold=fold,
+            horizon=parse_iso(horizon) if horizon else None,
+            status_order={k: _mark(v["S"]) for k, v in item.get("so", {}).get("M", {}).items()},
+            claim=claim,
+            log=tuple(Observation.from_json(v["S"]) for v in log["L"]) if log is not None else None,
+            log_size=_num(item, "nlog"),
+            log_bytes=_num(item, "blog"),
+            claims_size=_num(item, "nclaims"),
+        )
+
+    # -- writing -----------------------------------------------------------------------------------
+    def commit(self, old: CaseRecord, change: CaseChange) -> CaseRecord:
+        revision = old.revision + 1
+        try:
+            if old.revision == 0:
+                self._put_new(old, change, revision)
+            else:
+                self._update(old, change, revision)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise SlaConflictError(f"case {old.case_id}: changed concurrently") from exc
+            raise
+        if old.claims_size + 1 > self.max_claims:
+            self._prune_claims(old.case_id, change)
+        return _applied(old, change, revision)
+
+    def _put_new(self, old: CaseRecord, change: CaseChange, revision: int) -> None:
+        log = change.log if change.log is not None else change.appended
+        item: Item = {
+            **case_key(old.case_id),
+            "rev": _n(revision),
+            "dom": _s(old.domain_id),
+            "log": {"L": [_s(o.to_json()) for o in log]},
+            "nlog": _n(len(log)),
+            "blog": _n(json_bytes(log)),
+            "so": {"M": {k: _s(f"{m.at_ms}|{m.status_hash}") for k, m in change.status_order.items()}},
+            "claims": {"M": {claim_id(change.claim_key): _claim_attr(change.claim)}},
+            "nclaims": _n(1),
+        }
+        if change.snapshot is not None:
+            item["snap"] = _s(change.snapshot.model_dump_json(exclude_none=True))
+        if change.fold is not None:
+            item["fold"] = _s(json.dumps(change.fold.to_doc(), separators=(",", ":")))
+        if change.horizon is not None:
+            item["hz"] = _s(iso(change.horizon))
+        item.update(self._version(old, change))
+        if change.due_at is not None:
+            item["due_shard"], item["due_at"] = _s(due_shard(old.case_id)), _s(iso(change.due_at))
+        _check_size(old.case_id, item)
+        self._client.put_item(
+            TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)"
+        )
+
+    def _update(self, old: CaseRecord, change: CaseChange, revision: int) -> None:
+        sets = ["#rev = :rev", "claims.#claim = :claim"]
+        removes: list[str] = []
+        names = {**_NAMES, "#claim": claim_id(change.claim_key)}
+        values: dict[str, Any] = {
+            ":rev": _n(revision),
+            ":old": _n(old.revision),
+            ":claim": _claim_attr(change.claim),
+        }
+        if old.claim is None:
+            sets.append("nclaims = nclaims + :one")
+            values[":one"] = _n(1)
+        if change.snapshot is not None:
+            sets.append("snap = :snap")
+            values[":snap"] = _s(change.snapshot.model_dump_json(exclude_none=True))
+        if change.fold is not None:
+            sets.append("fold = :fold")
+            values[":fold"] = _s(json.dumps(change.fold.to_doc(), separators=(",", ":")))
+        if change.horizon is not None:
+            sets.append("hz = :hz")
+            values[":hz"] = _s(iso(change.horizon))
+        if change.log is not None:
+            sets += ["log = :log", "nlog = :nlog", "blog = :blog"]
+            values[":log"] = {"L": [_s(o.to_json()) for o in change.log]}
+            values[":nlog"], values[":blog"] = _n(len(change.log)), _n(json_bytes(change.log))
+        elif change.appended:
+            sets += ["log = list_append(log, :obs)", "nlog = nlog + :nobs", "blog = blog + :bobs"]
+            values[":obs"] = {"L": [_s(o.to_json()) for o in change.appended]}
+            values[":nobs"], values[":bobs"] = _n(len(change.appended)), _n(json_bytes(change.appended) - 2)
+        for n, (scope, mark) in enumerate(sorted(change.status_order.items())):
+            names[f"#so{n}"] = scope
+            sets.append(f"so.#so{n} = :so{n}")
+            values[f":so{n}"] = _s(f"{mark.at_ms}|{mark.status_hash}")
+        for name, value in self._version(old, change).items():
+            sets.append(f"{name} = :{name}")
+            values[f":{name}"] = value
+        if change.due_at is not None:
+            sets += ["due_shard = :shard", "due_at = :due"]
+            values[":shard"], values[":due"] = _s(due_shard(old.case_id)), _s(iso(change.due_at))
+        else:
+            removes += ["due_shard", "due_at"]
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key=case_key(old.case_id),
+                UpdateExpression=expression,
+                ConditionExpression="#rev = :old",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            message = str(exc.response.get("Error", {}).get("Message", ""))
+            if exc.response.get("Error", {}).get("Code") == "ValidationException" and "size" in message:
+                raise SlaItemTooLargeError(
+                    f"case {old.case_id}: the item would outgrow DynamoDB's limit"
+                ) from exc
+            raise
+
+    @staticmethod
+    def _version(old: CaseRecord, change: CaseChange) -> dict[str, Any]:
+        """`ver` (the newest change applied) and the TTL that follows it."""
+        latest = [o.at for o in (change.log or change.appended)]
+        if change.snapshot is not None:
+            latest.append(change.snapshot.version)
+        if not latest:
+            return {}
+        version = max(latest)
+        return {"ver": _s(iso(version)), "expires_at": _n(int((version + RETENTION).timestamp()))}
+
+    def complete(self, case_id: str, claim_key: str, *, pending: Sequence[str] | None = None) -> None:
+        names = {"#claim": claim_id(claim_key)}
+        if pending is None:
+            expression = "SET claims.#claim.d = :done REMOVE claims.#claim.o"
+            values: dict[str, Any] = {":done": {"BOOL": True}}
+        else:
+            expression = "SET claims.#claim.o = :outbox"
+            values = {":outbox": _s("")}
+            current = self._get(case_key(case_id), ["claims.#claim"], names)
+            claims = (current or {}).get("claims", {}).get("M", {})
+            claim = _claim(claims[names["#claim"]]) if names["#claim"] in claims else None
+            outbox = claim.outbox if claim is not None and claim.outbox is not None else Outbox()
+            remaining = Outbox(outbox.signals, outbox.timer_keys, tuple(pending))
+            values[":outbox"] = _s(json.dumps(remaining.to_doc(), separators=(",", ":")))
+        try:
+            self._client.update_item(
+                TableName=self.table_name,
+                Key=case_key(case_id),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(claims.#claim)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:  # the claim was pruned meanwhile: nothing left to mark
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+    def _prune_claims(self, case_id: str, change: CaseChange) -> None:
+        """Remove the claims older than `CLAIM_RETENTION` (and done), in batches of REMOVEs."""
+        item = self._get(case_key(case_id), ["claims"], {})
+        claims = (item or {}).get("claims", {}).get("M", {})
+        cutoff = change.claim.at - CLAIM_RETENTION
+        old = sorted(k for k, v in claims.items() if _claim(v).done and _claim(v).at < cutoff)
+        for start in range(0, len(old), 100):
+            batch = old[start : start + 100]
+            names = {f"#c{n}": key for n, key in enumerate(batch)}
+            self._client.update_item(
+                TableName=self.table_name,
+                Key=case_key(case_id),
+                UpdateExpression="REMOVE "
+                + ", ".join(f"claims.{name}" for name in names)
+                + " ADD nclaims :minus",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":minus": _n(-len(batch))},
+            )
+
+    # -- the due index, tools ------------------------------------------------------------------------
+    def due_before(self, moment: datetime, limit: int = 100) -> list[tuple[str, str]]:
+        found: list[tuple[str, str, str]] = []
+        for shard in range(DUE_SHARDS):
+            pages = self._client.get_paginator("query").paginate(
+                TableName=self.table_name,
+                IndexName=DUE_INDEX,
+                KeyConditionExpression="due_shard = :shard AND due_at < :moment",
+                ExpressionAttributeValues={":shard": _s(str(shard)), ":moment": _s(iso(moment))},
+                PaginationConfig={"MaxItems": limit},
+            )
+            for page in pages:
+                for item in page.get("Items", []):
+                    case_id = str(item["pk"]["S"]).removeprefix(CASE_PREFIX)
+                    found.append((str(item["due_at"]["S"]), str(item.get("dom", {}).get("S", "")), case_id))
+        found.sort()
+        return [(domain_id, case_id) for _, domain_id, case_id in found[:limit]]
+
+    def case_ids(self) -> list[tuple[str, str]]:
+        found = []
+        pages = self._client.get_paginator("scan").paginate(
+            TableName=self.table_name, ProjectionExpression="pk, dom"
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                pk = str(item["pk"]["S"])
+                if pk.startswith(CASE_PREFIX):
+                    found.append((str(item.get("dom", {}).get("S", "")), pk.removeprefix(CASE_PREFIX)))
+        return sorted(found)
+
+    # -- the feed's watermark ----------------------------------------------------------------------------
+    def watermark(self, domain_id: str) -> datetime | None:
+        item = self._client.get_item(
+            TableName=self.table_name, Key=feed_key(domain_id), ConsistentRead=True
+        ).get("Item")
+        text = _str(item, "wm") if item else None
+        return parse_iso(text) if text else None
+
+    def advance(self, domain_id: str, watermark: datetime, previous: datetime | None) -> None:
+        condition = "attribute_not_exists(pk)" if previous is None else "wm = :prev"
+        values: dict[str, Any] = {} if previous is None else {":prev": _s(iso(previous))}
+        try:
+            self._client.put_item(
+                TableName=self.table_name,
+                Item={**feed_key(domain_id), "wm": _s(iso(watermark))},
+                ConditionExpression=condition,
+                **({"ExpressionAttributeValues": values} if values else {}),  # type: ignore[arg-type]
+            )
+        except ClientError as exc:  # another poll moved it meanwhile: it is at least as far
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+
+
+def _check_size(case_id: str, item: Item) -> None:
+    size = item_bytes(item)
+    if size > MAX_ITEM_BYTES:
+        raise SlaItemTooLargeError(f"case {case_id}: the item would be {size} bytes, over DynamoDB's limit")
+
+
+def _applied(old: CaseRecord, change: CaseChange, revision: int) -> CaseRecord:
+    """The record as it is after `change` (what a load would now return, without the log)."""
+    log_size = len(change.log) if change.log is not None else old.log_size + len(change.appended)
+    return replace(
+        old,
+        revision=revision,
+        snapshot=change.snapshot if change.snapshot is not None else old.snapshot,
+        fold=change.fold if change.fold is not None else old.fold,
+        horizon=change.horizon if change.horizon is not None else old.horizon,
+        status_order={**old.status_order, **change.status_order},
+        claim=change.claim,
+        log=None,
+        log_size=log_size,
+        claims_size=old.claims_size + (0 if old.claim is not None else 1),
+    )
+
+
+__all__ = ["DynamoDbCaseStore", "case_key", "claim_id", "due_shard", "feed_key", "item_bytes"]

@@ -1,0 +1,231 @@
+"""The change feed (the reconcile function, every `reconcile_every_minutes`): Cases read domain-wide.
+
+One poll reads what changed in Cases since the watermark, whether or not its events arrived, in a few
+index-backed searches (their cost grows with polls and pages, not with cases or SLAs):
+
+- SearchCases: every case updated after the watermark, with the fields SLA tracking reads;
+- SearchAllRelatedItems: every Sla item (and item type a policy completes on) associated after it —
+  including Cases SLAs casewatch never heard of.
+
+What the cases' records do not know already is applied to them (one batched read of the records, one
+write per case that learns something); then open SLAs due a breach check before the new watermark are
+given the horizon (a safety net for breach timers that did not fire). Search lags writes by the index
+delay, so the watermark only moves to `now - index_lag`: a change younger than that is read again by the
+next poll (applying it twice changes nothing). A poll out of time leaves the watermark where it was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Final
+
+from casewatch.app.case_update import CaseUpdater, Trigger
+from casewatch.domain.sla.log import Observation
+from casewatch.domain.sla.model import SlaTransition
+from casewatch.domain.sla.observations import (
+    observe_items,
+    observe_search,
+    reconcile_fields,
+    tracked_fields,
+)
+from casewatch.errors import CasesThrottledError, CasesUnavailableError
+from casewatch.models.related_items import RelatedItemType
+from casewatch.observability import (
+    FEED_CASES_APPLIED,
+    FEED_CASES_CHANGED,
+    FEED_REQUESTS,
+    RECONCILE_CASE_ERRORS,
+    SLA_REPAIRS,
+    logger,
+)
+from casewatch.ports import CasesSearch, CaseStore, FeedState, FoundItem, MetricsRecorder
+
+# Time kept free at the end of an invocation (at least three times the slowest case so far).
+MIN_RESERVE_S: Final = 5.0
+MAX_SEARCH_FIELDS: Final = 25  # SearchCases returns at most 25 fields per case
+
+
+@dataclass(frozen=True, slots=True)
+class FeedReport:
+    """One poll: counts and the new watermark (None: not moved)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    cases_changed: int = 0  # cases Cases reports changed (or with new related items)
+    cases_applied: int = 0  # of which the records learned something
+    cases_due: int = 0  # cases given the horizon by the due sweep
+    cases_left: int = 0  # not reached (out of time, or Cases throttled): the next poll does them
+    case_errors: int = 0
+    search_requests: int = 0
+    repairs: int = 0  # SLAs whose state changed
+    transitions: tuple[SlaTransition, ...] = ()
+    throttled: bool = False
+
+    def response(self) -> dict[str, object]:
+        return {
+            "since": self.since.isoformat() if self.since else None,
+            "until": self.until.isoformat() if self.until else None,
+            "casesChanged": self.cases_changed,
+            "casesApplied": self.cases_applied,
+            "casesDue": self.cases_due,
+            "casesLeft": self.cases_left,
+            "caseErrors": self.case_errors,
+            "searchRequests": self.search_requests,
+            "repairs": self.repairs,
+            "transitions": len(self.transitions),
+            "throttled": self.throttled,
+        }
+
+
+@dataclass
+class _Poll:
+    transitions: list[SlaTransition] = field(default_factory=list)
+    applied: int = 0
+    errors: int = 0
+    left: int = 0
+    slowest: float = 0.0
+    failed_at: datetime | None = None  # the earliest news of a case that failed: read again next poll
+
+
+class ChangeFeed:
+    def __init__(
+        self,
+        *,
+        domain_id: str,
+        updater: CaseUpdater,
+        store: CaseStore,
+        search: CasesSearch,
+        feed: FeedState,
+        metrics: MetricsRecorder,
+        index_lag: timedelta,
+        first_lookback: timedelta,
+    ) -> None:
+        self.domain_id = domain_id
+        self.updater = updater
+        self.store = store
+        self.search = search
+        self.feed = feed
+        self.metrics = metrics
+        self.index_lag = index_lag
+        self.first_lookback = first_lookback
+        policies = updater.policies
+        self.tracked = tracked_fields(policies)
+        self.fields = reconcile_fields(self.tracked)[:MAX_SEARCH_FIELDS]
+        completing = {p.complete_item for p in policies if p.complete_item}
+        self.item_types = sorted({RelatedItemType.SLA.value, *completing})
+
+    def poll(
+        self,
+        *,
+        trigger_id: str,
+        now: datetime | None = None,
+        remaining_s: Callable[[], float] | None = None,
+    ) -> FeedReport:
+        """One poll (`trigger_id`: the invocation's event id, so a retry of it is recognised)."""
+        now = now or self.updater.clock.now()
+        since = self.feed.watermark(self.domain_id)
+        start = since or now - self.first_lookback
+        until = now - self.index_lag
+        if until <= start:
+            return FeedReport(since=since)
+        requests = 0
+        try:
+            cases = self.search.changed_cases(self.domain_id, start, self.fields)
+            requests += cases.requests
+            items = self.search.associated_items(self.domain_id, start, self.item_types)
+            requests += items.requests
+        except (CasesThrottledError, CasesUnavailableError) as exc:
+            logger.warning(
+                "change feed: Cases search failed, the next poll retries", error=type(exc).__name__
+            )
+            self.metrics.count(FEED_REQUESTS, requests)
+            return FeedReport(since=since, throttled=True, search_requests=requests)
+        self.metrics.count(FEED_REQUESTS, requests)
+        values = {c.case_id: c.values for c in cases.items}
+        found: dict[str, list[FoundItem]] = defaultdict(list)
+        for item in items.items:
+            found[item.case_id].append(item)
+        changed = sorted(values.keys() | found.keys())
+        self.metrics.count(FEED_CASES_CHANGED, len(changed))
+        poll = _Poll()
+        records = self.store.load_many(self.domain_id, changed) if changed else {}
+        for case_id in changed:
+            if _out_of_time(remaining_s, poll.slowest):
+                poll.left = len(changed) - changed.index(case_id)
+                break
+            record = records.get(case_id)
+            fold = record.fold if record is not None else None
+            news = observe_search(values[case_id], self.tracked, fold, now) if case_id in values else []
+            news += observe_items(
+                ((i.related_item_id, i.item_type, i.associated_at, i.sla) for i in found.get(case_id, ())),
+                fold,
+            )
+            if news:
+                self._apply(poll, case_id, f"feed:{trigger_id}:{case_id}", tuple(news), until)
+        due = [] if poll.left else self.store.due_before(until)
+        for domain_id, case_id in due:
+            if domain_id != self.domain_id or _out_of_time(remaining_s, poll.slowest):
+                continue
+            self._apply(poll, case_id, f"feed:{trigger_id}:{case_id}:due", (), until)
+        complete = not poll.left
+        if complete:
+            # A failed case's news is read again by the next poll: the watermark stays before it.
+            moved = (
+                until if poll.failed_at is None else min(until, poll.failed_at - timedelta(microseconds=1))
+            )
+            if moved > start:
+                self.feed.advance(self.domain_id, moved, since)
+        repairs = {(t.case_id, t.sla_key) for t in poll.transitions}
+        self.metrics.count(FEED_CASES_APPLIED, poll.applied)
+        if repairs:
+            self.metrics.count(SLA_REPAIRS, len(repairs))
+        return FeedReport(
+            since=since,
+            until=until if complete else None,
+            cases_changed=len(changed),
+            cases_applied=poll.applied,
+            cases_due=len(due),
+            cases_left=poll.left,
+            case_errors=poll.errors,
+            search_requests=requests,
+            repairs=len(repairs),
+            transitions=tuple(poll.transitions),
+        )
+
+    def _apply(
+        self, poll: _Poll, case_id: str, claim_key: str, news: tuple[Observation, ...], until: datetime
+    ) -> None:
+        started = time.monotonic()
+        try:
+            update = self.updater.apply(
+                self.domain_id, case_id, claim_key, lambda _record: Trigger(observations=news, horizon=until)
+            )
+        except (
+            Exception
+        ) as exc:  # one case's failure must not hold up the others (counted, retried next poll)
+            poll.errors += 1
+            earliest = min((obs.at for obs in news), default=until)
+            poll.failed_at = earliest if poll.failed_at is None else min(poll.failed_at, earliest)
+            self.metrics.count(RECONCILE_CASE_ERRORS)
+            logger.exception("change feed: a case failed", case_id=case_id, error=type(exc).__name__)
+            return
+        finally:
+            poll.slowest = max(poll.slowest, time.monotonic() - started)
+        if update.kind == "applied":
+            poll.applied += 1
+            poll.transitions += update.transitions
+            if update.transitions:
+                logger.info(
+                    "sla repaired", case_id=case_id, slas=sorted({t.sla_key for t in update.transitions})
+                )
+
+
+def _out_of_time(remaining_s: Callable[[], float] | None, slowest: float) -> bool:
+    return remaining_s is not None and remaining_s() < max(MIN_RESERVE_S, 3 * slowest)
+
+
+__all__ = ["ChangeFeed", "FeedReport"]
