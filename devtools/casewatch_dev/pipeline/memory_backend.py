@@ -5,7 +5,10 @@
 - the SLA store, snapshots and status order: the fakes with the DynamoDB adapters' semantics
   (`casewatch_dev.fakes.ports`);
 - idempotency: Powertools' own `idempotent_function` on `InMemoryPersistenceLayer`, on the virtual clock;
-- Cases: the emulator with the real `connectcases` client, as on moto.
+- Cases: the emulator with the real `connectcases` client, as on moto, but in process: the product's
+  own client (`casewatch.adapters.clients.cases_client`, adaptive retries) with the emulator attached to
+  it (`CasesEmulator.attach`), so no request touches a socket and botocore still parses, retries and
+  rate-limits every call (`cases_client()`).
 
 Contract tests (`tests/reliability/test_backend_contract.py`) hold the two backends to the same results.
 """
@@ -13,8 +16,9 @@ Contract tests (`tests/reliability/test_backend_contract.py`) hold the two backe
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
+from casewatch.adapters import clients
 from casewatch.adapters.cases_api import CasesApi
 from casewatch.adapters.enriched_bus import EventBridgeEnrichedBus
 from casewatch.adapters.idempotency import PowertoolsIdempotency
@@ -37,6 +41,11 @@ from casewatch_dev.fakes.ports import (
 from casewatch_dev.fakes.powertools import InMemoryPersistenceLayer
 from casewatch_dev.pipeline.context import LocalResources
 
+if TYPE_CHECKING:
+    from mypy_boto3_connectcases import ConnectCasesClient
+
+    from casewatch_dev.emulator import CasesEmulator
+
 
 class MemoryBackend:
     """AWS for the local pipeline, in memory."""
@@ -44,9 +53,15 @@ class MemoryBackend:
     name = "memory"
 
     def __init__(
-        self, settings: Settings, clock: VirtualClock, resources: LocalResources | None = None
+        self,
+        settings: Settings,
+        clock: VirtualClock,
+        resources: LocalResources | None = None,
+        *,
+        cases_emulator: CasesEmulator | None = None,
     ) -> None:
         self.settings = settings
+        self.cases_emulator = cases_emulator
         self.clock = clock
         self.resources = resources or LocalResources()
         self.sla_store = InMemorySlaStore()
@@ -60,18 +75,29 @@ class MemoryBackend:
         self.dead_letter_url = self.resources.queue_url(self.resources.invalid_queue)
         self.failure_url = self.resources.queue_url(self.resources.failure_queue)
 
+    def cases_client(self, max_attempts: int) -> ConnectCasesClient:
+        """The product's Cases client (`clients.cases_client`, cached per `max_attempts`), answered in
+        process by `cases_emulator` if there is one (else it goes to `CASEWATCH_CASES_ENDPOINT`)."""
+        client = clients.cases_client(max_attempts)
+        if self.cases_emulator is not None:
+            self.cases_emulator.attach(client)
+        return client
+
     def adapters(
         self, *, cases: CasesReader | None = None, cases_slas: CasesSlaSource | None = None
     ) -> Adapters:
-        """The in-memory adapters. Cases is the emulator's (the real `connectcases` client at
-        `CASEWATCH_CASES_ENDPOINT`) unless `cases` and `cases_slas` are given."""
+        """The in-memory adapters. Cases is the emulator's (`cases_client`) unless `cases` and `cases_slas`
+        are given."""
         r = self.resources
-        api = CasesApi(max_attempts=self.settings.getcase_max_attempts)
+        api: CasesApi | None = None
+        if cases is None or cases_slas is None:
+            attempts = self.settings.getcase_max_attempts
+            api = CasesApi(self.cases_client(attempts), max_attempts=attempts)
         return Adapters(
             clock=self.clock,
             metrics=CountingMetrics(),
-            cases=cases or api,
-            cases_slas=cases_slas or api,
+            cases=cases or cast(CasesReader, api),
+            cases_slas=cases_slas or cast(CasesSlaSource, api),
             snapshots=self.snapshots,
             sla_store=self.sla_store,
             notifier=SnsNotifier(r.topic_arn, client=cast(Any, self.sns)),
