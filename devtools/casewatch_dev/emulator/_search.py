@@ -104,14 +104,9 @@ def _match_field(spec: JSON, lookup: Lookup, types: Mapping[str, str]) -> bool:
         left, right = _comparable(actual), _comparable(expected)
         return isinstance(left, str) and isinstance(right, str) and right in left
     if types.get(field_id) == "DateTime":
-        wanted = instant(expected)
-        if wanted is None:
-            raise validation(
-                f"The value for {field_id} must be an ISO-8601 date-time string or epoch milliseconds"
-            )
-        found = instant(actual)
-        if found is None:
-            return False
+        wanted, found = instant(expected), instant(actual)
+        if wanted is None or found is None:
+            return False  # an unreadable operand is refused up front (`check_filter`)
         return found == wanted if name == "equalTo" else _ORDER[name](found, wanted)
     if name == "equalTo":
         return values_equal(actual, expected)
@@ -140,19 +135,41 @@ def match_case_filter(spec: JSON, lookup: Lookup, tags: Mapping[str, Any], types
     return True
 
 
-def filter_field_ids(spec: JSON | None) -> Iterator[str]:
-    """Every field id a CaseFilter / CustomFieldsFilter names."""
+def _operands(spec: JSON | None) -> Iterator[tuple[str, JSON]]:
+    """Every (operator, FieldValue) of a CaseFilter / CustomFieldsFilter."""
     if not spec:
         return
-    if spec.get("field") is not None:
-        for operand in spec["field"].values():
-            if isinstance(operand, dict) and operand.get("id") is not None:
-                yield str(operand["id"])
+    for name, operand in (spec.get("field") or {}).items():
+        if isinstance(operand, dict):
+            yield name, operand
     if spec.get("not") is not None:
-        yield from filter_field_ids(spec["not"])
+        yield from _operands(spec["not"])
     for member in ("andAll", "orAll"):
         for nested in spec.get(member) or []:
-            yield from filter_field_ids(nested)
+            yield from _operands(nested)
+
+
+def check_filter(domain: Domain, spec: JSON | None, *more_field_ids: str) -> None:
+    """Refuse a filter (and other field ids of the request) naming a field the domain lacks, or comparing
+    a date-time field with a value that is not one (ValidationException), before any case is read."""
+    operands = list(_operands(spec))
+    unknown = domain.unknown_fields(
+        list(dict.fromkeys([*more_field_ids, *(str(o.get("id")) for _, o in operands)]))
+    )
+    if unknown:
+        raise validation(f"Fields not found in the domain: {', '.join(unknown)}")
+    for name, operand in operands:
+        field_id = str(operand.get("id"))
+        value = operand.get("value")
+        if (
+            domain.fields[field_id].type == "DateTime"
+            and name != "contains"
+            and member_of(value) is not None
+            and instant(value) is None
+        ):
+            raise validation(
+                f"The value for {field_id} must be an ISO-8601 date-time string or epoch milliseconds"
+            )
 
 
 def matches_related(item: RelatedItem, spec: JSON, as_of: datetime, types: Mapping[str, str]) -> bool:
@@ -178,12 +195,6 @@ def matches_related(item: RelatedItem, spec: JSON, as_of: datetime, types: Mappi
     return True
 
 
-def check_fields_known(domain: Domain, field_ids: Iterable[str]) -> None:
-    unknown = domain.unknown_fields(list(dict.fromkeys(field_ids)))
-    if unknown:
-        raise validation(f"Fields not found in the domain: {', '.join(unknown)}")
-
-
 def field_types(domain: Domain) -> dict[str, str]:
     return {field_id: definition.type for field_id, definition in domain.fields.items()}
 
@@ -199,7 +210,7 @@ def search_cases(
     wanted = [str(f["id"]) for f in p.get("fields") or []]
     sorts: list[JSON] = p.get("sorts") or []
     spec: JSON | None = p.get("filter")
-    check_fields_known(domain, [*wanted, *(str(s["fieldId"]) for s in sorts), *filter_field_ids(spec)])
+    check_filter(domain, spec, *wanted, *(str(s["fieldId"]) for s in sorts))
     types = field_types(domain)
     term = str(p.get("searchTerm") or "").lower()
     matched = [
@@ -235,9 +246,8 @@ def search_all_related_items(domain: Domain, indexed: Iterable[Case], p: JSON, a
     """SearchAllRelatedItems over the indexed cases: filters OR-ed, sorts by AssociationTime or CaseId
     (first one first), a page of `maxResults` (default 25); SLA statuses as of `as_of`."""
     filters: list[JSON] = p.get("filters") or []
-    check_fields_known(
-        domain, [fid for f in filters for fid in filter_field_ids((f.get("custom") or {}).get("fields"))]
-    )
+    for spec in filters:
+        check_filter(domain, (spec.get("custom") or {}).get("fields"))
     types = field_types(domain)
     found = [
         (case, item)
@@ -264,9 +274,8 @@ def search_all_related_items(domain: Domain, indexed: Iterable[Case], p: JSON, a
 __all__ = [
     "RELATED_ITEMS_DEFAULT_PAGE",
     "SEARCH_CASES_DEFAULT_PAGE",
-    "check_fields_known",
+    "check_filter",
     "field_types",
-    "filter_field_ids",
     "instant",
     "match_case_filter",
     "matches_related",

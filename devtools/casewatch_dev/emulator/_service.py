@@ -13,9 +13,8 @@ from casewatch_dev.emulator import _events as events
 from casewatch_dev.emulator._index import SearchIndex
 from casewatch_dev.emulator._protocol import JSON, ApiError, not_found, validation
 from casewatch_dev.emulator._search import (
-    check_fields_known,
+    check_filter,
     field_types,
-    filter_field_ids,
     matches_related,
     search_all_related_items,
     search_cases,
@@ -450,9 +449,8 @@ class CasesService:
         case = self.case(domain, p["caseId"])
         now = self.clock.now()
         filters = p.get("filters") or []
-        check_fields_known(
-            domain, [fid for f in filters for fid in filter_field_ids((f.get("custom") or {}).get("fields"))]
-        )
+        for spec in filters:
+            check_filter(domain, (spec.get("custom") or {}).get("fields"))
         types = field_types(domain)
         items = [
             item
