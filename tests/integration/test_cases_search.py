@@ -374,6 +374,11 @@ def test_search_all_related_items_across_the_domain(
     expected = sorted(made, key=lambda m: (m[0], -m[2].timestamp()))
     assert [(i["caseId"], i["relatedItemId"]) for i in by_case] == [(c, i) for c, i, _ in expected]
     assert emu.calls["SearchAllRelatedItems"] == 16
+    assert emu.call_log[-1].params == {  # ids and orders only, never content
+        "domainId": domain_id,
+        "filters": [],
+        "sorts": ["CaseId Asc", "AssociationTime Desc"],
+    }
 
 
 def test_search_all_related_items_pages_and_validation(

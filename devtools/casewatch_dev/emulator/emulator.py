@@ -86,6 +86,13 @@ def summarize(params: JSON) -> dict[str, Any]:
     filters = params.get("filters")
     if isinstance(filters, list):
         out["filters"] = [next(iter(f), None) for f in filters if isinstance(f, dict)]
+    sorts = params.get("sorts")
+    if isinstance(sorts, list):
+        out["sorts"] = [
+            f"{s.get('fieldId') or s.get('sortProperty')} {s.get('sortOrder')}"
+            for s in sorts
+            if isinstance(s, dict)
+        ]
     bridge = params.get("eventBridge")
     if isinstance(bridge, dict):
         out["enabled"] = bridge.get("enabled")
