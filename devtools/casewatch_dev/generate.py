@@ -165,63 +165,62 @@ def run_day(settings: Settings, cases: int, seed: int, day: datetime = DEFAULT_D
     clock = VirtualClock(day + timedelta(hours=7))
     emitted: list[dict[str, Any]] = []
     facts: dict[str, Any] = {"cases": cases, "seed": seed, "actions": {}}
-    with CasesEmulator(
-        clock=clock, seed=seed, on_event=emitted.append, account_id=ACCOUNT, region=REGION
-    ) as emu:
-        domain = settings.domain_id
-        emu.seed_domain(domain_id=domain, name="acme-support")
-        emu.seed_field(domain, "priority", "SingleSelect", field_id=settings.field_id("priority"))
-        emu.seed_template(domain, "Customer issue", template_id=TEMPLATE_ID)
-        emu.set_event_configuration(
-            domain,
-            fields=[settings.field_id(f) for f in settings.event_fields],
-            auto_include=settings.auto_include_fields,
-            include_content=settings.include_content,
-        )
-        client = emu.client()
-        state = emu.export_state()  # the domain before the day: no cases yet
-        timeline: list[dict[str, Any]] = []
-        case_ids: dict[str, str] = {}
-        deleted: set[str] = set()
-        for action in actions:
-            if action.case in deleted:  # the script may plan changes after a deletion: Cases refuses them
-                continue
-            clock.set(action.at)
-            facts["actions"][action.kind] = facts["actions"].get(action.kind, 0) + 1
-            performer = _performer(action.params.get("performer"))
-            case_id = case_ids.get(action.case)
-            if action.kind == "create":
-                created = client.create_case(
-                    domainId=domain,
-                    templateId=TEMPLATE_ID,
-                    fields=[{"id": k, "value": _union(v)} for k, v in action.params["fields"].items()],  # type: ignore[misc]
-                    performedBy=performer,  # type: ignore[arg-type]
-                )
-                case_ids[action.case] = created["caseId"]
-                timeline.append({"at": _iso(action.at), "case": emu.case_record(domain, created["caseId"])})
-                continue
-            assert case_id is not None
-            if action.kind == "update":
-                client.update_case(
-                    domainId=domain,
-                    caseId=case_id,
-                    fields=[{"id": k, "value": _union(v)} for k, v in action.params["fields"].items()],  # type: ignore[misc]
-                    performedBy=performer,  # type: ignore[arg-type]
-                )
-            elif action.kind == "delete":
-                client.delete_case(domainId=domain, caseId=case_id)
-                deleted.add(action.case)
-                timeline.append({"at": _iso(action.at), "deleted": case_id})
-                continue
-            else:
-                client.create_related_item(
-                    domainId=domain,
-                    caseId=case_id,
-                    type=_related_type(action.kind),  # type: ignore[arg-type]
-                    content=_related_content(action.kind, action.params, rng, domain),  # type: ignore[arg-type]
-                    performedBy=performer,  # type: ignore[arg-type]
-                )
-            timeline.append({"at": _iso(action.at), "case": emu.case_record(domain, case_id)})
+    # In process (`client(in_process=True)`): no server, no socket; the same answers as over HTTP.
+    emu = CasesEmulator(clock=clock, seed=seed, on_event=emitted.append, account_id=ACCOUNT, region=REGION)
+    domain = settings.domain_id
+    emu.seed_domain(domain_id=domain, name="acme-support")
+    emu.seed_field(domain, "priority", "SingleSelect", field_id=settings.field_id("priority"))
+    emu.seed_template(domain, "Customer issue", template_id=TEMPLATE_ID)
+    emu.set_event_configuration(
+        domain,
+        fields=[settings.field_id(f) for f in settings.event_fields],
+        auto_include=settings.auto_include_fields,
+        include_content=settings.include_content,
+    )
+    client = emu.client(in_process=True)
+    state = emu.export_state()  # the domain before the day: no cases yet
+    timeline: list[dict[str, Any]] = []
+    case_ids: dict[str, str] = {}
+    deleted: set[str] = set()
+    for action in actions:
+        if action.case in deleted:  # the script may plan changes after a deletion: Cases refuses them
+            continue
+        clock.set(action.at)
+        facts["actions"][action.kind] = facts["actions"].get(action.kind, 0) + 1
+        performer = _performer(action.params.get("performer"))
+        case_id = case_ids.get(action.case)
+        if action.kind == "create":
+            created = client.create_case(
+                domainId=domain,
+                templateId=TEMPLATE_ID,
+                fields=[{"id": k, "value": _union(v)} for k, v in action.params["fields"].items()],  # type: ignore[misc]
+                performedBy=performer,  # type: ignore[arg-type]
+            )
+            case_ids[action.case] = created["caseId"]
+            timeline.append({"at": _iso(action.at), "case": emu.case_record(domain, created["caseId"])})
+            continue
+        assert case_id is not None
+        if action.kind == "update":
+            client.update_case(
+                domainId=domain,
+                caseId=case_id,
+                fields=[{"id": k, "value": _union(v)} for k, v in action.params["fields"].items()],  # type: ignore[misc]
+                performedBy=performer,  # type: ignore[arg-type]
+            )
+        elif action.kind == "delete":
+            client.delete_case(domainId=domain, caseId=case_id)
+            deleted.add(action.case)
+            timeline.append({"at": _iso(action.at), "deleted": case_id})
+            continue
+        else:
+            client.create_related_item(
+                domainId=domain,
+                caseId=case_id,
+                type=_related_type(action.kind),  # type: ignore[arg-type]
+                content=_related_content(action.kind, action.params, rng, domain),  # type: ignore[arg-type]
+                performedBy=performer,  # type: ignore[arg-type]
+            )
+        timeline.append({"at": _iso(action.at), "case": emu.case_record(domain, case_id)})
     state["timeline"] = timeline
     lines, delivered = _deliver(emitted, rng)
     facts["events_emitted"] = len(emitted)

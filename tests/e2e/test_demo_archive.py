@@ -2,9 +2,10 @@
 
 The oracle reads the archive itself (not casewatch's code) and derives what a correct consumer must
 report: which notifications each rule owes, which SLAs are breached and which are met. The whole
-archive runs on the memory backend (under a second); the moto backend (`make demo`'s default, ~80 ms
-an event) runs a slice of it through the CLI and must report the same (the reliability suite holds the
-two backends to the same results on generated days, clean and faulty).
+archive runs on the memory backend (under a second, with sockets off: Cases is the emulator in process);
+the moto backend (`make demo`'s default, ~80 ms an event) runs a slice of it through the CLI and must
+report the same (the reliability suite holds the two backends to the same results on generated days,
+clean and faulty).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_socket import disable_socket, enable_socket
 
 from casewatch.settings import load_cdk_context
 from casewatch_dev.cli import main
@@ -130,13 +132,20 @@ def replayed() -> tuple[ReplayReport, list[Any]]:
         captured.extend(self.sla_items())
 
     pipeline_module.LocalPipeline.fill_report = fill_and_keep  # type: ignore[method-assign]
+    disable_socket(allow_unix_socket=True)  # the memory backend needs no network, not even 127.0.0.1
     try:
         report = run_offline(
             SETTINGS, load_events(paths), ReplayOptions(backend="memory"), json.loads(state_path.read_text())
         )
     finally:
+        enable_socket()
         pipeline_module.LocalPipeline.fill_report = original_fill  # type: ignore[method-assign]
     return report, captured
+
+
+def test_the_memory_backend_calls_cases_in_process(replayed: tuple[ReplayReport, list[Any]]) -> None:
+    report, _ = replayed
+    assert report.getcase_calls > 0  # through the real boto3 client, with sockets off (`replayed`)
 
 
 def test_nothing_is_lost(replayed: tuple[ReplayReport, list[Any]]) -> None:

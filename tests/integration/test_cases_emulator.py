@@ -472,12 +472,13 @@ def test_related_items_of_every_type_filters_and_pages(cases: Any, emu: CasesEmu
     assert emu.call_log[-1].params == {"domainId": domain_id, "caseId": case_id, "type": "Sla"}
 
 
-def test_search_cases_filters_and_pages(cases: Any) -> None:
+def test_search_cases_filters_and_pages(cases: Any, emu: CasesEmulator, clock: VirtualClock) -> None:
     domain_id, (priority,), template_id = _setup(cases)
     made = {}
     for i, level in enumerate(["high", "low", "high", "high", "low"]):
         fields = [_string(priority, level), _string("title", f"case {i}")]
         made[cases.create_case(domainId=domain_id, templateId=template_id, fields=fields)["caseId"]] = level
+    clock.advance(emu.search_index_lag)  # search is index-backed (tests/integration/test_cases_search.py)
 
     everything = cases.search_cases(domainId=domain_id)
     assert [c["caseId"] for c in everything["cases"]] == list(made)

@@ -6,12 +6,19 @@ import copy
 import random
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, Literal
 
 from casewatch.ports import Clock
 from casewatch_dev.emulator import _events as events
+from casewatch_dev.emulator._index import SearchIndex
 from casewatch_dev.emulator._protocol import JSON, ApiError, not_found, validation
+from casewatch_dev.emulator._search import (
+    check_filter,
+    field_types,
+    matches_related,
+    search_all_related_items,
+    search_cases,
+)
 from casewatch_dev.emulator._state import (
     CONTENT_KEYS,
     READ_ONLY_FIELDS,
@@ -23,7 +30,6 @@ from casewatch_dev.emulator._state import (
     check_value_type,
     has_value,
     iso,
-    match_case_filter,
     member_of,
     page,
     query_key,
@@ -51,6 +57,7 @@ class CasesService:
         no_fields_as: events.NoFieldsAs,
         performed_by: str | None,
         iam_principal_arn: str | None,
+        index: SearchIndex,
     ) -> None:
         self.clock = clock
         self.ids = ids
@@ -62,6 +69,7 @@ class CasesService:
         self.performed_by = performed_by
         self.iam_principal_arn = iam_principal_arn
         self.domains: dict[str, Domain] = {}
+        self.index = index  # what SearchCases and SearchAllRelatedItems see: every case change goes to it
         self.outbox: list[JSON] = []  # events of the current operation, delivered by the caller
 
     # -- helpers -------------------------------------------------------------------------------
@@ -156,6 +164,7 @@ class CasesService:
     def op_DeleteDomain(self, p: JSON) -> JSON:
         self.domain(p["domainId"])
         del self.domains[p["domainId"]]
+        self.index.drop_domain(p["domainId"])
         return {}
 
     def create_field(
@@ -269,6 +278,7 @@ class CasesService:
             case.fields.setdefault(field_id, value)
         changed += ["reference_number", "created_datetime"]
         domain.cases[case_id] = case
+        self.index.record(domain.domain_id, case_id, case)
         if emit:
             detail = events.case_detail(
                 "CASE.CREATED",
@@ -322,6 +332,7 @@ class CasesService:
                 changed.append(field_id)
             case.fields[field_id] = value
         case.complete_slas(now)
+        self.index.record(domain.domain_id, case.case_id, case)
         return changed
 
     def op_UpdateCase(self, p: JSON) -> JSON:
@@ -367,6 +378,7 @@ class CasesService:
         domain = self.domain(p["domainId"])
         case = self.case(domain, p["caseId"])
         del domain.cases[case.case_id]
+        self.index.record(domain.domain_id, case.case_id, None)
         detail = events.case_detail(
             "CASE.DELETED",
             domain,
@@ -381,48 +393,7 @@ class CasesService:
 
     def op_SearchCases(self, p: JSON) -> JSON:
         domain = self.domain(p["domainId"])
-        wanted = [str(f["id"]) for f in p.get("fields") or []]
-        unknown = domain.unknown_fields(wanted)
-        if unknown:
-            raise validation(f"Fields not found in the domain: {', '.join(unknown)}")
-        term = (p.get("searchTerm") or "").lower()
-        matched = []
-        for case in domain.cases.values():
-            if p.get("filter") and not match_case_filter(p["filter"], case.value, case.tags):
-                continue
-            if term and not any(
-                isinstance(v.get("stringValue"), str) and term in v["stringValue"].lower()
-                for v in case.fields.values()
-            ):
-                continue
-            matched.append(case)
-        for sort in reversed(p.get("sorts") or []):
-            field_id = sort["fieldId"]
-
-            def sort_key(c: Case, fid: str = field_id) -> tuple[bool, float, str]:
-                found = member_of(c.value(fid))
-                if found is None:
-                    return (True, 0.0, "")
-                if found[0] == "doubleValue":
-                    return (False, float(found[1]), "")
-                return (False, 0.0, str(found[1]))
-
-            matched.sort(key=sort_key, reverse=sort["sortOrder"] == "Desc")
-        key = query_key("SearchCases", domain.domain_id, {k: v for k, v in p.items() if k != "nextToken"})
-        chunk, token = page(matched, p.get("maxResults") or 100, p.get("nextToken"), key)
-        return {
-            "cases": [
-                {
-                    "caseId": c.case_id,
-                    "templateId": c.template_id,
-                    "fields": self._field_values(c, wanted),
-                    "tags": dict(c.tags),
-                }
-                for c in chunk
-            ],
-            "nextToken": token,
-            "totalCount": len(matched),
-        }
+        return search_cases(domain, self.index.cases(domain.domain_id), p, self._field_values)
 
     # -- related items -------------------------------------------------------------------------
     def create_related_item(
@@ -458,6 +429,7 @@ class CasesService:
         case.related[item.related_item_id] = item
         if kind == "Sla":
             case.complete_slas(now)
+        self.index.record(domain.domain_id, case.case_id, case)
         return item
 
     def op_CreateRelatedItem(self, p: JSON) -> JSON:
@@ -472,41 +444,26 @@ class CasesService:
         self._emit(domain, arn, detail)
         return {"relatedItemId": item.related_item_id, "relatedItemArn": arn}
 
-    @staticmethod
-    def _matches(item: RelatedItem, spec: JSON, now: datetime) -> bool:
-        kind = next(iter(spec), None)
-        body: JSON = (spec.get(kind) or {}) if kind else {}
-        if kind is None or CONTENT_KEYS.get(item.type) != kind:
-            return False
-        content = item.read_content(now)[kind]
-        if kind == "sla":
-            config = content["slaConfiguration"]
-            return all(body.get(k) in (None, config.get(k)) for k in ("name", "status"))
-        if kind == "contact":
-            channels = body.get("channel") or []
-            arn_ok = body.get("contactArn") in (None, content.get("contactArn"))
-            return arn_ok and (not channels or content.get("channel") in channels)
-        if kind in {"file", "connectCase"}:
-            member = "fileArn" if kind == "file" else "caseId"
-            return body.get(member) in (None, content.get(member))
-        if kind == "custom" and body.get("fields"):
-            values = {f["id"]: f["value"] for f in content.get("fields", [])}
-            return match_case_filter(body["fields"], values.get, {})
-        return True
-
     def op_SearchRelatedItems(self, p: JSON) -> JSON:
         domain = self.domain(p["domainId"])
         case = self.case(domain, p["caseId"])
         now = self.clock.now()
         filters = p.get("filters") or []
+        for spec in filters:
+            check_filter(domain, (spec.get("custom") or {}).get("fields"))
+        types = field_types(domain)
         items = [
             item
             for item in case.related.values()
-            if not filters or any(self._matches(item, f, now) for f in filters)
+            if not filters or any(matches_related(item, f, now, types) for f in filters)
         ]
         key = query_key("SearchRelatedItems", domain.domain_id, case.case_id, filters)
         chunk, token = page(items, p.get("maxResults") or 25, p.get("nextToken"), key)
         return {"relatedItems": [item.wire(now) for item in chunk], "nextToken": token}
+
+    def op_SearchAllRelatedItems(self, p: JSON) -> JSON:
+        domain = self.domain(p["domainId"])
+        return search_all_related_items(domain, self.index.cases(domain.domain_id), p, self.index.as_of())
 
     # -- event configuration -------------------------------------------------------------------
     def op_PutCaseEventConfiguration(self, p: JSON) -> JSON:

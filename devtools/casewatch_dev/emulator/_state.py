@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -126,54 +127,6 @@ def check_value_type(field_id: str, field_type: str, value: JSON) -> None:
         raise validation(f"Field {field_id} of type {field_type} does not accept {found[0]}")
 
 
-def _comparable(value: JSON | None) -> Any:
-    found = member_of(value)
-    if found is None:
-        return None
-    kind, raw = found
-    return float(raw) if kind == "doubleValue" else raw
-
-
-def match_field_filter(spec: JSON, lookup: Any) -> bool:
-    """FieldFilter: equalTo, contains, greaterThan(OrEqualTo), lessThan(OrEqualTo)."""
-    for operator, operand in spec.items():
-        if not isinstance(operand, dict):
-            continue
-        actual: JSON | None = lookup(operand.get("id", ""))
-        expected: JSON | None = operand.get("value")
-        if operator == "equalTo":
-            return values_equal(actual, expected)
-        left, right = _comparable(actual), _comparable(expected)
-        if left is None or right is None or type(left) is not type(right):
-            return False
-        if operator == "contains":
-            return isinstance(left, str) and right in left
-        comparisons = {
-            "greaterThan": left > right,
-            "greaterThanOrEqualTo": left >= right,
-            "lessThan": left < right,
-            "lessThanOrEqualTo": left <= right,
-        }
-        return bool(comparisons.get(operator, False))
-    return True
-
-
-def match_case_filter(spec: JSON, lookup: Any, tags: dict[str, Any]) -> bool:
-    """CaseFilter / CustomFieldsFilter: field, not, tag, andAll, orAll (a union: one member set)."""
-    if "field" in spec:
-        return match_field_filter(spec["field"], lookup)
-    if "not" in spec:
-        return not match_case_filter(spec["not"], lookup, tags)
-    if "tag" in spec:
-        equal = spec["tag"].get("equalTo") or {}
-        return "key" in equal and tags.get(equal["key"]) == equal.get("value")
-    if "andAll" in spec:
-        return all(match_case_filter(s, lookup, tags) for s in spec["andAll"])
-    if "orAll" in spec:
-        return any(match_case_filter(s, lookup, tags) for s in spec["orAll"])
-    return True
-
-
 # --- records -----------------------------------------------------------------------------------
 
 
@@ -281,6 +234,18 @@ class Case:
     def slas(self) -> list[RelatedItem]:
         return [item for item in self.related.values() if item.type == "Sla"]
 
+    def snapshot(self) -> Case:
+        """A copy that later changes to this case leave alone (what the search index holds). Field values
+        and related-item contents are replaced, never changed in place: shallow copies suffice."""
+        return Case(
+            self.case_id,
+            self.template_id,
+            self.created,
+            fields=dict(self.fields),
+            tags=dict(self.tags),
+            related={key: copy.copy(item) for key, item in self.related.items()},
+        )
+
     def value(self, field_id: str) -> JSON | None:
         """The stored value, with `next_sla_breach_datetime` derived from the open SLAs."""
         if field_id == "next_sla_breach_datetime":
@@ -366,8 +331,7 @@ __all__ = [
     "check_value_type",
     "has_value",
     "iso",
-    "match_case_filter",
-    "match_field_filter",
+    "member_of",
     "page",
     "query_key",
     "sla_target",

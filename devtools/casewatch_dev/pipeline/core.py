@@ -1,8 +1,9 @@
 """The deployed topology in one process, offline: the Docker-less way to run casewatch.
 
 - The real handlers, use cases and adapters run in-process, composed by the functions' own composition
-  root (`casewatch.bootstrap`); the Cases emulator provides Cases (the real boto3 `connectcases` client
-  over HTTP on 127.0.0.1). AWS comes from one of two backends (`backend=`, `casewatch replay --backend`):
+  root (`casewatch.bootstrap`); the Cases emulator provides Cases to the real boto3 `connectcases` client:
+  over HTTP on 127.0.0.1 with the moto backend, in process (no socket) with the memory backend. AWS comes
+  from one of two backends (`backend=`, `casewatch replay --backend`):
   `moto` (full fidelity, the default; ~5-20 events/s) or `memory` (the same adapters on fake clients and
   in-memory stores, for large replays, the reliability suite and benchmarks).
 - Everything is built from the definitions the CDK stack uses: `topology.FUNCTIONS` (functions and
@@ -42,7 +43,7 @@ from casewatch.ports import CaseStore
 from casewatch.settings import Settings
 from casewatch.topology import EVENT_ROUTED, RECONCILE, SLA_TIMER, FunctionSpec, domain_arn, function_named
 from casewatch_dev.clock import VirtualClock
-from casewatch_dev.emulator import CasesEmulator
+from casewatch_dev.emulator import IN_PROCESS_ENDPOINT, CasesEmulator
 from casewatch_dev.event_files import UsageError
 from casewatch_dev.fakes.ports import CountingMetrics, RecordingCaseStore
 from casewatch_dev.faults import Faults, SimulatedTimeout, TimeoutInjector
@@ -189,11 +190,11 @@ class LocalPipeline:
             from moto import mock_aws
 
             self._stack.enter_context(mock_aws())
-        self.emulator = self._stack.enter_context(
-            CasesEmulator(
-                clock=self.clock, seed=self.seed, account_id=ACCOUNT, region=REGION, **self._emulator_options
-            )
+        self.emulator = CasesEmulator(
+            clock=self.clock, seed=self.seed, account_id=ACCOUNT, region=REGION, **self._emulator_options
         )
+        if self.backend_name == "moto":  # the memory backend's client is answered in process: no server
+            self._stack.enter_context(self.emulator)
         if self._cases_state is not None:
             self.emulator.load_state(self._cases_state)
             self._truth = sorted(
@@ -216,10 +217,12 @@ class LocalPipeline:
         return self
 
     def _backend(self) -> Backend:
-        configure_environment(self.settings, self.resources, self.emulator.url, {})
         if self.backend_name == "moto":
+            configure_environment(self.settings, self.resources, self.emulator.url, {})
             return MotoBackend(self.settings, self.clock, self.resources, self.emulator.url)
-        return MemoryBackend(self.settings, self.clock, self.resources)
+        # A Cases client the emulator is not attached to fails at once (`.invalid` never resolves).
+        configure_environment(self.settings, self.resources, IN_PROCESS_ENDPOINT, {})
+        return MemoryBackend(self.settings, self.clock, self.resources, cases_emulator=self.emulator)
 
     def app(self, spec: FunctionSpec) -> Any:
         """The function's app over the pipeline's adapters (built once, like once per container)."""

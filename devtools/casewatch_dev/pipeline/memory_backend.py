@@ -4,7 +4,10 @@
   `EventBridgeEnrichedBus`, `SqsDeadLetters`, `SchedulerTimers`) on fake clients (`fakes.clients`);
 - the case records and the feed's watermark: `InMemoryCaseStore`, with the DynamoDB adapter's semantics
   (`casewatch_dev.fakes.ports`);
-- Cases: the emulator with the real `connectcases` client, as on moto.
+- Cases: the emulator with the real `connectcases` client, as on moto, but in process: the product's
+  own client (`casewatch.adapters.clients.cases_client`, adaptive retries) with the emulator attached to
+  it (`CasesEmulator.attach`), so no request touches a socket and botocore still parses, retries and
+  rate-limits every call (`cases_client()`).
 
 Contract tests (`tests/reliability/test_backend_contract.py`) hold the two backends to the same results.
 """
@@ -12,8 +15,9 @@ Contract tests (`tests/reliability/test_backend_contract.py`) hold the two backe
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
+from casewatch.adapters import clients
 from casewatch.adapters.cases_api import CasesApi
 from casewatch.adapters.enriched_bus import EventBridgeEnrichedBus
 from casewatch.adapters.scheduler_timers import SchedulerTimers
@@ -28,6 +32,11 @@ from casewatch_dev.fakes.clients import FakeEventBridge, FakeScheduler, FakeSns,
 from casewatch_dev.fakes.ports import CountingMetrics, InMemoryCaseStore
 from casewatch_dev.pipeline.context import LocalResources
 
+if TYPE_CHECKING:
+    from mypy_boto3_connectcases import ConnectCasesClient
+
+    from casewatch_dev.emulator import CasesEmulator
+
 
 class MemoryBackend:
     """AWS for the local pipeline, in memory."""
@@ -35,9 +44,15 @@ class MemoryBackend:
     name = "memory"
 
     def __init__(
-        self, settings: Settings, clock: VirtualClock, resources: LocalResources | None = None
+        self,
+        settings: Settings,
+        clock: VirtualClock,
+        resources: LocalResources | None = None,
+        *,
+        cases_emulator: CasesEmulator | None = None,
     ) -> None:
         self.settings = settings
+        self.cases_emulator = cases_emulator
         self.clock = clock
         self.resources = resources or LocalResources()
         self.store = InMemoryCaseStore(policies(settings))
@@ -48,13 +63,22 @@ class MemoryBackend:
         self.dead_letter_url = self.resources.queue_url(self.resources.invalid_queue)
         self.failure_url = self.resources.queue_url(self.resources.failure_queue)
 
+    def cases_client(self, max_attempts: int) -> ConnectCasesClient:
+        """The product's Cases client (`clients.cases_client`, cached per `max_attempts`), answered in
+        process by `cases_emulator` if there is one (else it goes to `CASEWATCH_CASES_ENDPOINT`)."""
+        client = clients.cases_client(max_attempts)
+        if self.cases_emulator is not None:
+            self.cases_emulator.attach(client)
+        return client
+
     def adapters(
         self, *, cases: CasesReader | None = None, cases_slas: CasesSlaSource | None = None
     ) -> Adapters:
-        """The in-memory adapters. Cases is the emulator's (the real `connectcases` client at
-        `CASEWATCH_CASES_ENDPOINT`) unless `cases` and `cases_slas` are given."""
+        """The in-memory adapters. Cases is the emulator's (`cases_client`) unless `cases` and `cases_slas`
+        are given."""
         r = self.resources
-        api = CasesApi(max_attempts=self.settings.getcase_max_attempts)
+        attempts = self.settings.getcase_max_attempts
+        api = CasesApi(self.cases_client(attempts), max_attempts=attempts)
         return Adapters(
             clock=self.clock,
             metrics=CountingMetrics(),
