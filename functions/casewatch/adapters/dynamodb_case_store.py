@@ -8,7 +8,7 @@ One item per case, `pk=CASE#<caseId>, sk=CASE`:
 | `dom` (S) | the domain id |
 | `snap` (S) | the enriched view (JSON; the needed fields only) |
 | `fold` (S), `hz` (S) | the SLA fold (JSON, `FoldState.to_doc`) and the horizon |
-| `log` (L of S), `nlog` (N), `blog` (N) | the observation log (canonical JSON each), appended to; its size |
+| `obslog` (L of S), `nlog` (N), `blog` (N) | the observation log (canonical JSON each), appended to; its size |
 | `so` (M) | the status order: scope -> `<epoch ms>|<status hash>` |
 | `claims` (M), `nclaims` (N) | the triggers applied: key hash -> `{a, d, l, o}` (when, done, lease, outbox) |
 | `due_shard`, `due_at` (S) | the sparse `due` index: when the earliest open SLA is due a breach check |
@@ -182,7 +182,7 @@ class DynamoDbCaseStore:
             names["#claim"] = claim_id(claim_key)
             projection.append("claims.#claim")
         if with_log:
-            projection.append("log")
+            projection.append("obslog")
         if with_watermark:
             projection.append("wm")
             found = self._client.batch_get_item(
@@ -254,7 +254,7 @@ class DynamoDbCaseStore:
         horizon = _str(item, "hz")
         claims = item.get("claims", {}).get("M", {})
         claim = _claim(claims[claim_id(claim_key)]) if claim_key and claim_id(claim_key) in claims else None
-        log = item.get("log")
+        log = item.get("obslog")
         return CaseRecord(
             domain_id=_str(item, "dom") or domain_id,
             case_id=case_id,
@@ -292,7 +292,7 @@ class DynamoDbCaseStore:
             **case_key(old.case_id),
             "rev": _n(revision),
             "dom": _s(old.domain_id),
-            "log": {"L": [_s(o.to_json()) for o in log]},
+            "obslog": {"L": [_s(o.to_json()) for o in log]},
             "nlog": _n(len(log)),
             "blog": _n(json_bytes(log)),
             "so": {"M": {k: _s(f"{m.at_ms}|{m.status_hash}") for k, m in change.status_order.items()}},
@@ -335,11 +335,11 @@ class DynamoDbCaseStore:
             sets.append("hz = :hz")
             values[":hz"] = _s(iso(change.horizon))
         if change.log is not None:
-            sets += ["log = :log", "nlog = :nlog", "blog = :blog"]
+            sets += ["obslog = :log", "nlog = :nlog", "blog = :blog"]
             values[":log"] = {"L": [_s(o.to_json()) for o in change.log]}
             values[":nlog"], values[":blog"] = _n(len(change.log)), _n(json_bytes(change.log))
         elif change.appended:
-            sets += ["log = list_append(log, :obs)", "nlog = nlog + :nobs", "blog = blog + :bobs"]
+            sets += ["obslog = list_append(obslog, :obs)", "nlog = nlog + :nobs", "blog = blog + :bobs"]
             values[":obs"] = {"L": [_s(o.to_json()) for o in change.appended]}
             values[":nobs"], values[":bobs"] = _n(len(change.appended)), _n(json_bytes(change.appended) - 2)
         for n, (scope, mark) in enumerate(sorted(change.status_order.items())):
