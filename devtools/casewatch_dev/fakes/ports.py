@@ -15,7 +15,7 @@ from typing import Any
 
 from casewatch.domain.case_record import CaseChange, CaseRecord, Claim, Outbox, StatusMark
 from casewatch.domain.sla.fold import FoldState
-from casewatch.domain.sla.log import Observation, json_bytes
+from casewatch.domain.sla.log import Observation
 from casewatch.domain.sla.model import PolicySpec, SlaConflictError, SlaState, SlaTransition
 from casewatch.domain.sla.timers import TimerKind, TimerSpec
 from casewatch.errors import CaseNotFoundError
@@ -271,12 +271,13 @@ class _StoredCase:
             self.fold = json.dumps(change.fold.to_doc(), separators=(",", ":"))
         if change.horizon is not None:
             self.horizon = change.horizon
-        if change.log is not None:
-            self.log = [o.to_json() for o in change.log]
-            self.log_bytes = json_bytes(change.log)
-        elif change.appended:
-            self.log += [o.to_json() for o in change.appended]
-            self.log_bytes += json_bytes(change.appended) - 2
+        if change.dropped:
+            dropped = {o.to_json() for o in change.dropped}
+            self.log = [t for t in self.log if t not in dropped]
+            self.log_bytes -= sum(len(t.encode()) + 1 for t in dropped)
+        for text in (o.to_json() for o in change.appended):  # a set: the same observation once
+            self.log.append(text)
+            self.log_bytes += len(text.encode()) + 1
         self.status_order.update(change.status_order)
         self.claims[change.claim_key] = change.claim
         self.due_at = change.due_at

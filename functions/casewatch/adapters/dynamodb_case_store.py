@@ -8,16 +8,20 @@ One item per case, `pk=CASE#<caseId>, sk=CASE`:
 | `dom` (S) | the domain id |
 | `snap` (S) | the enriched view (JSON; the needed fields only) |
 | `fold` (S), `hz` (S) | the SLA fold (JSON, `FoldState.to_doc`) and the horizon |
-| `obslog` (L of S), `nlog` (N), `blog` (N) | the observation log (canonical JSON each), appended to; its size |
+| `nlog` (N), `blog` (N) | the size of the observation log (count, bytes of JSON) |
 | `so` (M) | the status order: scope -> `<epoch ms>|<status hash>` |
 | `claims` (M), `nclaims` (N) | the triggers applied: key hash -> `{a, d, l, o}` (when, done, lease, outbox) |
 | `due_shard`, `due_at` (S) | the sparse `due` index: when the earliest open SLA is due a breach check |
 | `ver` (S), `expires_at` (N) | the newest change applied, and the TTL (`RETENTION` after it) |
 
-A read asks only for what a trigger needs (`claims.<its key>`, not the others; the log only when an
-observation arrives out of order), so its cost does not grow with the case's history. The first write
-of a case is a conditional PutItem; later ones an UpdateItem conditional on `rev` that sets the changed
-attributes and appends to the log. Claims older than `CLAIM_RETENTION` are removed from a case with more
+The observation log is one item per observation, `sk=OBS#<time>#<rank>#<hash of its JSON>` (`o`: its
+canonical JSON), put before the case's write (a fact observed is true whether or not the write wins a
+race; the same observation is the same item) and read (a Query) only to fold again when an observation
+arrives out of order. So the case's item stays small (a write costs about as many WCU as the view, the
+fold and the recent claims take KB), and a read asks only for what a trigger needs (`claims.<its key>`,
+not the others): neither grows with the case's history. The first write of a case is a conditional
+PutItem; later ones an UpdateItem conditional on `rev` that sets the changed attributes. Claims older
+than `CLAIM_RETENTION` are removed from a case with more
 than `MAX_CLAIMS` of them. The feed's item: `pk=FEED#<domainId>, sk=FEED`, `wm` (S): its watermark.
 """
 
@@ -50,6 +54,7 @@ if TYPE_CHECKING:
 
 CASE_PREFIX: Final = "CASE#"
 CASE_SK: Final = "CASE"
+OBS_PREFIX: Final = "OBS#"
 FEED_PREFIX: Final = "FEED#"
 FEED_SK: Final = "FEED"
 DUE_INDEX: Final = STATE_TABLE.indexes[0].name
@@ -58,6 +63,7 @@ CLAIM_RETENTION: Final = timedelta(days=IDEMPOTENCY_EXPIRY_DAYS)  # outlives the
 MAX_CLAIMS: Final = 500  # claims kept before old ones are removed (a busy case: ~30 KB)
 MAX_ITEM_BYTES: Final = 400 * 1024  # DynamoDB's item size limit
 BATCH_GET_KEYS: Final = 100  # BatchGetItem's limit
+BATCH_WRITE_ITEMS: Final = 25  # BatchWriteItem's limit
 _BASE = ("#rev", "dom", "snap", "fold", "hz", "so", "nlog", "blog", "nclaims")
 _NAMES: Final = {"#rev": "rev"}  # `rev` is not reserved; named anyway, with the claim's key
 
@@ -181,8 +187,6 @@ class DynamoDbCaseStore:
         if claim_key is not None:
             names["#claim"] = claim_id(claim_key)
             projection.append("claims.#claim")
-        if with_log:
-            projection.append("obslog")
         if with_watermark:
             projection.append("wm")
             found = self._client.batch_get_item(
@@ -204,9 +208,25 @@ class DynamoDbCaseStore:
             feed_item = next((i for i in items if "wm" in i), None)
             record = self._record(domain_id, case_id, case_item, claim_key)
             watermark = _str(feed_item, "wm") if feed_item else None
-            return replace(record, watermark=parse_iso(watermark) if watermark else None)
+            return replace(
+                record,
+                watermark=parse_iso(watermark) if watermark else None,
+                log=self._log(case_id) if with_log else None,
+            )
         item = self._get(case_key(case_id), projection, names)
-        return self._record(domain_id, case_id, item, claim_key)
+        record = self._record(domain_id, case_id, item, claim_key)
+        return replace(record, log=self._log(case_id)) if with_log else record
+
+    def _log(self, case_id: str) -> tuple[Observation, ...]:
+        pages = self._client.get_paginator("query").paginate(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :obs)",
+            ExpressionAttributeValues={":pk": _s(case_pk(case_id)), ":obs": _s(OBS_PREFIX)},
+            ConsistentRead=True,
+        )
+        return tuple(
+            Observation.from_json(item["o"]["S"]) for page in pages for item in page.get("Items", [])
+        )
 
     def _get(self, key: dict[str, Any], projection: list[str], names: dict[str, str]) -> Item | None:
         found: Item | None = self._client.get_item(
@@ -254,7 +274,6 @@ class DynamoDbCaseStore:
         horizon = _str(item, "hz")
         claims = item.get("claims", {}).get("M", {})
         claim = _claim(claims[claim_id(claim_key)]) if claim_key and claim_id(claim_key) in claims else None
-        log = item.get("obslog")
         return CaseRecord(
             domain_id=_str(item, "dom") or domain_id,
             case_id=case_id,
@@ -264,7 +283,6 @@ class DynamoDbCaseStore:
             horizon=parse_iso(horizon) if horizon else None,
             status_order={k: _mark(v["S"]) for k, v in item.get("so", {}).get("M", {}).items()},
             claim=claim,
-            log=tuple(Observation.from_json(v["S"]) for v in log["L"]) if log is not None else None,
             log_size=_num(item, "nlog"),
             log_bytes=_num(item, "blog"),
             claims_size=_num(item, "nclaims"),
@@ -273,6 +291,7 @@ class DynamoDbCaseStore:
     # -- writing -----------------------------------------------------------------------------------
     def commit(self, old: CaseRecord, change: CaseChange) -> CaseRecord:
         revision = old.revision + 1
+        self._write_log(old.case_id, change)
         try:
             if old.revision == 0:
                 self._put_new(old, change, revision)
@@ -286,13 +305,28 @@ class DynamoDbCaseStore:
             self._prune_claims(old.case_id, change)
         return _applied(old, change, revision)
 
+    def _write_log(self, case_id: str, change: CaseChange) -> None:
+        """Put the new observations and delete the dropped ones (BatchWriteItem, 25 at a time)."""
+        requests: list[dict[str, Any]] = [
+            {"PutRequest": {"Item": _observation_item(case_id, o)}} for o in change.appended
+        ] + [{"DeleteRequest": {"Key": _observation_key(case_id, o)}} for o in change.dropped]
+        for start in range(0, len(requests), BATCH_WRITE_ITEMS):
+            pending = requests[start : start + BATCH_WRITE_ITEMS]
+            attempt = 0
+            while pending:
+                response = self._client.batch_write_item(RequestItems={self.table_name: pending})  # type: ignore[dict-item]
+                unprocessed: Mapping[str, Any] = response.get("UnprocessedItems") or {}
+                pending = list(unprocessed.get(self.table_name, []))
+                attempt += 1
+                if pending:  # throttled items: botocore does not retry them
+                    time.sleep(full_jitter(attempt, base_s=0.05, cap_s=1.0))
+
     def _put_new(self, old: CaseRecord, change: CaseChange, revision: int) -> None:
-        log = change.log if change.log is not None else change.appended
+        log = change.appended
         item: Item = {
             **case_key(old.case_id),
             "rev": _n(revision),
             "dom": _s(old.domain_id),
-            "obslog": {"L": [_s(o.to_json()) for o in log]},
             "nlog": _n(len(log)),
             "blog": _n(json_bytes(log)),
             "so": {"M": {k: _s(f"{m.at_ms}|{m.status_hash}") for k, m in change.status_order.items()}},
@@ -334,14 +368,10 @@ class DynamoDbCaseStore:
         if change.horizon is not None:
             sets.append("hz = :hz")
             values[":hz"] = _s(iso(change.horizon))
-        if change.log is not None:
-            sets += ["obslog = :log", "nlog = :nlog", "blog = :blog"]
-            values[":log"] = {"L": [_s(o.to_json()) for o in change.log]}
-            values[":nlog"], values[":blog"] = _n(len(change.log)), _n(json_bytes(change.log))
-        elif change.appended:
-            sets += ["obslog = list_append(obslog, :obs)", "nlog = nlog + :nobs", "blog = blog + :bobs"]
-            values[":obs"] = {"L": [_s(o.to_json()) for o in change.appended]}
-            values[":nobs"], values[":bobs"] = _n(len(change.appended)), _n(json_bytes(change.appended) - 2)
+        if change.appended or change.dropped:
+            added = json_bytes(change.appended) - json_bytes(change.dropped)
+            sets += ["nlog = nlog + :nobs", "blog = blog + :bobs"]
+            values[":nobs"], values[":bobs"] = _n(len(change.appended) - len(change.dropped)), _n(added)
         for n, (scope, mark) in enumerate(sorted(change.status_order.items())):
             names[f"#so{n}"] = scope
             sets.append(f"so.#so{n} = :so{n}")
@@ -375,7 +405,7 @@ class DynamoDbCaseStore:
     @staticmethod
     def _version(old: CaseRecord, change: CaseChange) -> dict[str, Any]:
         """`ver` (the newest change applied) and the TTL that follows it."""
-        latest = [o.at for o in (change.log or change.appended)]
+        latest = [o.at for o in change.appended]
         if change.snapshot is not None:
             latest.append(change.snapshot.version)
         if not latest:
@@ -450,12 +480,12 @@ class DynamoDbCaseStore:
     def case_ids(self) -> list[tuple[str, str]]:
         found = []
         pages = self._client.get_paginator("scan").paginate(
-            TableName=self.table_name, ProjectionExpression="pk, dom"
+            TableName=self.table_name, ProjectionExpression="pk, sk, dom"
         )
         for page in pages:
             for item in page.get("Items", []):
                 pk = str(item["pk"]["S"])
-                if pk.startswith(CASE_PREFIX):
+                if pk.startswith(CASE_PREFIX) and str(item.get("sk", {}).get("S")) == CASE_SK:
                     found.append((str(item.get("dom", {}).get("S", "")), pk.removeprefix(CASE_PREFIX)))
         return sorted(found)
 
@@ -482,6 +512,20 @@ class DynamoDbCaseStore:
                 raise
 
 
+def _observation_key(case_id: str, obs: Observation) -> dict[str, Any]:
+    at, rank, text = obs.sort_key()
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return {"pk": _s(case_pk(case_id)), "sk": _s(f"{OBS_PREFIX}{iso(at)}#{rank}#{digest}")}
+
+
+def _observation_item(case_id: str, obs: Observation) -> Item:
+    return {
+        **_observation_key(case_id, obs),
+        "o": _s(obs.to_json()),
+        "expires_at": _n(int((obs.at + RETENTION).timestamp())),
+    }
+
+
 def _check_size(case_id: str, item: Item) -> None:
     size = item_bytes(item)
     if size > MAX_ITEM_BYTES:
@@ -490,7 +534,7 @@ def _check_size(case_id: str, item: Item) -> None:
 
 def _applied(old: CaseRecord, change: CaseChange, revision: int) -> CaseRecord:
     """The record as it is after `change` (what a load would now return, without the log)."""
-    log_size = len(change.log) if change.log is not None else old.log_size + len(change.appended)
+    log_size = old.log_size + len(change.appended) - len(change.dropped)
     return replace(
         old,
         revision=revision,

@@ -348,7 +348,8 @@ class _Step:
         self.now = now
         self.needs_log = False
         self.appended: tuple[Observation, ...] = ()
-        self.log: tuple[Observation, ...] | None = None
+        self.dropped: tuple[Observation, ...] = ()
+        self.refolded = False
         self.horizon = _latest(record.horizon, trigger.horizon)
         folded = self._fold()
         if folded is None:
@@ -397,10 +398,14 @@ class _Step:
             return extended
         if record.log is None and (record.log_size or stored is not None):
             return None
-        log = CaseSlaLog(record.domain_id, record.case_id, record.log or ())
+        log = CaseSlaLog(
+            record.domain_id, record.case_id, tuple(sorted(record.log or (), key=Observation.sort_key))
+        )
         merged = log.merge(new)
-        if merged.observations != log.observations:
-            self.log = merged.observations
+        kept, before = set(merged.observations), set(log.observations)
+        self.appended = tuple(o for o in merged.observations if o not in before)
+        self.dropped = tuple(o for o in log.observations if o not in kept)
+        self.refolded = True
         return fold(merged, self.updater.policies)
 
     def _transitions(self, before: dict[str, SlaState]) -> tuple[tuple[SlaTransition, ...], list[SlaSignal]]:
@@ -443,7 +448,7 @@ class _Step:
         return bool(
             self.effects
             or self.appended
-            or self.log is not None
+            or self.dropped
             or self.snapshot is not record.snapshot
             or self.horizon != record.horizon
             or self.marks
@@ -470,10 +475,10 @@ class _Step:
             claim_key=claim_key,
             claim=claim,
             snapshot=self.snapshot if self.snapshot is not self.record.snapshot else None,
-            fold=self.fold if (self.appended or self.log is not None or self.record.fold is None) else None,
+            fold=self.fold if (self.appended or self.refolded or self.record.fold is None) else None,
             horizon=self.horizon,
             appended=self.appended,
-            log=self.log,
+            dropped=self.dropped,
             status_order=self.marks,
             due_at=self.due_at(),
             transitions=self.transitions,

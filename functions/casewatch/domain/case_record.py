@@ -3,7 +3,8 @@ observation log, the status order of notifications, and the claims of the trigge
 
 One record per case means one read and one conditional write per event: the claim that makes an
 event's side effects happen once is written together with the state it produces (an outbox), and
-marked done once the side effects were sent.
+marked done once the side effects were sent. The observation log is kept beside the record (each
+observation on its own), read only to fold again when an observation arrives out of order.
 
 A claim is keyed by its trigger (an event id, a timer, a feed poll). While *pending* it holds the
 `Outbox` — what must be sent — and a lease (the claimant's invocation deadline): a duplicate that
@@ -124,7 +125,7 @@ class CaseChange:
     fold: FoldState | None = None  # None: unchanged
     horizon: datetime | None = None
     appended: tuple[Observation, ...] = ()  # new observations (added to the stored log)
-    log: tuple[Observation, ...] | None = None  # the whole log, rewritten (a re-fold or a compaction)
+    dropped: tuple[Observation, ...] = ()  # observations a compaction removed from the log
     status_order: Mapping[str, StatusMark] = field(default_factory=dict)  # marks to set
     due_at: datetime | None = None  # when the case's earliest open SLA is due a breach check
     transitions: tuple[SlaTransition, ...] = ()  # what the change does to the SLAs (for logs, reports)
