@@ -202,8 +202,22 @@ class InMemoryCaseStore:
                 stored = self._cases[old.case_id] = _StoredCase(old.domain_id)
             stored.apply(change)
             self.commits += 1
-            record = stored.record(self.policies, change.claim_key, with_log=False, watermark=None)
-            return replace(record, case_id=old.case_id)
+            # The record as it now is, from what was written (as the DynamoDB adapter returns it: no read,
+            # no decoding of the fold just encoded).
+            return replace(
+                old,
+                revision=stored.revision,
+                snapshot=stored.snapshot,
+                fold=change.fold if change.fold is not None else old.fold,
+                horizon=stored.horizon,
+                status_order=dict(stored.status_order),
+                claim=change.claim,
+                log=None,
+                log_size=len(stored.log),
+                log_bytes=stored.log_bytes,
+                claims_size=len(stored.claims),
+                watermark=None,
+            )
 
     def complete(self, case_id: str, claim_key: str, *, pending: Sequence[str] | None = None) -> None:
         with self._lock:

@@ -50,6 +50,7 @@ def cases_iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@lru_cache(maxsize=4096)  # a fold's stored times are parsed again on every load of its case
 def parse_iso(text: str) -> datetime:
     """An ISO-8601 time (`Z` or an offset; naive is UTC) as an aware UTC datetime."""
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
