@@ -106,8 +106,18 @@ def _day(settings_json: str, events: int, seed: int) -> tuple[tuple[dict[str, An
     return tuple(day.events), json.dumps(day.state)
 
 
+@cache
+def _demand(settings_json: str, events: int, seed: int) -> Demand:
+    return _measure(Settings.model_validate_json(settings_json), events, seed)
+
+
 def measure_demand(settings: Settings, *, events: int = 2000, seed: int = 8) -> Demand:
-    """Replay the generated day (see the module docstring) and count what each duty needed."""
+    """Replay the generated day (see the module docstring) and count what each duty needed (once per
+    settings: the what-if rows reuse the replay of their settings)."""
+    return _demand(settings.model_dump_json(), events, seed)
+
+
+def _measure(settings: Settings, events: int, seed: int) -> Demand:
     from casewatch.domain.sla.model import SlaStatus
     from casewatch_dev.clock import VirtualClock
     from casewatch_dev.event_files import RawEvent
@@ -381,15 +391,23 @@ def capacity_rows(settings: Settings, costs: Costs, *, events: int = 2000) -> li
 
 
 def feed_period_rows(
-    settings: Settings, costs: Costs, periods: tuple[int, ...], *, events: int = 2000
+    settings: Settings,
+    costs: Costs,
+    periods: tuple[int, ...],
+    *,
+    events: int = 2000,
+    search_cases_page: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The sink-fields configuration at other feed periods (what P trades: capacity for breach delay)."""
+    """The sink-fields configuration at other feed periods (what P trades: capacity for breach delay), and
+    optionally with another SearchCases page size (a what-if: the API's model allows 100)."""
     case_page, item_page = _pages()
     rows = []
     for minutes in periods:
         variant = settings.model_copy(update={"reconcile_every_minutes": minutes})
-        model = Model(variant, measure_demand(variant, events=events), costs, case_page, item_page)
-        rows.append(_row(f"sink_fields, P = {minutes} min", model))
+        page = search_cases_page or case_page
+        model = Model(variant, measure_demand(variant, events=events), costs, page, item_page)
+        suffix = f", SearchCases pages of {page} (what-if)" if page != case_page else ""
+        rows.append(_row(f"sink_fields, P = {minutes} min{suffix}", model))
     return rows
 
 
@@ -407,6 +425,7 @@ def _row(name: str, model: Model) -> dict[str, Any]:
         "limits_events_per_s": limits,
         "usage_at_capacity": {k: round(v, 3) for k, v in usage.items()},
         "concurrency_at_capacity": {k: round(v, 2) for k, v in model.concurrency(capacity).items()},
+        "search_cases_page": model.case_page,
         "feed_pages_per_poll_at_capacity": model.feed_pages(capacity),
         "poll_seconds_at_capacity": round(model.poll_seconds(capacity), 1),
         "breach_delay_s_p50": round(percentile(demand.breach_delays_s, 0.5), 1),

@@ -140,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - the run, in o
     capacity_rows = capacity.capacity_rows(settings, costs)
     periods = tuple(p for p in (1,) if p != settings.reconcile_every_minutes)
     capacity_rows += capacity.feed_period_rows(settings, costs, periods)
+    capacity_rows += capacity.feed_period_rows(settings, costs, (1,), search_cases_page=100)
     parts["capacity"] = capacity_rows
     step("capacity", t0)
 
