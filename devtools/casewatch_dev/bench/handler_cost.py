@@ -1,7 +1,8 @@
 """The per-event cost of the event path, in process: `per_event_us_p50` and `per_event_us_by_history`.
 
 The real `case-changed` / `related-item-created` handlers (Powertools logger at INFO writing to a discarded
-stream, metrics flushed per invocation) run over the memory backend's adapters: the case records in
+stream, the use cases' counts as Powertools metrics flushed per invocation) run over the memory backend's
+adapters: the case records in
 `InMemoryCaseStore` (which keeps them as the DynamoDB item does: the fold as its JSON document, decoded on
 every load), SNS, EventBridge, Scheduler and SQS adapters on fake clients, GetCase answered from a dict.
 What is timed is the handler call: parse, enrich, fold, decide, render, the (fake) sends and the logging.
@@ -24,6 +25,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,8 +68,10 @@ def _cases_reader() -> Any:
 def event_world(settings: Settings, start: datetime) -> Iterator[tuple[dict[str, Any], Any]]:
     """The event app of each event-routed function on the memory backend's adapters, and its clock."""
     from casewatch.bootstrap import build_event_app
+    from casewatch.observability import PowertoolsMetrics
     from casewatch.topology import EVENT_ROUTED
     from casewatch_dev.clock import VirtualClock
+    from casewatch_dev.fakes.ports import CountingMetrics
     from casewatch_dev.pipeline.environment import local_environment
     from casewatch_dev.pipeline.memory_backend import MemoryBackend
 
@@ -75,6 +79,8 @@ def event_world(settings: Settings, start: datetime) -> Iterator[tuple[dict[str,
         clock = VirtualClock(start)
         backend = MemoryBackend(settings, clock)
         adapters = backend.adapters(cases=_cases_reader(), cases_slas=_NoCasesSlas())
+        # The use cases' counts go to Powertools' metrics, flushed as EMF per invocation, as in Lambda.
+        adapters = replace(adapters, metrics=CountingMetrics(forward=PowertoolsMetrics()))
         apps = {spec.name: build_event_app(spec, settings, adapters) for spec in EVENT_ROUTED}
         yield apps, clock
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Final
 
-from casewatch.domain.notifications.documents import json_size, without_field_values
+from casewatch.domain.notifications.documents import without_field_values
 from casewatch.domain.notifications.render import Notification
 from casewatch.errors import NotificationPublishError
 from casewatch.observability import logger
@@ -46,7 +46,7 @@ def message_structure(notification: Notification) -> str:
         "sms": notification.subject,
     }
     message = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-    if json_size(body) + _ATTRIBUTE_ALLOWANCE > MAX_MESSAGE_BYTES:
+    if len(message.encode()) + _ATTRIBUTE_ALLOWANCE > MAX_MESSAGE_BYTES:  # json_size(body), encoded once
         slim = without_field_values(payload)
         body = {
             "default": json.dumps(slim, separators=(",", ":"), ensure_ascii=False),
