@@ -70,13 +70,15 @@ def invocation_kind(function: str, event: dict[str, Any]) -> str:
         return "reconcile_run"
     if function == "sla-timer":
         return "warning_timer" if event.get("kind") == "warning" else "breach_timer"
-    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    found = event.get("detail")
+    detail: dict[str, Any] = found if isinstance(found, dict) else {}
     event_type = str(detail.get("eventType", ""))
     if event_type.startswith("CASE."):
         return {"CASE.CREATED": "case_created", "CASE.DELETED": "case_deleted"}.get(
             event_type, "case_updated"
         )
-    item = detail.get("relatedItem") if isinstance(detail.get("relatedItem"), dict) else {}
+    related = detail.get("relatedItem")
+    item: dict[str, Any] = related if isinstance(related, dict) else {}
     kind = str(item.get("relatedItemType", "")).lower()
     return {"sla": "sla_item"}.get(kind, kind or "related_item")
 
@@ -174,7 +176,7 @@ class RequestRecorder:
             finally:
                 recorder.server_s += time.thread_time() - started
 
-        BotocoreStubber.__call__ = timed  # type: ignore[method-assign]
+        BotocoreStubber.__call__ = timed  # type: ignore[method-assign,assignment]
         try:
             yield
         finally:
