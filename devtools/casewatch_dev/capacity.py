@@ -372,6 +372,63 @@ def _pages() -> tuple[int, int]:
     return SEARCH_CASES_PAGE, SEARCH_PAGE_SIZE
 
 
+def search_check(settings: Settings, cases: int = 2000, items: int = 600) -> dict[str, float]:
+    """The model's search time against the real client: `cases` changed cases and `items` new Comment
+    items read by the feed's adapter (`CasesApi.changed_cases`, `.associated_items`) with the product's
+    Cases client (adaptive retries, `getcase_max_attempts`) against the emulator enforcing the real quotas
+    on a virtual clock (botocore's back-off and rate limiter wait on it). Returns the pages, the virtual
+    seconds each search took, and what the model says they take (a burst of 10, then 2/s; no latency)."""
+    from datetime import UTC, datetime
+
+    from casewatch.adapters import clients
+    from casewatch.adapters.cases_api import CasesApi
+    from casewatch_dev.clock import VirtualClock
+    from casewatch_dev.emulator import CasesEmulator
+    from casewatch_dev.pipeline.environment import local_environment
+    from casewatch_dev.pipeline.virtual_time import botocore_sleeps_on
+
+    clock = VirtualClock(datetime(2026, 11, 23, 9, tzinfo=UTC))
+    with local_environment(), botocore_sleeps_on(clock):
+        clients.reset_clients()
+        emulator = CasesEmulator(clock=clock, quotas=dict(REAL_QUOTAS), search_index_lag=timedelta(0))
+        domain = settings.domain_id
+        emulator.seed_domain(domain_id=domain)
+        emulator.seed_field(domain, "priority", "SingleSelect", field_id=settings.field_id("priority"))
+        template = emulator.seed_template(domain, "case")
+        since = clock.now()
+        for n in range(cases):
+            clock.set(since + timedelta(milliseconds=10 * (n + 1)))
+            case_id = emulator.seed_case(domain, template, {"status": "open", "title": "t"})
+            if n < items:
+                comment = {"comment": {"body": "b", "contentType": "Text/Plain"}}
+                emulator.seed_related_item(domain, case_id, "Comment", comment)
+        emulator.flush_search_index()
+        client = emulator.attach(clients.cases_client(settings.getcase_max_attempts))
+        api = CasesApi(client, max_attempts=settings.getcase_max_attempts)
+        start = clock.now()
+        found = api.changed_cases(domain, since, ["status", "last_updated_datetime", "created_datetime"])
+        middle = clock.now()
+        new = api.associated_items(domain, since, ["Comment"])
+        end = clock.now()
+        clients.reset_clients()
+    quota = REAL_QUOTAS["SearchCases"][0]
+
+    def ideal(pages: int) -> float:
+        return max(0, pages - SEARCH_BURST) / quota
+
+    return {
+        "cases_found": len(found.items),
+        "cases_pages": found.requests,
+        "cases_seconds": round((middle - start).total_seconds(), 1),
+        "cases_model_seconds": round(ideal(found.requests), 1),
+        "items_found": len(new.items),
+        "items_pages": new.requests,
+        "items_seconds": round((end - middle).total_seconds(), 1),
+        "items_model_seconds": round(ideal(new.requests), 1),
+        "requests": sum(emulator.calls.values()),
+    }
+
+
 def percentile(samples: list[float], fraction: float) -> float:
     if not samples:
         return 0.0

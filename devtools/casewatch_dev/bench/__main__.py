@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - the run, in o
     capacity_rows += capacity.feed_period_rows(settings, costs, periods)
     capacity_rows += capacity.feed_period_rows(settings, costs, (1,), search_cases_page=100)
     parts["capacity"] = capacity_rows
+    search = capacity.search_check(settings)
     step("capacity", t0)
 
     t0 = time.perf_counter()
@@ -179,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - the run, in o
                 "before": BEFORE,
                 "results": rows,
                 "capacity": capacity_rows,
+                "capacity_search_check": search,
                 "requests": {
                     "invocations": counts.invocations,
                     "by_operation": counts.by_operation,
@@ -198,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - the run, in o
     print(render(rows))
     print()
     print(capacity.render(capacity_rows))
+    print(
+        f"search check (the real client, quotas on the virtual clock): SearchCases {search['cases_pages']} "
+        f"pages in {search['cases_seconds']} s (model {search['cases_model_seconds']} s), "
+        f"SearchAllRelatedItems {search['items_pages']} in {search['items_seconds']} s "
+        f"(model {search['items_model_seconds']} s)"
+    )
     print()
     print(json.dumps(values, indent=2))
     print(f"wrote {RESULTS} in {seconds} s", file=sys.stderr)
