@@ -184,10 +184,15 @@ class Settings(_Strict):
 
     def field_label(self, field_id: str) -> str:
         """The configured name of a field id (for messages), else the id itself."""
+        return self.field_labels.get(field_id, field_id)
+
+    @property
+    def field_labels(self) -> dict[str, str]:
+        """Field id -> its configured name, for the ids `field_names` names (the first name of an id wins)."""
         labels: dict[str, str] = _derived(
             self, "labels", lambda: {fid: name for name, fid in reversed(list(self.field_names.items()))}
         )
-        return labels.get(field_id, field_id)
+        return labels
 
     @property
     def needed_field_ids(self) -> frozenset[str]:

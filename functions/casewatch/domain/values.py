@@ -65,16 +65,18 @@ def per_call(fn: Callable[P, R]) -> Callable[P, R]:
     """Memoize `fn` on the identity of its arguments, for its last few calls: one event's messages and
     bus events share the same case view and documents, built once. Holds only a few recent results
     (and their arguments), so nothing accumulates in a container."""
-    recent: deque[tuple[tuple[object, ...], R]] = deque(maxlen=4)
+    # (the arguments' ids, the arguments, the result): the arguments are held, so their ids stay theirs.
+    recent: deque[tuple[tuple[int, ...], tuple[object, ...], R]] = deque(maxlen=4)
 
     @functools.wraps(fn)
     def memoized(*args: P.args, **kwargs: P.kwargs) -> R:
         key = (*args, *kwargs.values())
-        for seen, result in recent:
-            if len(seen) == len(key) and all(a is b for a, b in zip(seen, key, strict=True)):
+        ids = tuple(map(id, key))
+        for seen, _, result in recent:
+            if seen == ids:
                 return result
         result = fn(*args, **kwargs)
-        recent.append((key, result))
+        recent.append((ids, key, result))
         return result
 
     return memoized

@@ -33,7 +33,8 @@ def notification_id(source_id: str, rule_name: str, replay_name: str | None = No
 def case_document(view: CaseView, settings: Settings) -> dict[str, Any]:
     """The enriched case view: values with provenance, redacted."""
     hidden = settings.redacted_field_ids
-    names = {fid: settings.field_label(fid) for fid in view.fields}
+    labels = settings.field_labels
+    names = {fid: labels.get(fid, fid) for fid in view.fields}
     return {
         "domainId": view.domain_id,
         "caseId": view.case_id,

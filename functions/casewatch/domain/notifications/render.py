@@ -133,7 +133,8 @@ def _headline(
 
 def _field_lines(view: CaseView, settings: Settings) -> list[str]:
     hidden = settings.redacted_field_ids
-    rows = sorted((settings.field_label(fid), fid, f) for fid, f in view.fields.items())
+    labels = settings.field_labels
+    rows = sorted((labels.get(fid, fid), fid, f) for fid, f in view.fields.items())
     return [
         f"  {label}: {_shown(fid, f.value, hidden)}"
         + ("" if f.as_of == view.as_of else f" (as of {iso(f.as_of)})")
