@@ -11,6 +11,7 @@ from infra.constructs.function import CasewatchFunction
 from infra.constructs.routing import Routing
 
 from casewatch.constants import (
+    DEAD_LETTER_RETENTION_DAYS,
     ENV_CONFIG_FILE,
     ENV_DEAD_LETTER_QUEUE_URL,
     ENV_EVENT_BUS,
@@ -183,9 +184,12 @@ def test_async_invocations_retry_twice_then_go_to_the_failure_queue(
 
 @pytest.mark.parametrize("name", QUEUES)
 def test_queues_are_encrypted_tls_only_and_keep_messages_14_days(synth: Synthesized, name: str) -> None:
+    """14 days (`DEAD_LETTER_RETENTION_DAYS`): idempotency records outlive them (a redrive sends nothing
+    twice, tests/unit/test_notification_adapters.py)."""
     queue_id, queue = synth.by_path(f"DeadLetters/{name}/Resource")
     assert queue["Properties"]["SqsManagedSseEnabled"] is True
-    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert DEAD_LETTER_RETENTION_DAYS == 14
+    assert queue["Properties"]["MessageRetentionPeriod"] == DEAD_LETTER_RETENTION_DAYS * 24 * 3600
     _, policy = synth.by_path(f"DeadLetters/{name}/Policy/Resource")
     assert {
         "Action": "sqs:*",

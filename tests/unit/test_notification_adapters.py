@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from casewatch.adapters.enriched_bus import MAX_REQUEST_BYTES, EventBridgeEnrichedBus, batches, entry_size
 from casewatch.adapters.idempotency import KEY_PREFIX, PowertoolsIdempotency
 from casewatch.adapters.sns_notifier import MAX_MESSAGE_BYTES, SnsNotifier, message_structure
+from casewatch.constants import DEAD_LETTER_RETENTION_DAYS, IDEMPOTENCY_EXPIRY_DAYS
 from casewatch.domain.notifications.bus import BusEvent
 from casewatch.domain.notifications.render import Notification
 from casewatch.domain.notifications.rules import evaluate_case_event
@@ -269,3 +270,44 @@ def test_keys_carry_the_casewatch_prefix_not_the_function_name() -> None:
     guard.run("notify:a", dict)
     (key,) = persistence._records
     assert key.startswith(f"{KEY_PREFIX}#")
+
+
+# --- idempotency records outlive the dead-letter queues (issue 12, defect 10) -------------------------
+
+
+def test_idempotency_records_live_longer_than_the_dead_letter_queues_keep_an_event() -> None:
+    assert IDEMPOTENCY_EXPIRY_DAYS > DEAD_LETTER_RETENTION_DAYS
+    guard = PowertoolsIdempotency("casewatch-idempotency")  # as bootstrap builds it
+    assert guard.config.expires_after_seconds == IDEMPOTENCY_EXPIRY_DAYS * 24 * 3600
+
+
+@pytest.mark.parametrize(
+    ("after", "sent_again"),
+    [
+        (timedelta(days=DEAD_LETTER_RETENTION_DAYS), False),  # the queues' last moment: a redrive finds it
+        (timedelta(days=IDEMPOTENCY_EXPIRY_DAYS) - timedelta(minutes=1), False),
+        (timedelta(days=IDEMPOTENCY_EXPIRY_DAYS) + timedelta(minutes=1), True),  # expired: nothing to redrive
+    ],
+    ids=["dead-letter-retention", "just-before-expiry", "just-after-expiry"],
+)
+def test_a_late_redrive_sends_nothing_twice(after: timedelta, sent_again: bool) -> None:
+    """A notification is published, its event dead-lettered (another step failed for good); the event is
+    redriven up to the queues' retention later, in a new container (no local cache): the record is found."""
+    clock = VirtualClock(T0)
+    records = InMemoryPersistenceLayer(clock)
+    sent: list[str] = []
+
+    def container() -> PowertoolsIdempotency:  # its local cache would answer on the wall clock: off
+        guard = PowertoolsIdempotency("casewatch-idempotency", persistence=records, local_cache_max_items=0)
+        guard.register_lambda_context(LambdaContext(remaining_ms=30_000))
+        return guard
+
+    def publish() -> dict[str, Any]:
+        sent.append("notify:n1")
+        return {"outcome": "published", "messageId": f"m-{len(sent)}"}
+
+    assert container().run("notify:n1", publish).executed is True
+    clock.advance(after)
+    redriven = container().run("notify:n1", publish)
+    assert redriven.executed is sent_again
+    assert len(sent) == (2 if sent_again else 1)
