@@ -95,7 +95,17 @@ def test_sns_messages_over_the_limit_drop_field_values() -> None:
 
 
 @pytest.mark.parametrize(
-    ("code", "retryable"), [("Throttled", True), ("InternalError", True), ("NotFound", False)]
+    ("code", "retryable"),
+    [
+        ("Throttled", True),
+        ("InternalError", True),
+        ("KMSThrottling", True),
+        ("NotFound", False),
+        ("AuthorizationError", False),  # the topic policy or the role: retrying cannot help
+        ("KMSDisabled", False),  # the topic's key
+        ("KMSAccessDenied", False),
+        ("InvalidParameter", False),
+    ],
 )
 def test_sns_errors_are_translated(code: str, retryable: bool) -> None:
     with pytest.raises(NotificationPublishError) as excinfo:
@@ -173,21 +183,36 @@ def test_bus_raises_when_retries_are_spent() -> None:
     with pytest.raises(EnrichedBusError) as excinfo:
         bus.put([bus_event(0), bus_event(1)])
     assert excinfo.value.codes == ("ThrottlingException",)
+    assert excinfo.value.retryable is True  # a later retry of the event can succeed
     assert [len(c) for c in events.calls] == [2, 1, 1]
 
 
 def test_bus_does_not_retry_permanent_errors() -> None:
     events = FakeEvents({"k0": ["MalformedDetail"]})
     bus = EventBridgeEnrichedBus("b", client=events, sleep=lambda _: None)  # type: ignore[arg-type]
-    with pytest.raises(EnrichedBusError, match="MalformedDetail"):
+    with pytest.raises(EnrichedBusError, match="MalformedDetail") as excinfo:
         bus.put([bus_event(0)])
     assert len(events.calls) == 1
+    assert excinfo.value.retryable is False  # nor would a retry of the event: it is parked
 
 
-def test_bus_call_errors_are_translated() -> None:
-    bus = EventBridgeEnrichedBus("b", client=FakeEvents(error="AccessDeniedException"))  # type: ignore[arg-type]
-    with pytest.raises(EnrichedBusError, match="AccessDeniedException"):
+def test_bus_entries_failing_permanently_and_retryably_are_not_retryable() -> None:
+    events = FakeEvents({"k0": ["MalformedDetail"], "k1": ["ThrottlingException"] * 10})
+    bus = EventBridgeEnrichedBus("b", client=events, sleep=lambda _: None)  # type: ignore[arg-type]
+    with pytest.raises(EnrichedBusError) as excinfo:
+        bus.put([bus_event(0), bus_event(1)])
+    assert sorted(excinfo.value.codes) == ["MalformedDetail", "ThrottlingException"]
+    assert excinfo.value.retryable is False
+
+
+@pytest.mark.parametrize(
+    ("code", "retryable"), [("AccessDeniedException", False), ("InternalException", True)]
+)
+def test_bus_call_errors_are_translated(code: str, retryable: bool) -> None:
+    bus = EventBridgeEnrichedBus("b", client=FakeEvents(error=code))  # type: ignore[arg-type]
+    with pytest.raises(EnrichedBusError, match=code) as excinfo:
         bus.put([bus_event(0)])
+    assert (excinfo.value.codes, excinfo.value.retryable) == ((code,), retryable)
 
 
 def test_oversized_bus_events_drop_field_values() -> None:
