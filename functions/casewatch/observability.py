@@ -26,7 +26,7 @@ EVENTS_HANDLED: Final = "EventsHandled"
 EVENTS_UNHANDLED: Final = "EventsUnhandled"
 EVENTS_INVALID: Final = "EventsInvalid"
 EVENTS_PARKED: Final = "EventsParked"  # a delivery failed for good: parked with the reason
-SIGNALS_PARKED: Final = "SlaSignalsParked"  # likewise for an SLA signal of the timer or reconciliation
+SIGNALS_PARKED: Final = "SlaSignalsParked"  # likewise for an SLA timer's signal (reconciliation: case errors)
 # Benign: a concurrent delivery, retried. Per function (`count_per_function`): the function error alarms
 # subtract it from the function's AWS/Lambda Errors.
 DUPLICATES_IN_PROGRESS: Final = "DuplicatesInProgress"
