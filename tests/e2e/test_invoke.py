@@ -95,6 +95,22 @@ def test_invalid_events_exit_1_with_their_reason(path: Path) -> None:
         assert [d["reason"] for d in result["dead_letters"]] == [result["reason"]]
 
 
+def test_an_event_of_another_domain_is_unhandled_with_the_reason(tmp_path: Path) -> None:
+    sample = (EVENTS / "case-created.json").read_text()
+    domain = json.loads(sample)["resources"][0].rsplit("/", 1)[1]
+    other = tmp_path / "other-domain.json"
+    other.write_text(sample.replace(domain, "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"))
+    code, result = invoke("case-changed", "-e", str(other))
+    assert code == 0
+    assert (result["outcome"], result.get("reason")) == (
+        "unhandled",
+        "event of another Cases domain than the configured domain_id",
+    )
+    assert result["getcase_calls"] == 0
+    assert result["sla_changes"] == result["notifications"] == result["bus_events"] == []
+    assert result["dead_letters"] == []
+
+
 def test_unknown_function_and_missing_file_exit_2() -> None:
     assert main(["invoke", "nope", "-e", str(EVENTS / "case-created.json")], out=io.StringIO()) == 2
     assert main(["invoke", "case-changed", "-e", "no/such.json"], out=io.StringIO()) == 2
