@@ -121,7 +121,8 @@ class TokenBucket:
 
 
 class CasesEmulator:
-    """An in-memory Amazon Connect Cases on an ephemeral 127.0.0.1 port. Use as a context manager."""
+    """An in-memory Amazon Connect Cases: on an ephemeral 127.0.0.1 port as a context manager (or
+    `start()`), and in process for the clients it is attached to (`attach`, `client(in_process=True)`)."""
 
     def __init__(
         self,
@@ -302,7 +303,8 @@ class CasesEmulator:
 
     @property
     def search_index_lag(self) -> timedelta:
-        """How long after a change SearchCases and SearchAllRelatedItems see it (on `clock`)."""
+        """How long after a change SearchCases and SearchAllRelatedItems see it (on `clock`; setting it
+        applies to the changes made from then on, and at once to SLA statuses, evaluated `lag` ago)."""
         return self._index.lag
 
     @search_index_lag.setter
