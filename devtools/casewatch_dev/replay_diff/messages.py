@@ -176,11 +176,11 @@ def mask(text: str, values: Mapping[str, Json]) -> str:
     """`text` with each value (or a shortened form of it: `Refund not rec...`) replaced by `<name>`."""
     found = [(name, _fold(p)) for name, v in values.items() if (p := _plain(v)) is not None]
     for name, value in sorted(found, key=lambda nv: -len(nv[1])):
-        if not value or value == "[redacted]":
+        if not value or value == "[redacted]" or value[:_TRUNCATED_MIN] not in text:
             continue
         whole = rf"(?<![\w-]){re.escape(value)}(?![\w-])"
         text, n = re.subn(whole, f"<{name}>", text)
-        if n:
+        if n or "..." not in text:
             continue
         for length in range(len(value) - 1, _TRUNCATED_MIN - 1, -1):
             shortened = rf"(?<![\w-]){re.escape(value[:length].rstrip())}\.\.\."

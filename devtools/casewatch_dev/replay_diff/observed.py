@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 Json = Any
 
@@ -238,15 +238,24 @@ class Observation:
             notifications=[Message.from_dict(NOTIFICATIONS, m) for m in data.get(NOTIFICATIONS, [])],
             bus_events=[Message.from_dict(BUS_EVENTS, m) for m in data.get(BUS_EVENTS, [])],
             dead_letters=[Message.from_dict(DEAD_LETTERS, m) for m in data.get(DEAD_LETTERS, [])],
-            sla=[SlaOutcome(**s) for s in data.get("sla", [])],
-            sla_steps=[SlaStep(**s) for s in data.get("sla_steps", [])],
-            deliveries=[Delivery(**d) for d in data.get("deliveries", [])],
-            requests=[Request(**r) for r in data.get("requests", [])],
+            sla=[_known(SlaOutcome, s) for s in data.get("sla", [])],
+            sla_steps=[_known(SlaStep, s) for s in data.get("sla_steps", [])],
+            deliveries=[_known(Delivery, d) for d in data.get("deliveries", [])],
+            requests=[_known(Request, r) for r in data.get("requests", [])],
         )
+
+
+_Record = TypeVar("_Record", SlaOutcome, SlaStep, Delivery, Request)
 
 
 def _record(item: SlaOutcome | SlaStep | Delivery | Request) -> dict[str, Json]:
     return asdict(item)
+
+
+def _known(cls: type[_Record], data: Mapping[str, Json]) -> _Record:
+    """`cls` from a record, the names it does not know (another version's) left out."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
 
 
 __all__ = [
