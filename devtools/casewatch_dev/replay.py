@@ -418,19 +418,18 @@ def run_offline(
 
     first = min((t for raw in raws if (t := _event_time(raw)) is not None), default=None)
     clock = VirtualClock(first - timedelta(minutes=1)) if first else VirtualClock()
-    with contextlib.ExitStack() as stack:
-        if recorder is not None:
-            stack.enter_context(recorder.listening(clock))
-        pipeline = stack.enter_context(
-            LocalPipeline(
-                settings,
-                clock=clock,
-                cases_state=state,
-                seed=options.seed,
-                backend="memory" if options.backend == "memory" else "moto",
-                faults=options.faults,
-            )
-        )
+    listening = recorder.listening(clock) if recorder is not None else contextlib.nullcontext()
+    with (
+        listening,
+        LocalPipeline(
+            settings,
+            clock=clock,
+            cases_state=state,
+            seed=options.seed,
+            backend="memory" if options.backend == "memory" else "moto",
+            faults=options.faults,
+        ) as pipeline,
+    ):
         report = replay(raws, pipeline, options, sys.stderr, recorder)
         if recorder is not None:
             recorder.finish(pipeline)

@@ -14,12 +14,15 @@ import gzip
 import json
 import sys
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from casewatch.settings import Settings, load_cdk_context
 from casewatch_dev.event_files import RawEvent, UsageError
 from casewatch_dev.replay_diff.changes import Comparison, Side
 from casewatch_dev.replay_diff.observed import Observation
+
+if TYPE_CHECKING:
+    from casewatch_dev.replay import ReplayOptions, ReplayReport
 
 EXIT_CHANGED: Final = 3
 
@@ -67,9 +70,9 @@ def run_side(
     name: str,
     settings: Settings,
     raws: list[RawEvent],
-    options: Any,
+    options: ReplayOptions,
     state: dict[str, Any] | None,
-) -> tuple[Any, Side]:
+) -> tuple[ReplayReport, Side]:
     """One replay in its own pipeline (its own AWS and Cases), recorded: (ReplayReport, Side)."""
     from casewatch_dev.replay import run_offline
     from casewatch_dev.replay_diff.recording import Recorder
@@ -85,7 +88,7 @@ def run_observed(
     *,
     settings: Settings,
     raws: list[RawEvent],
-    options: Any,
+    options: ReplayOptions,
     state: dict[str, Any] | None,
     out: TextIO,
 ) -> int:

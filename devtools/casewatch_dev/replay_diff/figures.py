@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from bokeh.models import ColumnDataSource, HoverTool, Range1d
@@ -36,8 +36,8 @@ def span(sides: Sequence[Side]) -> tuple[datetime, datetime]:
     """The virtual time the runs cover."""
     starts = [t for s in sides if (t := parse_time(s.observation.start))]
     ends = [t for s in sides if (t := parse_time(s.observation.end))]
-    start = min(starts, default=None) or datetime.fromtimestamp(0).astimezone()
-    end = max(ends, default=None) or start + timedelta(hours=1)
+    start = min(starts + ends, default=None) or datetime.now(UTC)
+    end = max(ends, default=start)
     return start, max(end, start + timedelta(minutes=1))
 
 
@@ -74,7 +74,14 @@ def activity(sides: Sequence[Side], changes: Changes | None) -> Any:
     fig = _figure(f"Deliveries and notifications per {size} minutes of virtual time", y_axis_label="count")
     deliveries = [t for t in (parse_time(d.at) for d in sides[0].observation.deliveries) if t]
     xs, ys = _bucketed(deliveries, start, size)
-    fig.vbar(x=xs, top=ys, width=size * 60_000 * 0.9, color="#d9d9d9", legend_label="deliveries")
+    half = timedelta(minutes=size / 2)  # a bar over its bucket, as the steps are
+    fig.vbar(
+        x=[x + half for x in xs],
+        top=ys,
+        width=size * 60_000 * 0.9,
+        color="#d9d9d9",
+        legend_label="deliveries",
+    )
     for side in sides:
         times = [t for t in (parse_time(m.at) for m in side.observation.notifications) if t]
         xs, ys = _bucketed(times, start, size)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from casewatch_dev.replay_diff import figures
-from casewatch_dev.replay_diff.changes import KINDS, SLA, Changes, Side
+from casewatch_dev.replay_diff.changes import KINDS, SLA, Changes, Comparison, Side
 from casewatch_dev.replay_diff.observed import LABELS, Json
 from casewatch_dev.replay_diff.text import KIND_NAMES, summary_line, when
 
@@ -160,8 +160,6 @@ def render_page(sides: Sequence[Side], changes: Changes | None) -> str:
     bokeh_js = Resources(mode="inline", components=["bokeh"]).render_js()
     start, end = figures.span(sides)
     if len(sides) > 1:
-        from casewatch_dev.replay_diff.changes import Comparison
-
         assert changes is not None
         summary = summary_line(Comparison(sides[0], sides[1], changes))
         changed = " changed" if not changes.empty else ""
