@@ -25,6 +25,7 @@ from casewatch_dev.replay_diff.changes import Comparison, Side, diff
 from casewatch_dev.replay_diff.command import EXIT_CHANGED, exit_code
 from casewatch_dev.replay_diff.messages import dead_letter, mask, notification, numbered
 from casewatch_dev.replay_diff.observed import Observation, SlaOutcome
+from casewatch_dev.replay_diff.text import shown
 from tests.builders import CASE_1, DOMAIN, PRIORITY, at, enriched, parsed, related_raw, sla_signal
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:casewatch-notifications"
@@ -187,6 +188,19 @@ def test_a_changed_value_is_named_not_shown() -> None:
     assert {"path": "case.fields.title.value", "base": TITLE, "other": "Another title"} in changed[
         "differences"
     ]
+
+
+def test_a_list_of_ids_is_one_value_and_a_missing_path_is_said_absent() -> None:
+    redacting = Settings.from_mapping(
+        {**SETTINGS.model_dump(mode="json"), "redact_fields": ["customer_id", "title"]}
+    )
+    changes = diff(observed(comment_message()), observed(comment_message(settings=redacting)))
+    (changed,) = changes["notifications"].changed
+    assert {"path": "case.redactedFieldIds", "base": ["customer_id"], "other": ["customer_id", "title"]} in (
+        changed["differences"]
+    )
+    assert shown({"path": "p", "other": 1}, "base") == "(absent)"
+    assert shown({"path": "p", "base": "a\nb"}, "base") == "a\\nb"
 
 
 def test_written_observations_compare_their_case_data_by_digest() -> None:

@@ -7,7 +7,7 @@ and vanish. The schema is README.md's "The JSON report of a comparison".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -22,7 +22,6 @@ from casewatch_dev.replay_diff.observed import (
 
 SLA: Final = "sla"
 KINDS: Final = ("notifications", SLA, "bus_events", "dead_letters")
-_ABSENT: Final = None
 
 
 @dataclass
@@ -99,13 +98,19 @@ def _shown_first(path: str) -> tuple[bool, str]:
     return (last in ("id", "notificationId"), path)
 
 
+def _values(path: str, base: Mapping[str, Json], other: Mapping[str, Json]) -> dict[str, Json] | None:
+    """`{path, base, other}` if the path differs (a side without it has no key), else None."""
+    if base.get(path) == other.get(path) and (path in base) == (path in other):
+        return None
+    return {"path": path, **{side: v[path] for side, v in (("base", base), ("other", other)) if path in v}}
+
+
 def message_differences(base: Message, other: Message, *, reveal: bool) -> list[dict[str, Json]]:
     """Paths that differ: with their values where they hold no case data (or `reveal`)."""
     found: list[dict[str, Json]] = []
     for path in sorted(base.safe.keys() | other.safe.keys(), key=_shown_first):
-        a, b = base.safe.get(path, _ABSENT), other.safe.get(path, _ABSENT)
-        if a != b or (path in base.safe) != (path in other.safe):
-            found.append({"path": path, "base": a, "other": b})
+        if (difference := _values(path, base.safe, other.safe)) is not None:
+            found.append(difference)
     both_withheld = base.withheld is not None and other.withheld is not None
     # The masked subjects, unless the subjects as sent are shown below (both revealed).
     masked_shown = base.subject != other.subject and not (reveal and both_withheld)
@@ -113,14 +118,10 @@ def message_differences(base: Message, other: Message, *, reveal: bool) -> list[
         found.append({"path": "subject", "base": base.subject, "other": other.subject})
     if base.withheld is not None and other.withheld is not None:
         for path in sorted(base.withheld.keys() | other.withheld.keys()):
-            a, b = base.withheld.get(path, _ABSENT), other.withheld.get(path, _ABSENT)
-            if a == b and (path in base.withheld) == (path in other.withheld):
+            difference = _values(path, base.withheld, other.withheld)
+            if difference is None or (path == "subject" and masked_shown):
                 continue
-            if path == "subject" and masked_shown:
-                continue
-            found.append(
-                {"path": path, "base": a, "other": b} if reveal else {"path": path, "withheld": True}
-            )
+            found.append(difference if reveal else {"path": path, "withheld": True})
     elif base.digest != other.digest:
         found.append({"path": "(case data)", "withheld": True})
     return found

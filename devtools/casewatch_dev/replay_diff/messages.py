@@ -119,13 +119,14 @@ def _matches(pattern: tuple[str, ...], path: Path) -> bool:
 
 
 def flatten(value: Json, prefix: Path = ()) -> dict[Path, Json]:
-    """Scalars by path (list items by index); an empty dict or list is a value of its own."""
+    """Values by path: objects by key, lists of objects by index; a list of scalars (ids, ARNs) and an
+    empty object are values of their own."""
     if isinstance(value, dict) and value:
         out: dict[Path, Json] = {}
         for k, v in value.items():
             out.update(flatten(v, (*prefix, str(k))))
         return out
-    if isinstance(value, list) and value:
+    if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
         out = {}
         for n, v in enumerate(value):
             out.update(flatten(v, (*prefix, str(n))))

@@ -15,7 +15,7 @@ from typing import Any, Final
 from casewatch_dev.replay_diff import figures
 from casewatch_dev.replay_diff.changes import KINDS, SLA, Changes, Comparison, Side
 from casewatch_dev.replay_diff.observed import LABELS, Json
-from casewatch_dev.replay_diff.text import KIND_NAMES, summary_line, when
+from casewatch_dev.replay_diff.text import KIND_NAMES, shown, summary_line, when
 
 MAX_CHANGE_ROWS: Final = 300  # per list; the JSON report has them all
 OPEN_ROWS: Final = 40  # a kind's table starts folded beyond this many rows
@@ -80,7 +80,7 @@ def _differences(entry: dict[str, Json]) -> str:
         elif d.get("withheld"):
             said.append(f"{_e(d['path'])}: differs (case data)")
         else:
-            said.append(f"{_e(d['path'])}: {_e(d['base'])} &rarr; {_e(d['other'])}")
+            said.append(f"{_e(d['path'])}: {_e(shown(d, 'base'))} &rarr; {_e(shown(d, 'other'))}")
     return "<br>".join(said)
 
 

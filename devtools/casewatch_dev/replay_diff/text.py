@@ -3,6 +3,7 @@ group, with a count of the rest), then the requests to AWS and Cases of each sid
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Final
 
@@ -16,6 +17,17 @@ KIND_NAMES: Final = {
     "dead_letters": "dead letters",
 }
 DIFFERENCES_SHOWN: Final = 4  # paths listed under a changed message
+VALUE_SHOWN: Final = 100  # characters of a value in a difference
+
+
+def shown(difference: dict[str, Json], side: str) -> str:
+    """One side of a difference on one line: `(absent)`, or the value (JSON for lists), shortened."""
+    if side not in difference:
+        return "(absent)"
+    value = difference[side]
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= VALUE_SHOWN else text[: VALUE_SHOWN - 3] + "..."
 
 
 def when(value: Json) -> str:
@@ -59,7 +71,7 @@ def _difference_lines(entry: dict[str, Json]) -> list[str]:
         if d.get("withheld"):
             lines.append(f"      {d['path']}: differs (case data; log_case_data: true shows values)")
         else:
-            lines.append(f"      {d['path']}: {d['base']} -> {d['other']}")
+            lines.append(f"      {d['path']}: {shown(d, 'base')} -> {shown(d, 'other')}")
     if len(differences) > DIFFERENCES_SHOWN:
         lines.append(f"      ... and {len(differences) - DIFFERENCES_SHOWN} more paths")
     return lines
@@ -159,4 +171,4 @@ def _sla_groups(comparison: Comparison, show: int) -> list[str]:
     ]
 
 
-__all__ = ["render", "requests_table", "summary_line", "when"]
+__all__ = ["render", "requests_table", "shown", "summary_line", "when"]
