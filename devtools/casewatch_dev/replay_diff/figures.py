@@ -241,7 +241,7 @@ def _side_timelines(
         case = key.split("|", 1)[0]
         for at in risks.get((case, names.get(key, "")), []):
             marks["at risk"].append((n + offset, at))
-    style = {"at risk": ("triangle", "#fd8d3c"), "breached": ("x", "#a50f15"), "met": ("circle", "#238b45")}
+    style = {"at risk": ("triangle", "#fd8d3c"), "breached": ("x", "#000000"), "met": ("circle", "#238b45")}
     for kind, points in marks.items():
         marker, color = style[kind]
         fig.scatter(
