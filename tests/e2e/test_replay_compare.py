@@ -129,7 +129,7 @@ def test_without_the_comment_added_rule_exactly_its_notifications_are_removed(
     changes = comparison.changes
     owed = {m.key for m in base.observation.notifications if m.label == "comment-added"}
     removed = changes["notifications"].removed
-    assert len(owed) == base.report["notifications"]["comment-added"] == 34
+    assert len(owed) == base.report["notifications"]["comment-added"] > 0  # 34 on the sample archive
     assert {e["key"] for e in removed} == owed
     assert {e["rule"] for e in removed} == {"comment-added"}
     assert all(e["case_id"] and e["subject"].startswith("Comment added") for e in removed)
@@ -137,8 +137,8 @@ def test_without_the_comment_added_rule_exactly_its_notifications_are_removed(
     assert all(not len(changes[kind]) for kind in ("sla", "bus_events", "dead_letters"))
     assert exit_code(comparison, fail_on_change=True) == EXIT_CHANGED
     text = render(comparison, show=5)
-    assert "notifications 34 removed" in text.splitlines()[0]
-    assert "notifications removed (34)" in text and "... and 29 more" in text
+    assert text.splitlines()[0].endswith(f"memory backend): notifications {len(owed)} removed")
+    assert f"notifications removed ({len(owed)})" in text and f"... and {len(owed) - 5} more" in text
     # `casewatch diff` over the two JSON reports says the same.
     other = folder / "no-comment-report.json"
     other.write_text(json.dumps({**no_comment.report, "observed": no_comment.observation.as_dict()}))
@@ -237,9 +237,10 @@ def test_the_page_of_a_comparison_highlights_the_changes(base: Side, no_comment:
     page = render_page([base, no_comment], comparison.changes)
     tables = Tables()
     tables.feed(page)
-    assert tables.change_rows == [("notifications", "removed")] * 34
-    assert 'id="changes" data-items="34"' in page
-    assert tables.cells[("notifications.comment-added", "base")] == "34"
+    removed = base.report["notifications"]["comment-added"]
+    assert tables.change_rows == [("notifications", "removed")] * removed
+    assert f'id="changes" data-items="{removed}"' in page
+    assert tables.cells[("notifications.comment-added", "base")] == str(removed)
     assert ("notifications.comment-added", "other") not in tables.cells or tables.cells[
         ("notifications.comment-added", "other")
     ] in ("", "None")
