@@ -19,11 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sys
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from functools import lru_cache
 from typing import Final
 
 from casewatch_dev.replay_diff.observed import Json, Message, normal_time
@@ -134,20 +134,30 @@ def flatten(value: Json, prefix: Path = ()) -> dict[Path, Json]:
     return {prefix: value}
 
 
+_IGNORED: Final = "ignored"
+_SAFE: Final = "safe"
+_WITHHELD: Final = "withheld"
+
+
+@lru_cache(maxsize=4096)
+def _kind_of(path: Path, safe: tuple[str, ...], ignored: tuple[str, ...]) -> tuple[str, str]:
+    """(ignored | safe | withheld, the dotted path): the same few hundred paths recur in every message."""
+    if any(_matches(_segments(p), path) for p in ignored):
+        return _IGNORED, ""
+    kind = _SAFE if any(_matches(_segments(p), path) for p in safe) else _WITHHELD
+    return kind, ".".join(path)
+
+
 def partition(
-    content: Json, safe: Sequence[str], ignored: Sequence[str] = ()
+    content: Json, safe: tuple[str, ...], ignored: tuple[str, ...] = ()
 ) -> tuple[dict[str, Json], dict[str, Json]]:
     """(safe, withheld), each as dotted path -> value."""
-    safe_patterns = [_segments(p) for p in safe]
-    ignored_patterns = [_segments(p) for p in ignored]
-    clear: dict[str, Json] = {}
-    hidden: dict[str, Json] = {}
+    parts: dict[str, dict[str, Json]] = {_SAFE: {}, _WITHHELD: {}}
     for path, value in flatten(content).items():
-        if any(_matches(p, path) for p in ignored_patterns):
-            continue
-        target = clear if any(_matches(p, path) for p in safe_patterns) else hidden
-        target[sys.intern(".".join(path))] = value  # the same few hundred paths in every message
-    return clear, hidden
+        kind, dotted = _kind_of(path, safe, ignored)
+        if kind != _IGNORED:
+            parts[kind][dotted] = value
+    return parts[_SAFE], parts[_WITHHELD]
 
 
 def digest(values: Mapping[str, Json]) -> str:
