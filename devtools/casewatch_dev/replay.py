@@ -10,6 +10,11 @@ schedule. A report follows. Exit 1 if any event was lost: neither handled, delib
 of ~10; see `casewatch_dev.memory_backend`); `--faults duplicates=0.2,reorder=0.1,throttle=0.05,
 malformed=0.01,drop=0.005` injects the faults AWS really produces (see `casewatch_dev.faults`).
 
+`--compare OTHER.json` replays the same deliveries again, in a pipeline of its own, with OTHER.json's
+settings and reports what differs item by item (`--fail-on-change`: exit 3); `--html PAGE.html` draws
+the run (or the comparison) on one page; `--report json --items` adds every observed item, for
+`casewatch diff A.json B.json` (see `casewatch_dev.replay_diff`, and README.md "Test a change with replay").
+
 In AWS (`casewatch replay --archive NAME --from T --to T`): StartReplay from the stack's archive to the
 rules casewatch owns (FilterArns), then DescribeReplay until it ends.
 """
@@ -17,6 +22,7 @@ rules casewatch owns (FilterArns), then DescribeReplay until it ends.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import sys
@@ -25,11 +31,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from casewatch.settings import load_cdk_context
 from casewatch_dev.event_files import RawEvent, UsageError, expand_paths, read_events
 from casewatch_dev.faults import Faults, arrange_deliveries, parse_faults
+from casewatch_dev.replay_diff.command import add_replay_flags, check_replay_args, observing, run_observed
+
+if TYPE_CHECKING:
+    from casewatch_dev.replay_diff.recording import Recorder
 
 STATE_FILE = Path("state") / "cases.json"
 
@@ -203,13 +213,20 @@ def arrange(raws: list[RawEvent], options: ReplayOptions) -> list[RawEvent]:
 
 
 def replay(
-    raws: list[RawEvent], pipeline: Any, options: ReplayOptions, err: TextIO | None = None
+    raws: list[RawEvent],
+    pipeline: Any,
+    options: ReplayOptions,
+    err: TextIO | None = None,
+    recorder: Recorder | None = None,
 ) -> ReplayReport:
-    """Deliver every event through `pipeline` (a started LocalPipeline) and build the report."""
+    """Deliver every event through `pipeline` (a started LocalPipeline) and build the report; a
+    `recorder` (`casewatch_dev.replay_diff`) also records each delivery and the requests made."""
     report = ReplayReport(events=len(raws), backend=str(getattr(pipeline, "backend_name", "moto")))
     seen: Counter[str] = Counter()
     started = time.perf_counter()
     last_virtual: datetime | None = None
+    if recorder is not None:
+        recorder.begin()
     for n, raw in enumerate(raws, start=1):
         if options.progress and err is not None and (n % 50 == 0 or n == len(raws)):
             _progress(err, n, len(raws), started)
@@ -224,6 +241,8 @@ def replay(
             pipeline.park_malformed(raw.origin, raw.raw, reason)
             report.invalid += 1
             report.dead_lettered += 1
+            if recorder is not None:
+                recorder.delivered(raw.raw, at, pipeline.clock.now(), {"malformed"})
             continue
         event_id = raw.raw.get("id")
         if isinstance(event_id, str):
@@ -232,12 +251,16 @@ def replay(
                 report.duplicates_delivered += 1
         # Out-of-order delivery never moves the virtual clock backwards.
         invocations = pipeline.deliver(raw.raw, at=at)
+        if recorder is not None:
+            recorder.delivered(raw.raw, at, pipeline.clock.now(), {inv.outcome for inv in invocations})
         if not invocations:
             report.unrouted += 1
             continue
         report.tally({inv.outcome for inv in invocations})
     if options.drain:
         pipeline.drain()
+    if recorder is not None:
+        recorder.stop()
     report.wall_seconds = time.perf_counter() - started
     pipeline.fill_report(report)
     if options.faults.any:
@@ -333,10 +356,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--config", default="cdk.json", help="cdk.json with the `casewatch` settings")
     parser.add_argument("--no-drain", action="store_true", help="stop the clock at the last event")
     parser.add_argument("--report", choices=("text", "json"), default="text")
+    add_replay_flags(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    check_replay_args(args)
     if args.archive:
         from casewatch_dev.aws_replay import run_aws_replay
 
@@ -370,6 +395,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     raws = arrange(load_events(args.paths), options)
     state_path = Path(args.state) if args.state else find_state(args.paths)
     state = json.loads(state_path.read_text()) if state_path else None
+    if observing(args):
+        return run_observed(args, settings=settings, raws=raws, options=options, state=state, out=out)
     report = run_offline(settings, raws, options, state)
     if args.report == "json":
         print(json.dumps(report.as_dict(), sort_keys=True), file=out)
@@ -379,19 +406,31 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def run_offline(
-    settings: Any, raws: list[RawEvent], options: ReplayOptions, state: dict[str, Any] | None
+    settings: Any,
+    raws: list[RawEvent],
+    options: ReplayOptions,
+    state: dict[str, Any] | None,
+    recorder: Recorder | None = None,
 ) -> ReplayReport:
+    """One replay in a pipeline of its own; with a `recorder`, its observation is `recorder.observation`."""
     from casewatch_dev.clock import VirtualClock
     from casewatch_dev.pipeline import LocalPipeline
 
     first = min((t for raw in raws if (t := _event_time(raw)) is not None), default=None)
     clock = VirtualClock(first - timedelta(minutes=1)) if first else VirtualClock()
-    with LocalPipeline(
-        settings,
-        clock=clock,
-        cases_state=state,
-        seed=options.seed,
-        backend="memory" if options.backend == "memory" else "moto",
-        faults=options.faults,
-    ) as pipeline:
-        return replay(raws, pipeline, options, sys.stderr)
+    listening = recorder.listening(clock) if recorder is not None else contextlib.nullcontext()
+    with (
+        listening,
+        LocalPipeline(
+            settings,
+            clock=clock,
+            cases_state=state,
+            seed=options.seed,
+            backend="memory" if options.backend == "memory" else "moto",
+            faults=options.faults,
+        ) as pipeline,
+    ):
+        report = replay(raws, pipeline, options, sys.stderr, recorder)
+        if recorder is not None:
+            recorder.finish(pipeline)
+        return report
