@@ -1,0 +1,24 @@
+"""IAM for the local pipeline: every function runs under its synthesized role.
+
+- `policy`: a small IAM policy evaluator (the Cases emulator's);
+- `roles`: each function's role, read from the synthesized stack and resolved to local resources;
+- `access`: who signs with which access key, and every request denied;
+- `aws_requests`: what AWS authorizes for a request (actions, resources, context keys);
+- `moto_enforcement`: the roles in moto and moto's access control with that request context.
+"""
+
+from casewatch_dev.iam.access import AccessControl, Denial, Principal
+from casewatch_dev.iam.policy import Decision, Policy, evaluate
+from casewatch_dev.iam.roles import FunctionRole, FunctionRoles, synthesized_roles
+
+__all__ = [
+    "AccessControl",
+    "Decision",
+    "Denial",
+    "FunctionRole",
+    "FunctionRoles",
+    "Policy",
+    "Principal",
+    "evaluate",
+    "synthesized_roles",
+]
