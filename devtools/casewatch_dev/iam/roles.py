@@ -16,13 +16,15 @@ import copy
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from casewatch.topology import FUNCTIONS, function_named
 from casewatch_dev.iam.policy import Policy
-from casewatch_dev.pipeline.context import LocalResources
+
+if TYPE_CHECKING:
+    from casewatch_dev.pipeline.context import LocalResources
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class FunctionRoles:
     """The four functions' roles, and the local resource names their policies were resolved to."""
 
     roles: Mapping[str, FunctionRole]
-    resources: LocalResources = field(default_factory=LocalResources)
+    resources: LocalResources
 
     def __getitem__(self, function: str) -> FunctionRole:
         return self.roles[function_named(function).name]
