@@ -31,6 +31,7 @@ from xml.sax.saxutils import escape
 import boto3
 from werkzeug.exceptions import HTTPException
 
+from casewatch_dev.iam import sessions
 from casewatch_dev.iam.access import AccessControl, Denial, Principal
 from casewatch_dev.iam.aws_requests import Authorization, aws_authorizations
 from casewatch_dev.iam.policy import Decision
@@ -74,8 +75,8 @@ class MotoIam:
     def identities(self) -> dict[str, tuple[Principal, boto3.session.Session]]:
         """Create each role in moto and assume it: {function: (principal, session with its credentials)}.
         Runs with moto's IAM mode off (as the stack's deployment would, with other credentials)."""
-        iam = boto3.client("iam", region_name=REGION)
-        sts = boto3.client("sts", region_name=REGION)
+        admin = sessions.session()  # the environment's credentials (moto's IAM mode is off now)
+        iam, sts = admin.client("iam"), admin.client("sts")
         found = {}
         for name, role in self.roles.roles.items():
             arn = iam.create_role(
@@ -95,11 +96,8 @@ class MotoIam:
             self.access.register(credentials["AccessKeyId"], principal)
             found[name] = (
                 principal,
-                boto3.session.Session(
-                    aws_access_key_id=credentials["AccessKeyId"],
-                    aws_secret_access_key=credentials["SecretAccessKey"],
-                    aws_session_token=credentials["SessionToken"],
-                    region_name=REGION,
+                sessions.session(
+                    credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"]
                 ),
             )
         return found

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Literal
 import boto3
 
 from casewatch.adapters.clients import session_scope
+from casewatch_dev.iam import sessions
 from casewatch_dev.iam.access import AccessControl, Principal
 from casewatch_dev.iam.roles import FunctionRoles
-from casewatch_dev.pipeline.context import ACCOUNT, REGION, STACK
+from casewatch_dev.pipeline.context import ACCOUNT, STACK
 
 if TYPE_CHECKING:
     from casewatch_dev.iam.moto_enforcement import MotoIam
@@ -60,12 +61,7 @@ class FunctionIdentities:
             session_name = f"{STACK}-{name}"
             arn = f"arn:aws:sts::{ACCOUNT}:assumed-role/{role.role_name}/{session_name}"
             self.access.register(key, Principal(name, arn, role.policies))
-            self._sessions[name] = boto3.session.Session(
-                aws_access_key_id=key,
-                aws_secret_access_key=f"local-{session_name}",
-                aws_session_token=f"local-{session_name}",
-                region_name=REGION,
-            )
+            self._sessions[name] = sessions.session(key, f"local-{session_name}", f"local-{session_name}")
 
     @contextmanager
     def acting_as(self, function: str) -> Iterator[None]:
