@@ -237,8 +237,14 @@ class LocalPipeline:
         if isinstance(self._iam, FunctionRoles):
             return self._iam
         from casewatch_dev.iam.roles import synthesized_roles
+        from casewatch_dev.lambda_runtime.toolchain import ToolchainError
 
-        return synthesized_roles(self.settings.domain_id)
+        try:
+            return synthesized_roles(self.settings.domain_id)
+        except ToolchainError as exc:
+            raise UsageError(
+                f"{exc} (the functions' IAM roles come from synthesizing the stack; --no-iam: without)"
+            ) from exc
 
     @property
     def iam_mode(self) -> IamMode:
