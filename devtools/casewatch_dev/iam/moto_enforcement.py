@@ -197,7 +197,8 @@ def _authorizations(response: Any, service: str, operation: str, resource: str) 
         raw = response.raw_body
         text = raw.decode() if isinstance(raw, bytes) else str(raw or "")
         if text.strip().startswith("{"):
-            params = json.loads(text)
+            decoded = json.loads(text)
+            params = decoded if isinstance(decoded, dict) else {}
         params.update({k: v[0] for k, v in parse_qs(parsed.query).items() if v})
     return aws_authorizations(
         service,
