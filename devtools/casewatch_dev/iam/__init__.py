@@ -4,7 +4,10 @@
 - `roles`: each function's role, read from the synthesized stack and resolved to local resources;
 - `access`: who signs with which access key, and every request denied;
 - `aws_requests`: what AWS authorizes for a request (actions, resources, context keys);
-- `moto_enforcement`: the roles in moto and moto's access control with that request context.
+- `moto_enforcement`: the roles in moto and moto's access control with that request context;
+- `sessions`: boto3 sessions of the functions' credentials.
+The local pipeline wires them (`casewatch_dev.pipeline.identities`); the README's "IAM, locally" says what
+is enforced where, and what is not.
 """
 
 from casewatch_dev.iam.access import AccessControl, Denial, Principal
