@@ -280,6 +280,8 @@ def run_trial(
             seed=8,
             backend="memory",
             emulator_options={"quotas": QUOTAS},
+            # The naive consumer is not one of casewatch's functions: it has no role to run under.
+            iam=not naive,
         ) as pipeline,
     ):
         buckets = pipeline.emulator._buckets  # the quotas the other functions draw from, too

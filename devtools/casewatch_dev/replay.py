@@ -3,8 +3,9 @@
 Offline (`casewatch replay PATH`): events from `.jsonl`/`.json` files or a directory (an export of a real
 archive, see `casewatch capture pull`, or `events/archive/`) go through the local pipeline in delivery
 order on a virtual clock; SLA timers fire as the clock passes them and reconciliation runs on its
-schedule. A report follows. Exit 1 if any event was lost: neither handled, deliberately ignored
-(unhandled eventType, no matching rule) nor dead-lettered with its reason.
+schedule. Every function runs under its synthesized IAM role (`--no-iam`: without). A report follows.
+Exit 1 if any event was lost (neither handled, deliberately ignored (unhandled eventType, no matching rule)
+nor dead-lettered with its reason) or any request was denied by IAM (`access_denied`).
 
 `--backend memory` runs the same code on in-memory AWS services (hundreds of events per second instead
 of ~10; see `casewatch_dev.memory_backend`); `--faults duplicates=0.2,reorder=0.1,throttle=0.05,
@@ -42,6 +43,12 @@ if TYPE_CHECKING:
     from casewatch_dev.replay_diff.recording import Recorder
 
 STATE_FILE = Path("state") / "cases.json"
+_IAM_MODES = {
+    "aws+cases": "enforced: AWS (moto) and Cases, each function under its role",
+    "cases": "enforced on Cases (the memory backend has no AWS to authorize)",
+    "off": "off (--no-iam)",
+}
+_DENIALS_SHOWN = 10
 
 
 @dataclass
@@ -55,6 +62,7 @@ class ReplayOptions:
     drain: bool = True
     progress: bool = False
     backend: str = "moto"  # moto | memory (see casewatch_dev.pipeline)
+    iam: bool = True  # every function under its synthesized role
     faults: Faults = field(default_factory=Faults)
     injected: dict[str, int] = field(default_factory=dict)  # set by `arrange`: delivery faults applied
 
@@ -84,6 +92,14 @@ class ReplayReport:
     wall_seconds: float = 0.0
     backend: str = "moto"
     faults: dict[str, Any] = field(default_factory=dict)  # what was injected (counts), when asked
+    iam: str = "off"  # what IAM was enforced on: aws+cases (moto backend), cases (memory backend), off
+    access_denied: int = 0  # invocations with a request IAM denied (AWS or Cases)
+    access_denials: list[str] = field(default_factory=list)  # distinct denials: function, action, resource
+
+    @property
+    def ok(self) -> bool:
+        """Nothing lost and nothing denied: the exit code is 0."""
+        return not self.lost and not self.access_denied
 
     @property
     def events_per_second(self) -> float:
@@ -131,6 +147,14 @@ class ReplayReport:
             ("  parked (a delivery failed for good)", self.parked),
             ("  dead-lettered (with reason)", self.dead_lettered),
             ("  lost", self.lost),
+            ("IAM", _IAM_MODES.get(self.iam, self.iam)),
+            ("access denied (invocations)", self.access_denied),
+            *[("  ", denial) for denial in self.access_denials[:_DENIALS_SHOWN]],
+            *(
+                [("  ", f"... and {len(self.access_denials) - _DENIALS_SHOWN} more")]
+                if len(self.access_denials) > _DENIALS_SHOWN
+                else []
+            ),
             ("duplicate deliveries", self.duplicates_delivered),
             ("duplicate notifications suppressed", self.duplicates_suppressed),
             ("GetCase calls", f"{self.getcase_calls} ({self.getcase_per_event} per event)"),
@@ -355,6 +379,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("--config", default="cdk.json", help="cdk.json with the `casewatch` settings")
     parser.add_argument("--no-drain", action="store_true", help="stop the clock at the last event")
+    parser.add_argument(
+        "--no-iam",
+        action="store_true",
+        help="run the functions without their IAM roles (by default each runs under its synthesized role)",
+    )
     parser.add_argument("--report", choices=("text", "json"), default="text")
     add_replay_flags(parser)
     parser.set_defaults(run=run)
@@ -387,6 +416,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         drain=not args.no_drain,
         progress=sys.stderr.isatty(),
         backend=args.backend,
+        iam=not args.no_iam,
         faults=args.faults,
     )
     if options.faults.timeouts and options.backend != "memory":
@@ -402,7 +432,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         print(json.dumps(report.as_dict(), sort_keys=True), file=out)
     else:
         print(report.render(), file=out)
-    return 1 if report.lost else 0
+    return 0 if report.ok else 1
 
 
 def run_offline(
@@ -428,6 +458,7 @@ def run_offline(
             seed=options.seed,
             backend="memory" if options.backend == "memory" else "moto",
             faults=options.faults,
+            iam=options.iam,
         ) as pipeline,
     ):
         report = replay(raws, pipeline, options, sys.stderr, recorder)

@@ -13,7 +13,16 @@ from casewatch_dev.cli import main
 from tests.builders import EVENTS, INVALID_FILES, SAMPLE_FILES
 
 SCHEDULER_FILES = sorted((EVENTS / "scheduler").glob("*.json"))
-KEYS = {"function", "outcome", "getcase_calls", "sla_changes", "notifications", "bus_events", "dead_letters"}
+KEYS = {
+    "function",
+    "outcome",
+    "getcase_calls",
+    "access_denied",
+    "sla_changes",
+    "notifications",
+    "bus_events",
+    "dead_letters",
+}
 
 
 def expected(function: str, path: Path) -> str:
@@ -46,6 +55,7 @@ def test_every_function_on_every_sample_event(function: str) -> None:
         assert set(result) >= KEYS, path
         assert (result["function"], result["outcome"]) == (function, want), path.name
         assert code == (1 if want == "invalid" else 0), path.name
+        assert result["access_denied"] == [], path.name  # under its synthesized role: nothing denied
         if want == "invalid":
             assert result["reason"], path.name
 
