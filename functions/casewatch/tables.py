@@ -78,7 +78,7 @@ class TableSpec:
 
 
 STATE_TABLE = TableSpec(
-    construct_id="StateTable",
+    construct_id="CaseTable",  # not StateTable: a new table (its `due` index projects differently; see Upgrading)
     partition_key=KeySpec("pk"),
     sort_key=KeySpec("sk"),
     indexes=(IndexSpec("due", KeySpec("due_shard"), KeySpec("due_at"), projected=("dom",)),),

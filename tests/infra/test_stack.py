@@ -96,7 +96,7 @@ def allow(
 
 def expected_permissions(synth: Synthesized, spec: FunctionSpec) -> set[Permission]:
     domain = domain_arn(synth.settings.domain_id)
-    state = getatt(synth, "SlaStore/StateTable/Resource")
+    state = getatt(synth, "SlaStore/CaseTable/Resource")
     schedules = (
         "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/casewatch-sla-timers/*"
     )
@@ -241,7 +241,7 @@ def test_outputs_name_everything_a_user_or_a_replay_needs(synth: Synthesized) ->
         *(f"{s.construct_id}FunctionName" for s in FUNCTIONS),
     }
     assert expected <= set(outputs)
-    assert outputs["StateTableName"]["Value"] == {"Ref": logical_id(synth, "SlaStore/StateTable/Resource")}
+    assert outputs["StateTableName"]["Value"] == {"Ref": logical_id(synth, "SlaStore/CaseTable/Resource")}
 
 
 # -- functions --------------------------------------------------------------------------------------
@@ -303,7 +303,7 @@ def test_function_environment(synth: Synthesized, spec: FunctionSpec) -> None:
     assert env["POWERTOOLS_SERVICE_NAME"] == "casewatch"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Casewatch"
     ref = {
-        ENV_SLA_TABLE: "SlaStore/StateTable/Resource",
+        ENV_SLA_TABLE: "SlaStore/CaseTable/Resource",
         ENV_IDEMPOTENCY_TABLE: "SlaStore/IdempotencyTable/Resource",
         ENV_TOPIC_ARN: "Notifications/Topic/Resource",
         ENV_EVENT_BUS: "Notifications/EnrichedBus/Resource",

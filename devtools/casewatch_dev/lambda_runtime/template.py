@@ -38,7 +38,7 @@ KEEP_SYNTHS = 2  # older cached cloud assemblies are removed
 # The stack's resources a function may reference (construct path under the stack) -> the attribute of
 # `LocalResources` that names (or, for the role, is the ARN of) the local pipeline's stand-in.
 LOCAL_NAMES: dict[str, str] = {
-    "SlaStore/StateTable": "state_table",
+    "SlaStore/CaseTable": "state_table",
     "SlaStore/IdempotencyTable": "idempotency_table",
     "SlaStore/SchedulerRole": "scheduler_role_arn",
     "SlaStore/ScheduleGroup": "schedule_group",
