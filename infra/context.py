@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from casewatch.constants import CONTEXT_KEY
+from casewatch.domain.sla.model import compile_policies
+from casewatch.domain.sla.observations import reconcile_fields, tracked_fields
 from casewatch.errors import SettingsError
 from casewatch.settings import Settings
 
@@ -75,4 +77,7 @@ def settings_from_context(context: Mapping[str, Any]) -> Settings:
     merged = merge_settings(context)
     if not merged.get("domain_id"):
         raise SettingsError(MISSING_DOMAIN_ID)
-    return Settings.from_mapping(merged)
+    settings = Settings.from_mapping(merged)
+    # What only the compiled policies show, checked at synth rather than at the reconcile's cold start.
+    reconcile_fields(tracked_fields(compile_policies(settings.sla_policies, settings.field_id)))
+    return settings

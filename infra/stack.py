@@ -82,7 +82,11 @@ class CasewatchStack(Stack):
         )
         for name, queue in self.dead_letters.queues.items():
             self._output(f"{name}Url", queue.queue_url, f"{name}: see README (Deploy, redrive)")
-        self._output("StateTableName", self.store.state_table.table_name, "SLA state and case snapshots")
+        self._output(
+            "StateTableName",
+            self.store.state_table.table_name,
+            "case records: views, SLA folds and logs, claims; the change feed's watermark",
+        )
         self._output(
             "ScheduleGroupName", self.store.schedule_group_name, "EventBridge Scheduler group (SLA timers)"
         )

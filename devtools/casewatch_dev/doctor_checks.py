@@ -19,10 +19,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from casewatch.constants import DETAIL_TYPE, EVENT_SOURCE
 from casewatch.observability import (
     DEFAULT_NAMESPACE,
+    DUPLICATES_IN_PROGRESS,
     EVENTS_INVALID,
     EVENTS_PARKED,
+    FUNCTION_DIMENSION,
     GETCASE_THROTTLED,
+    RECONCILE_CASE_ERRORS,
     SERVICE,
+    SIGNALS_PARKED,
 )
 from casewatch.settings import Settings
 from casewatch.topology import FunctionSpec
@@ -44,6 +48,9 @@ CASEWATCH_METRICS: dict[str, str] = {
     "redrive them from InvalidEventsQueue once fixed",
     GETCASE_THROTTLED: "GetCase calls Cases throttled (the account's 4 requests/s are contested): "
     "add the fields the sinks need to event_fields, or lower reserved_concurrency",
+    SIGNALS_PARKED: "SLA signals the sla-timer could not deliver, for good (e.g. the topic's key): "
+    "read its log; once fixed, reconciliation repairs the SLA state",
+    RECONCILE_CASE_ERRORS: "cases reconciliation could not check (each deferred): read the reconcile log",
 }
 _SHOWN_IDS = 10
 
@@ -375,16 +382,29 @@ def _count(value: float) -> str:
 def check_recent_errors(
     cloudwatch: Any, deployment: Deployment, *, start: datetime, end: datetime, window: str
 ) -> CheckResult:
-    """No function failed in the window (AWS/Lambda Errors); casewatch's own counters as warnings."""
+    """No function failed in the window (AWS/Lambda Errors, less the function's concurrent duplicates,
+    as its error alarm counts them); casewatch's own counters as warnings."""
     result = CheckResult()
     for spec, function_name in deployment.functions:
         errors = metric_sum(
             cloudwatch, "AWS/Lambda", "Errors", {"FunctionName": function_name}, start=start, end=end
         )
-        if errors > 0:
+        duplicates = metric_sum(
+            cloudwatch,
+            DEFAULT_NAMESPACE,
+            DUPLICATES_IN_PROGRESS,
+            {"service": SERVICE, FUNCTION_DIMENSION: function_name},
+            start=start,
+            end=end,
+        )
+        failed = errors - duplicates
+        if failed > 0:
+            benign = (
+                f", not counting {_count(duplicates)} concurrent duplicates retried" if duplicates else ""
+            )
             result.problems.append(
-                f"{spec.name} ({function_name}) failed {_count(errors)} "
-                f"{'invocation' if errors == 1 else 'invocations'} {window} (AWS/Lambda Errors): "
+                f"{spec.name} ({function_name}) failed {_count(failed)} "
+                f"{'invocation' if failed == 1 else 'invocations'} {window} (AWS/Lambda Errors{benign}): "
                 "read its log group (LoggingConfig.LogGroup), then the failure queue"
             )
     for name, meaning in CASEWATCH_METRICS.items():

@@ -1,8 +1,9 @@
 """`casewatch invoke FUNCTION -e EVENT.json`: run one function on one event, offline (no Docker).
 
 Like `sam local invoke`, on the local pipeline: moto for AWS services, the Cases emulator for Cases
-(loaded with `state/cases.json` beside the event file when there is one), the real handler and adapters.
-Prints the outcome and every side effect; `--json` prints them as one object.
+(loaded with `state/cases.json` beside the event file when there is one), the real handler and adapters,
+the function under its synthesized IAM role (`--no-iam`: without). Prints the outcome and every side
+effect, and any request IAM denied; `--json` prints them as one object.
 
 `--runtime-emulator`: the function runs from its synthesized asset and layer in the Lambda Runtime
 Interface Emulator with awslambdaric, against moto's server (`casewatch_dev.lambda_runtime`), and the
@@ -51,6 +52,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="run it in the real Lambda runtime (the Runtime Interface Emulator + awslambdaric; no Docker): "
         "the synthesized handler, memory, timeout, environment, asset and layer; prints the REPORT figures",
     )
+    parser.add_argument(
+        "--no-iam", action="store_true", help="run the function without its IAM role (the local pipeline's)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
 
@@ -86,7 +90,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             settings, Path(args.config), spec.name, raw.raw, state=state, primes=primes
         )
     else:
-        result = invoke_once(settings, spec.name, raw.raw, state, primes)
+        result = invoke_once(settings, spec.name, raw.raw, state, primes, iam=not args.no_iam)
     if args.json:
         print(json.dumps(result, sort_keys=True, default=str), file=out)
     else:
@@ -107,11 +111,13 @@ def invoke_once(
     event: dict[str, Any],
     state: dict[str, Any] | None,
     primes: list[dict[str, Any]] | None = None,
+    *,
+    iam: bool = True,
 ) -> dict[str, Any]:
     """Run `function` on `event` in a fresh local pipeline; report what that invocation did."""
     from casewatch_dev.pipeline import LocalPipeline
 
-    with LocalPipeline(settings, cases_state=state) as pipeline:
+    with LocalPipeline(settings, cases_state=state, iam=iam) as pipeline:
         for prime in primes or []:
             pipeline.deliver(prime, at=_time(prime["time"]) if isinstance(prime.get("time"), str) else None)
         if primes:
@@ -143,6 +149,10 @@ def render(result: dict[str, Any]) -> str:
         + (f" ({result['reason']})" if result.get("reason") else "")
     ]
     lines.append(f"  GetCase calls: {result['getcase_calls']}")
+    denied = result.get("access_denied", [])
+    if denied:
+        lines.append(f"  access denied: {len(denied)}")
+        lines += [f"    {d}" for d in denied]
     lines.append(f"  SLA changes: {len(result['sla_changes'])}")
     lines += [
         f"    {c['sla']}: {c['status']} (target {c.get('target_time', '-')})" for c in result["sla_changes"]

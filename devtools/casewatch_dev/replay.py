@@ -3,12 +3,18 @@
 Offline (`casewatch replay PATH`): events from `.jsonl`/`.json` files or a directory (an export of a real
 archive, see `casewatch capture pull`, or `events/archive/`) go through the local pipeline in delivery
 order on a virtual clock; SLA timers fire as the clock passes them and reconciliation runs on its
-schedule. A report follows. Exit 1 if any event was lost: neither handled, deliberately ignored
-(unhandled eventType, no matching rule) nor dead-lettered with its reason.
+schedule. Every function runs under its synthesized IAM role (`--no-iam`: without). A report follows.
+Exit 1 if any event was lost (neither handled, deliberately ignored (unhandled eventType, no matching rule)
+nor dead-lettered with its reason) or any request was denied by IAM (`access_denied`).
 
 `--backend memory` runs the same code on in-memory AWS services (hundreds of events per second instead
 of ~10; see `casewatch_dev.memory_backend`); `--faults duplicates=0.2,reorder=0.1,throttle=0.05,
 malformed=0.01,drop=0.005` injects the faults AWS really produces (see `casewatch_dev.faults`).
+
+`--compare OTHER.json` replays the same deliveries again, in a pipeline of its own, with OTHER.json's
+settings and reports what differs item by item (`--fail-on-change`: exit 3); `--html PAGE.html` draws
+the run (or the comparison) on one page; `--report json --items` adds every observed item, for
+`casewatch diff A.json B.json` (see `casewatch_dev.replay_diff`, and README.md "Test a change with replay").
 
 In AWS (`casewatch replay --archive NAME --from T --to T`): StartReplay from the stack's archive to the
 rules casewatch owns (FilterArns), then DescribeReplay until it ends.
@@ -17,6 +23,7 @@ rules casewatch owns (FilterArns), then DescribeReplay until it ends.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import sys
@@ -25,13 +32,23 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from casewatch.settings import load_cdk_context
 from casewatch_dev.event_files import RawEvent, UsageError, expand_paths, read_events
 from casewatch_dev.faults import Faults, arrange_deliveries, parse_faults
+from casewatch_dev.replay_diff.command import add_replay_flags, check_replay_args, observing, run_observed
+
+if TYPE_CHECKING:
+    from casewatch_dev.replay_diff.recording import Recorder
 
 STATE_FILE = Path("state") / "cases.json"
+_IAM_MODES = {
+    "aws+cases": "enforced: AWS (moto) and Cases, each function under its role",
+    "cases": "enforced on Cases (the memory backend has no AWS to authorize)",
+    "off": "off (--no-iam)",
+}
+_DENIALS_SHOWN = 10
 
 
 @dataclass
@@ -45,6 +62,7 @@ class ReplayOptions:
     drain: bool = True
     progress: bool = False
     backend: str = "moto"  # moto | memory (see casewatch_dev.pipeline)
+    iam: bool = True  # every function under its synthesized role
     faults: Faults = field(default_factory=Faults)
     injected: dict[str, int] = field(default_factory=dict)  # set by `arrange`: delivery faults applied
 
@@ -74,6 +92,14 @@ class ReplayReport:
     wall_seconds: float = 0.0
     backend: str = "moto"
     faults: dict[str, Any] = field(default_factory=dict)  # what was injected (counts), when asked
+    iam: str = "off"  # what IAM was enforced on: aws+cases (moto backend), cases (memory backend), off
+    access_denied: int = 0  # invocations with a request IAM denied (AWS or Cases)
+    access_denials: list[str] = field(default_factory=list)  # distinct denials: function, action, resource
+
+    @property
+    def ok(self) -> bool:
+        """Nothing lost and nothing denied: the exit code is 0."""
+        return not self.lost and not self.access_denied
 
     @property
     def events_per_second(self) -> float:
@@ -121,6 +147,14 @@ class ReplayReport:
             ("  parked (a delivery failed for good)", self.parked),
             ("  dead-lettered (with reason)", self.dead_lettered),
             ("  lost", self.lost),
+            ("IAM", _IAM_MODES.get(self.iam, self.iam)),
+            ("access denied (invocations)", self.access_denied),
+            *[("  ", denial) for denial in self.access_denials[:_DENIALS_SHOWN]],
+            *(
+                [("  ", f"... and {len(self.access_denials) - _DENIALS_SHOWN} more")]
+                if len(self.access_denials) > _DENIALS_SHOWN
+                else []
+            ),
             ("duplicate deliveries", self.duplicates_delivered),
             ("duplicate notifications suppressed", self.duplicates_suppressed),
             ("GetCase calls", f"{self.getcase_calls} ({self.getcase_per_event} per event)"),
@@ -203,13 +237,20 @@ def arrange(raws: list[RawEvent], options: ReplayOptions) -> list[RawEvent]:
 
 
 def replay(
-    raws: list[RawEvent], pipeline: Any, options: ReplayOptions, err: TextIO | None = None
+    raws: list[RawEvent],
+    pipeline: Any,
+    options: ReplayOptions,
+    err: TextIO | None = None,
+    recorder: Recorder | None = None,
 ) -> ReplayReport:
-    """Deliver every event through `pipeline` (a started LocalPipeline) and build the report."""
+    """Deliver every event through `pipeline` (a started LocalPipeline) and build the report; a
+    `recorder` (`casewatch_dev.replay_diff`) also records each delivery and the requests made."""
     report = ReplayReport(events=len(raws), backend=str(getattr(pipeline, "backend_name", "moto")))
     seen: Counter[str] = Counter()
     started = time.perf_counter()
     last_virtual: datetime | None = None
+    if recorder is not None:
+        recorder.begin()
     for n, raw in enumerate(raws, start=1):
         if options.progress and err is not None and (n % 50 == 0 or n == len(raws)):
             _progress(err, n, len(raws), started)
@@ -224,6 +265,8 @@ def replay(
             pipeline.park_malformed(raw.origin, raw.raw, reason)
             report.invalid += 1
             report.dead_lettered += 1
+            if recorder is not None:
+                recorder.delivered(raw.raw, at, pipeline.clock.now(), {"malformed"})
             continue
         event_id = raw.raw.get("id")
         if isinstance(event_id, str):
@@ -232,12 +275,16 @@ def replay(
                 report.duplicates_delivered += 1
         # Out-of-order delivery never moves the virtual clock backwards.
         invocations = pipeline.deliver(raw.raw, at=at)
+        if recorder is not None:
+            recorder.delivered(raw.raw, at, pipeline.clock.now(), {inv.outcome for inv in invocations})
         if not invocations:
             report.unrouted += 1
             continue
         report.tally({inv.outcome for inv in invocations})
     if options.drain:
         pipeline.drain()
+    if recorder is not None:
+        recorder.stop()
     report.wall_seconds = time.perf_counter() - started
     pipeline.fill_report(report)
     if options.faults.any:
@@ -332,11 +379,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("--config", default="cdk.json", help="cdk.json with the `casewatch` settings")
     parser.add_argument("--no-drain", action="store_true", help="stop the clock at the last event")
+    parser.add_argument(
+        "--no-iam",
+        action="store_true",
+        help="run the functions without their IAM roles (by default each runs under its synthesized role)",
+    )
     parser.add_argument("--report", choices=("text", "json"), default="text")
+    add_replay_flags(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
+    check_replay_args(args)
     if args.archive:
         from casewatch_dev.aws_replay import run_aws_replay
 
@@ -362,6 +416,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         drain=not args.no_drain,
         progress=sys.stderr.isatty(),
         backend=args.backend,
+        iam=not args.no_iam,
         faults=args.faults,
     )
     if options.faults.timeouts and options.backend != "memory":
@@ -370,28 +425,43 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     raws = arrange(load_events(args.paths), options)
     state_path = Path(args.state) if args.state else find_state(args.paths)
     state = json.loads(state_path.read_text()) if state_path else None
+    if observing(args):
+        return run_observed(args, settings=settings, raws=raws, options=options, state=state, out=out)
     report = run_offline(settings, raws, options, state)
     if args.report == "json":
         print(json.dumps(report.as_dict(), sort_keys=True), file=out)
     else:
         print(report.render(), file=out)
-    return 1 if report.lost else 0
+    return 0 if report.ok else 1
 
 
 def run_offline(
-    settings: Any, raws: list[RawEvent], options: ReplayOptions, state: dict[str, Any] | None
+    settings: Any,
+    raws: list[RawEvent],
+    options: ReplayOptions,
+    state: dict[str, Any] | None,
+    recorder: Recorder | None = None,
 ) -> ReplayReport:
+    """One replay in a pipeline of its own; with a `recorder`, its observation is `recorder.observation`."""
     from casewatch_dev.clock import VirtualClock
     from casewatch_dev.pipeline import LocalPipeline
 
     first = min((t for raw in raws if (t := _event_time(raw)) is not None), default=None)
     clock = VirtualClock(first - timedelta(minutes=1)) if first else VirtualClock()
-    with LocalPipeline(
-        settings,
-        clock=clock,
-        cases_state=state,
-        seed=options.seed,
-        backend="memory" if options.backend == "memory" else "moto",
-        faults=options.faults,
-    ) as pipeline:
-        return replay(raws, pipeline, options, sys.stderr)
+    listening = recorder.listening(clock) if recorder is not None else contextlib.nullcontext()
+    with (
+        listening,
+        LocalPipeline(
+            settings,
+            clock=clock,
+            cases_state=state,
+            seed=options.seed,
+            backend="memory" if options.backend == "memory" else "moto",
+            faults=options.faults,
+            iam=options.iam,
+        ) as pipeline,
+    ):
+        report = replay(raws, pipeline, options, sys.stderr, recorder)
+        if recorder is not None:
+            recorder.finish(pipeline)
+        return report

@@ -26,8 +26,10 @@ EVENTS_HANDLED: Final = "EventsHandled"
 EVENTS_UNHANDLED: Final = "EventsUnhandled"
 EVENTS_INVALID: Final = "EventsInvalid"
 EVENTS_PARKED: Final = "EventsParked"  # a delivery failed for good: parked with the reason
-SIGNALS_PARKED: Final = "SlaSignalsParked"  # likewise for an SLA signal of the timer or reconciliation
-DUPLICATES_IN_PROGRESS: Final = "DuplicatesInProgress"  # benign: a concurrent delivery, retried
+SIGNALS_PARKED: Final = "SlaSignalsParked"  # likewise for an SLA timer's signal (reconciliation: case errors)
+# Benign: a concurrent delivery, retried. Per function (`count_per_function`): the function error alarms
+# subtract it from the function's AWS/Lambda Errors.
+DUPLICATES_IN_PROGRESS: Final = "DuplicatesInProgress"
 RECONCILE_CASE_ERRORS: Final = "SlaReconcileCaseErrors"
 GETCASE_CALLS: Final = "GetCaseCalls"
 GETCASE_THROTTLED: Final = "GetCaseThrottled"
@@ -52,6 +54,10 @@ FEED_CASES_APPLIED: Final = "FeedCasesApplied"
 FEED_CASES_LEFT: Final = "FeedCasesLeft"
 FEED_LAG: Final = "FeedLagSeconds"  # how far behind now the watermark is after a poll
 
+# The second dimension of the metrics counted per function: the deployed function's name (unique in the
+# account and Region, so two stacks never add up), as Powertools names it for its ColdStart metric.
+FUNCTION_DIMENSION: Final = "function_name"
+
 logger = Logger(service=SERVICE)
 metrics = Metrics(
     namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE, service=SERVICE
@@ -66,6 +72,17 @@ class PowertoolsMetrics:
 
     def count(self, name: str, value: float = 1) -> None:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def count_per_function(name: str, function_name: str, value: float = 1) -> None:
+    """Count `name` with the dimensions `service` and `function_name`, flushed at once as its own EMF
+    document (the invocation's other metrics keep the one dimension `service`)."""
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+    one = AmazonCloudWatchEMFProvider(namespace=metrics.provider.namespace, service=SERVICE)
+    one.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    one.add_dimension(name=FUNCTION_DIMENSION, value=function_name)
+    one.flush_metrics()
 
 
 def tracing_disabled() -> bool:
@@ -130,4 +147,12 @@ class LazyTracer:
 
 tracer = LazyTracer()
 
-__all__ = ["PowertoolsMetrics", "get_tracer", "logger", "metrics", "tracer", "tracing_disabled"]
+__all__ = [
+    "PowertoolsMetrics",
+    "count_per_function",
+    "get_tracer",
+    "logger",
+    "metrics",
+    "tracer",
+    "tracing_disabled",
+]

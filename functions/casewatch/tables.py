@@ -78,7 +78,8 @@ class TableSpec:
 
 
 STATE_TABLE = TableSpec(
-    construct_id="StateTable",
+    # Not StateTable: a new table (the `due` index projects differently; see the README, Upgrading).
+    construct_id="CaseTable",
     partition_key=KeySpec("pk"),
     sort_key=KeySpec("sk"),
     indexes=(IndexSpec("due", KeySpec("due_shard"), KeySpec("due_at"), projected=("dom",)),),

@@ -7,13 +7,23 @@ The alarms are named `<stack>-<alarm id>` so their ARNs are known without a refe
 policy, which the topic references, cannot reference the alarms back). The topic's KMS key lets
 CloudWatch encrypt under the same two conditions.
 
-| alarm                         | fires when (5-minute periods)                                |
-| ----------------------------- | ------------------------------------------------------------ |
-| `<queue>Depth`                | a dead-letter / failure / invalid-events queue has a message |
-| `<function>Errors`            | a function invocation failed                                 |
-| `<function>Throttles`         | a function was throttled (account or reserved concurrency)   |
-| `GetCaseThrottled`            | Cases throttled GetCase and the retry budget was spent       |
-| `SlaRepairs`                  | reconciliation repaired SLA state (an event was missed)      |
+| alarm                         | fires when (5-minute periods)                                          |
+| ----------------------------- | ---------------------------------------------------------------------- |
+| `<queue>Depth`                | a dead-letter / failure / invalid-events queue has a message           |
+| `<function>Errors`            | a function invocation failed, not counting concurrent duplicates       |
+| `<function>Throttles`         | a function was throttled (account or reserved concurrency)             |
+| `GetCaseThrottled`            | Cases throttled GetCase and the retry budget was spent                 |
+| `SlaRepairs`                  | reconciliation repaired SLA state (an event was missed)                |
+| `EventsParked`                | an event was parked: a delivery failed for good (SNS/KMS, PutEvents)   |
+| `SlaSignalsParked`            | an SLA timer's signal could not be delivered, for good                 |
+| `SlaReconcileCaseErrors`      | reconciliation could not check a case (it was deferred)                |
+
+`<function>Errors` is metric math, `<fn>Errors - FILL(<fn>Duplicates, 0)`: AWS/Lambda `Errors` of the function
+minus casewatch's `DuplicatesInProgress` of the same function. A concurrent duplicate (Powertools'
+idempotency record in progress) fails its invocation on purpose so that Lambda or Scheduler retries it
+and finds the side effect done; the handlers count it once per failed invocation with the dimensions
+`service` and `function_name` (the deployed name, as the Lambda context has it), so the subtraction is
+per function and two stacks in one account never discount each other's errors.
 """
 
 from __future__ import annotations
@@ -30,7 +40,15 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from casewatch.observability import GETCASE_THROTTLED, SLA_REPAIRS
+from casewatch.observability import (
+    DUPLICATES_IN_PROGRESS,
+    EVENTS_PARKED,
+    FUNCTION_DIMENSION,
+    GETCASE_THROTTLED,
+    RECONCILE_CASE_ERRORS,
+    SIGNALS_PARKED,
+    SLA_REPAIRS,
+)
 from casewatch.settings import Settings
 from infra.constructs.function import CasewatchFunction
 
@@ -39,13 +57,33 @@ SERVICE_DIMENSION = {"service": CasewatchFunction.SERVICE_NAME}  # Powertools Me
 PERIOD = Duration.minutes(5)
 
 
-def casewatch_metric(name: str) -> cloudwatch.Metric:
-    """A metric the handlers emit with Powertools Metrics (namespace Casewatch, dimension service)."""
+def casewatch_metric(name: str, function: CasewatchFunction | None = None) -> cloudwatch.Metric:
+    """A metric the handlers emit with Powertools Metrics (namespace Casewatch, dimension service), or
+    one counted per function (`count_per_function`: dimensions service and function_name)."""
+    dimensions = dict(SERVICE_DIMENSION)
+    if function is not None:
+        dimensions[FUNCTION_DIMENSION] = function.function_name
     return cloudwatch.Metric(
         namespace=NAMESPACE,
         metric_name=name,
-        dimensions_map=SERVICE_DIMENSION,
+        dimensions_map=dimensions,
         statistic=cloudwatch.Stats.SUM,
+        period=PERIOD,
+    )
+
+
+def failed_invocations(function: CasewatchFunction) -> cloudwatch.MathExpression:
+    """The function's errors that are real problems: AWS/Lambda Errors minus its concurrent duplicates
+    (failed on purpose, retried, benign). No duplicate in a period counts 0; no invocation, no data."""
+    name = function.spec.construct_id[0].lower() + function.spec.construct_id[1:]  # ids unique in a graph
+    errors, duplicates = f"{name}Errors", f"{name}Duplicates"
+    return cloudwatch.MathExpression(
+        expression=f"{errors} - FILL({duplicates}, 0)",
+        using_metrics={
+            errors: function.metric_errors(period=PERIOD, statistic=cloudwatch.Stats.SUM),
+            duplicates: casewatch_metric(DUPLICATES_IN_PROGRESS, function),
+        },
+        label=f"{function.spec.name} errors (without concurrent duplicates)",
         period=PERIOD,
     )
 
@@ -94,7 +132,11 @@ class Monitoring(Construct):
                 f"messages in {name}: inspect, fix, then redrive (README: Deploy)",
             )
         for fn in functions:
-            alarm(f"{fn.spec.construct_id}Errors", fn.metric_errors(period=PERIOD), f"{fn.spec.name} errors")
+            alarm(
+                f"{fn.spec.construct_id}Errors",
+                failed_invocations(fn),
+                f"{fn.spec.name} errors (concurrent duplicates, retried on purpose, not counted)",
+            )
             alarm(
                 f"{fn.spec.construct_id}Throttles",
                 fn.metric_throttles(period=PERIOD),
@@ -106,6 +148,23 @@ class Monitoring(Construct):
             "GetCase throttled by Cases after retries (account quota 4 req/s)",
         )
         alarm(SLA_REPAIRS, casewatch_metric(SLA_REPAIRS), "reconciliation repaired SLA state (missed events)")
+        alarm(
+            EVENTS_PARKED,
+            casewatch_metric(EVENTS_PARKED),
+            "events parked: a delivery failed for good (e.g. the topic's key); fix it, then redrive "
+            "InvalidEventsQueue (README: Deploy)",
+        )
+        alarm(
+            SIGNALS_PARKED,
+            casewatch_metric(SIGNALS_PARKED),
+            "SLA signals not delivered: a delivery failed for good; fix it (the sla-timer log says why), "
+            "reconciliation repairs the SLA state",
+        )
+        alarm(
+            RECONCILE_CASE_ERRORS,
+            casewatch_metric(RECONCILE_CASE_ERRORS),
+            "reconciliation could not check a case (deferred): read the reconcile log",
+        )
         self._allow_alarms_to_publish(key)
 
         self.dashboard = cloudwatch.Dashboard(
@@ -122,8 +181,8 @@ class Monitoring(Construct):
                 title="Invocations", left=[fn.metric_invocations(period=PERIOD) for fn in functions], width=8
             ),
             cloudwatch.GraphWidget(
-                title="Errors and throttles",
-                left=[fn.metric_errors(period=PERIOD) for fn in functions],
+                title="Errors (without concurrent duplicates) and throttles",
+                left=[failed_invocations(fn) for fn in functions],
                 right=[fn.metric_throttles(period=PERIOD) for fn in functions],
                 width=8,
             ),
@@ -146,6 +205,15 @@ class Monitoring(Construct):
                 title="GetCase throttles and SLA repairs",
                 left=[casewatch_metric(GETCASE_THROTTLED), casewatch_metric(SLA_REPAIRS)],
                 width=12,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Parked and deferred (a human must act)",
+                left=[
+                    casewatch_metric(name) for name in (EVENTS_PARKED, SIGNALS_PARKED, RECONCILE_CASE_ERRORS)
+                ],
+                width=24,
             ),
         )
 

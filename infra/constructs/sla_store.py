@@ -25,9 +25,16 @@ _ATTRIBUTE_TYPES = {
     "B": dynamodb.AttributeType.BINARY,
 }
 
-# What `DynamoDbCaseStore` calls: a read and conditional writes of a case's item (nothing deletes: TTL
-# does); several cases (and the feed's watermark) read at once by the timer and the change feed.
-STATE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+# What `DynamoDbCaseStore` calls: a read and conditional writes of a case's item, its observations
+# written in batches and queried when the fold is rebuilt (nothing deletes: TTL does); several cases (and
+# the feed's watermark) read at once by the timer and the change feed.
+STATE_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:Query",
+]
 BATCH_READ_ACTIONS = ["dynamodb:BatchGetItem"]
 # `SchedulerTimers`: create (update on conflict) and delete one-time schedules.
 TIMER_ACTIONS = ["scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"]

@@ -159,6 +159,15 @@ def test_nothing_is_lost(replayed: tuple[ReplayReport, list[Any]]) -> None:
     assert report.duplicates_delivered == len(lines) - 2 - len(archive_events())
 
 
+def test_every_function_runs_under_its_role_and_nothing_is_denied(
+    replayed: tuple[ReplayReport, list[Any]],
+) -> None:
+    report, _ = replayed
+    assert report.iam == "cases"  # the memory backend: Cases is authorized (AWS is in memory)
+    assert (report.access_denied, report.access_denials) == (0, [])
+    assert report.ok
+
+
 def test_notifications_are_the_ones_the_archive_implies(replayed: tuple[ReplayReport, list[Any]]) -> None:
     report, slas = replayed
     owed, _ = oracle()
@@ -192,10 +201,11 @@ def test_replay_cli_json_report_keys_and_both_backends_agree(tmp_path: Path) -> 
         argv = ["replay", str(tmp_path), "--report", "json", "--no-drain", "--backend", backend]
         assert main(argv, out=out) == 0
         reports[backend] = json.loads(out.getvalue())
-    timing = {"backend", "wall_seconds", "events_per_second"}
-    assert {k: v for k, v in reports["moto"].items() if k not in timing} == {
-        k: v for k, v in reports["memory"].items() if k not in timing
+    by_backend = {"backend", "wall_seconds", "events_per_second", "iam"}
+    assert {k: v for k, v in reports["moto"].items() if k not in by_backend} == {
+        k: v for k, v in reports["memory"].items() if k not in by_backend
     }
+    assert (reports["moto"]["iam"], reports["memory"]["iam"]) == ("aws+cases", "cases")
     report = reports["moto"]
     for key in (
         "events",
@@ -210,7 +220,10 @@ def test_replay_cli_json_report_keys_and_both_backends_agree(tmp_path: Path) -> 
         "notifications",
         "wall_seconds",
         "events_per_second",
+        "iam",
+        "access_denied",
     ):
         assert key in report
     assert report["events"] == 25
     assert report["lost"] == 0
+    assert report["access_denied"] == 0  # every function under its synthesized role, nothing denied

@@ -13,7 +13,16 @@ from casewatch_dev.cli import main
 from tests.builders import EVENTS, INVALID_FILES, SAMPLE_FILES
 
 SCHEDULER_FILES = sorted((EVENTS / "scheduler").glob("*.json"))
-KEYS = {"function", "outcome", "getcase_calls", "sla_changes", "notifications", "bus_events", "dead_letters"}
+KEYS = {
+    "function",
+    "outcome",
+    "getcase_calls",
+    "access_denied",
+    "sla_changes",
+    "notifications",
+    "bus_events",
+    "dead_letters",
+}
 
 
 def expected(function: str, path: Path) -> str:
@@ -46,6 +55,7 @@ def test_every_function_on_every_sample_event(function: str) -> None:
         assert set(result) >= KEYS, path
         assert (result["function"], result["outcome"]) == (function, want), path.name
         assert code == (1 if want == "invalid" else 0), path.name
+        assert result["access_denied"] == [], path.name  # under its synthesized role: nothing denied
         if want == "invalid":
             assert result["reason"], path.name
 
@@ -93,6 +103,22 @@ def test_invalid_events_exit_1_with_their_reason(path: Path) -> None:
     assert result["reason"]
     if path.stem not in {"not-json", "not-an-object"}:  # those never reach a function
         assert [d["reason"] for d in result["dead_letters"]] == [result["reason"]]
+
+
+def test_an_event_of_another_domain_is_unhandled_with_the_reason(tmp_path: Path) -> None:
+    sample = (EVENTS / "case-created.json").read_text()
+    domain = json.loads(sample)["resources"][0].rsplit("/", 1)[1]
+    other = tmp_path / "other-domain.json"
+    other.write_text(sample.replace(domain, "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"))
+    code, result = invoke("case-changed", "-e", str(other))
+    assert code == 0
+    assert (result["outcome"], result.get("reason")) == (
+        "unhandled",
+        "event of another Cases domain than the configured domain_id",
+    )
+    assert result["getcase_calls"] == 0
+    assert result["sla_changes"] == result["notifications"] == result["bus_events"] == []
+    assert result["dead_letters"] == []
 
 
 def test_unknown_function_and_missing_file_exit_2() -> None:

@@ -11,6 +11,7 @@ from infra.constructs.function import CasewatchFunction
 from infra.constructs.routing import Routing
 
 from casewatch.constants import (
+    DEAD_LETTER_RETENTION_DAYS,
     ENV_CONFIG_FILE,
     ENV_DEAD_LETTER_QUEUE_URL,
     ENV_EVENT_BUS,
@@ -20,6 +21,15 @@ from casewatch.constants import (
     ENV_SLA_TABLE,
     ENV_SLA_TIMER_ARN,
     ENV_TOPIC_ARN,
+)
+from casewatch.observability import (
+    DUPLICATES_IN_PROGRESS,
+    EVENTS_PARKED,
+    FUNCTION_DIMENSION,
+    GETCASE_THROTTLED,
+    RECONCILE_CASE_ERRORS,
+    SIGNALS_PARKED,
+    SLA_REPAIRS,
 )
 from casewatch.tables import IDEMPOTENCY_TABLE, STATE_TABLE, TableSpec
 from casewatch.topology import (
@@ -86,7 +96,7 @@ def allow(
 
 def expected_permissions(synth: Synthesized, spec: FunctionSpec) -> set[Permission]:
     domain = domain_arn(synth.settings.domain_id)
-    state = getatt(synth, "SlaStore/StateTable/Resource")
+    state = getatt(synth, "SlaStore/CaseTable/Resource")
     schedules = (
         "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/casewatch-sla-timers/*"
     )
@@ -183,9 +193,12 @@ def test_async_invocations_retry_twice_then_go_to_the_failure_queue(
 
 @pytest.mark.parametrize("name", QUEUES)
 def test_queues_are_encrypted_tls_only_and_keep_messages_14_days(synth: Synthesized, name: str) -> None:
+    """14 days (`DEAD_LETTER_RETENTION_DAYS`): idempotency records outlive them (a redrive sends nothing
+    twice, tests/unit/test_notification_adapters.py)."""
     queue_id, queue = synth.by_path(f"DeadLetters/{name}/Resource")
     assert queue["Properties"]["SqsManagedSseEnabled"] is True
-    assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert DEAD_LETTER_RETENTION_DAYS == 14
+    assert queue["Properties"]["MessageRetentionPeriod"] == DEAD_LETTER_RETENTION_DAYS * 24 * 3600
     _, policy = synth.by_path(f"DeadLetters/{name}/Policy/Resource")
     assert {
         "Action": "sqs:*",
@@ -228,7 +241,7 @@ def test_outputs_name_everything_a_user_or_a_replay_needs(synth: Synthesized) ->
         *(f"{s.construct_id}FunctionName" for s in FUNCTIONS),
     }
     assert expected <= set(outputs)
-    assert outputs["StateTableName"]["Value"] == {"Ref": logical_id(synth, "SlaStore/StateTable/Resource")}
+    assert outputs["StateTableName"]["Value"] == {"Ref": logical_id(synth, "SlaStore/CaseTable/Resource")}
 
 
 # -- functions --------------------------------------------------------------------------------------
@@ -290,7 +303,7 @@ def test_function_environment(synth: Synthesized, spec: FunctionSpec) -> None:
     assert env["POWERTOOLS_SERVICE_NAME"] == "casewatch"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Casewatch"
     ref = {
-        ENV_SLA_TABLE: "SlaStore/StateTable/Resource",
+        ENV_SLA_TABLE: "SlaStore/CaseTable/Resource",
         ENV_IDEMPOTENCY_TABLE: "SlaStore/IdempotencyTable/Resource",
         ENV_TOPIC_ARN: "Notifications/Topic/Resource",
         ENV_EVENT_BUS: "Notifications/EnrichedBus/Resource",
@@ -406,14 +419,29 @@ def test_enriched_bus_is_named_from_the_stack(synth: Synthesized) -> None:
 
 
 # -- monitoring ---------------------------------------------------------------------------------------
-def test_alarms_cover_queues_functions_getcase_throttles_and_repairs(synth: Synthesized) -> None:
+SERVICE_ALARMS = (GETCASE_THROTTLED, SLA_REPAIRS, EVENTS_PARKED, SIGNALS_PARKED, RECONCILE_CASE_ERRORS)
+
+
+def alarm_named(synth: Synthesized, alarm_id: str) -> dict[str, Any]:
+    [alarm] = [
+        a["Properties"]
+        for a in synth.of_type("AWS::CloudWatch::Alarm").values()
+        if a["Properties"]["AlarmName"] == f"Casewatch-{alarm_id}"
+    ]
+    return alarm
+
+
+def test_alarms_cover_queues_functions_getcase_throttles_repairs_and_what_a_human_must_act_on(
+    synth: Synthesized,
+) -> None:
     alarms = synth.of_type("AWS::CloudWatch::Alarm")
-    assert len(alarms) == len(QUEUES) + 2 * len(FUNCTIONS) + 2
+    assert len(alarms) == len(QUEUES) + 2 * len(FUNCTIONS) + len(SERVICE_ALARMS)
     alarm_topic = {"Ref": logical_id(synth, "Monitoring/AlarmTopic/Resource")}
     for alarm in alarms.values():
         props = alarm["Properties"]
         assert props["AlarmActions"] == [alarm_topic]
         assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["Threshold"] == 0
+        assert (props["EvaluationPeriods"], props["TreatMissingData"]) == (1, "notBreaching")
     for name in QUEUES:
         queue_id = logical_id(synth, f"DeadLetters/{name}/Resource")
         synth.assertions.has_resource_properties(
@@ -424,28 +452,62 @@ def test_alarms_cover_queues_functions_getcase_throttles_and_repairs(synth: Synt
             },
         )
     for spec in FUNCTIONS:
-        for metric in ("Errors", "Throttles"):
-            synth.assertions.has_resource_properties(
-                "AWS::CloudWatch::Alarm",
-                {
-                    "MetricName": metric,
-                    "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": function(synth, spec)[0]}}],
-                },
-            )
-    for metric in ("GetCaseThrottled", "SlaRepairs"):
         synth.assertions.has_resource_properties(
             "AWS::CloudWatch::Alarm",
             {
+                "AlarmName": f"Casewatch-{spec.construct_id}Throttles",
+                "MetricName": "Throttles",
+                "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": function(synth, spec)[0]}}],
+            },
+        )
+    for metric in SERVICE_ALARMS:  # counted by the handlers for the whole service
+        synth.assertions.has_resource_properties(
+            "AWS::CloudWatch::Alarm",
+            {
+                "AlarmName": f"Casewatch-{metric}",
                 "Namespace": "Casewatch",
                 "MetricName": metric,
                 "Dimensions": [{"Name": "service", "Value": "casewatch"}],
                 "Statistic": "Sum",
+                "Period": 300,
             },
         )
     synth.assertions.resource_count_is("AWS::CloudWatch::Dashboard", 1)
     synth.assertions.has_resource_properties(
         "AWS::CloudWatch::Dashboard", {"DashboardBody": Match.any_value()}
     )
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda s: s.name)
+def test_a_function_error_alarm_discounts_that_functions_concurrent_duplicates(
+    synth: Synthesized, spec: FunctionSpec
+) -> None:
+    """Errors - FILL(DuplicatesInProgress, 0), both of this function: its AWS/Lambda Errors by FunctionName,
+    and the duplicates its handler counted with the dimensions service and function_name (the deployed
+    name, which `Ref` of the function is and the Lambda context reports)."""
+    alarm = alarm_named(synth, f"{spec.construct_id}Errors")
+    assert "MetricName" not in alarm and "Dimensions" not in alarm  # metric math, not the bare Errors
+    queries = {q["Id"]: q for q in alarm["Metrics"]}
+    [expression] = [q for q in queries.values() if "Expression" in q]
+    assert expression["ReturnData"] is True
+    assert all(q["ReturnData"] is False for q in queries.values() if q is not expression)
+    errors, duplicates = expression["Expression"].split(" - ")
+    assert duplicates.startswith("FILL(") and duplicates.endswith(", 0)")  # no duplicate: counts 0
+    errors_stat, duplicates_stat = queries[errors]["MetricStat"], queries[duplicates[5:-4]]["MetricStat"]
+    this_function = {"Ref": function(synth, spec)[0]}
+    assert (errors_stat["Stat"], errors_stat["Period"]) == ("Sum", 300)
+    assert errors_stat["Metric"] == {
+        "Namespace": "AWS/Lambda",
+        "MetricName": "Errors",
+        "Dimensions": [{"Name": "FunctionName", "Value": this_function}],
+    }
+    assert (duplicates_stat["Stat"], duplicates_stat["Period"]) == ("Sum", 300)
+    assert duplicates_stat["Metric"]["Namespace"] == "Casewatch"
+    assert duplicates_stat["Metric"]["MetricName"] == DUPLICATES_IN_PROGRESS
+    assert {d["Name"]: d["Value"] for d in duplicates_stat["Metric"]["Dimensions"]} == {
+        "service": "casewatch",
+        FUNCTION_DIMENSION: this_function,
+    }
 
 
 def alarm_arns(synth: Synthesized) -> set[str]:

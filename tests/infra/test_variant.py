@@ -59,7 +59,7 @@ def test_alarm_email_subscribes_to_the_alarm_topic(variant: Synthesized) -> None
 
 def test_destroy_removes_tables_logs_and_key(variant: Synthesized) -> None:
     for path in (
-        "SlaStore/StateTable/Resource",
+        "SlaStore/CaseTable/Resource",
         "SlaStore/IdempotencyTable/Resource",
         "Notifications/Key/Resource",
     ):

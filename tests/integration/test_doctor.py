@@ -413,6 +413,43 @@ def test_errors_before_the_window_are_ignored_unless_since_reaches_them(stack: D
     ]
 
 
+def test_errors_of_concurrent_duplicates_are_not_problems(stack: DeployedStack) -> None:
+    """As the function's error alarm counts them: Errors less the function's DuplicatesInProgress (a
+    concurrent duplicate fails on purpose and is retried); another function's duplicates discount nothing."""
+    name, other = FUNCTION_NAMES[CASE_CHANGED], FUNCTION_NAMES[RELATED_ITEM_CREATED_FN]
+    duplicates = {"service": "casewatch", "function_name": name}
+    stack.put_metric("AWS/Lambda", "Errors", {"FunctionName": name}, 2, timedelta(hours=1))
+    stack.put_metric("Casewatch", "DuplicatesInProgress", duplicates, 2, timedelta(hours=1))
+    stack.healthy()
+    stack.put_metric("AWS/Lambda", "Errors", {"FunctionName": name}, 1, timedelta(minutes=10))
+    stack.put_metric("AWS/Lambda", "Errors", {"FunctionName": other}, 1, timedelta(minutes=10))
+    stack.put_metric(
+        "Casewatch", "DuplicatesInProgress", {**duplicates, "function_name": other}, 0, timedelta(0)
+    )
+    stack.put_metric(
+        "Casewatch", "DuplicatesInProgress", {"service": "casewatch"}, 5, timedelta(0)
+    )  # not per fn
+    assert stack.problems() == [
+        f"errors: case-changed ({name}) failed 1 invocation in the last 24h (AWS/Lambda Errors, not counting "
+        "2 concurrent duplicates retried): read its log group (LoggingConfig.LogGroup), then the failure queue",
+        f"errors: related-item-created ({other}) failed 1 invocation in the last 24h (AWS/Lambda Errors): "
+        "read its log group (LoggingConfig.LogGroup), then the failure queue",
+    ]
+
+
+def test_parked_signals_and_reconciliation_errors_are_warnings(stack: DeployedStack) -> None:
+    stack.put_metric("Casewatch", "SlaSignalsParked", {"service": "casewatch"}, 1, timedelta(minutes=30))
+    stack.put_metric("Casewatch", "SlaReconcileCaseErrors", {"service": "casewatch"}, 3, timedelta(hours=3))
+    lines = stack.healthy()
+    assert lines[:2] == [
+        "casewatch doctor: errors: warning: SlaSignalsParked 1 in the last 24h: SLA signals the sla-timer could "
+        "not deliver, for good (e.g. the topic's key): read its log; once fixed, reconciliation repairs the SLA "
+        "state",
+        "casewatch doctor: errors: warning: SlaReconcileCaseErrors 3 in the last 24h: cases reconciliation could "
+        "not check (each deferred): read the reconcile log",
+    ]
+
+
 def test_casewatch_metrics_are_warnings(stack: DeployedStack) -> None:
     stack.put_metric("Casewatch", "EventsInvalid", {"service": "casewatch"}, 2, timedelta(minutes=30))
     stack.put_metric("Casewatch", "GetCaseThrottled", {"service": "casewatch"}, 5, timedelta(hours=2))

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from casewatch.adapters.clients import dynamodb_client, scheduler_client
-from casewatch.adapters.dynamodb_sla_store import DynamoDbSlaStore, due_shard
+from casewatch.adapters.dynamodb_sla_store import MAX_ITEM_BYTES, DynamoDbSlaStore, due_shard, item_bytes
 from casewatch.adapters.scheduler_timers import SchedulerTimers, at_expression, schedule_name
 from casewatch.domain.sla.fold import evaluate
-from casewatch.domain.sla.log import CaseSlaLog
-from casewatch.domain.sla.model import SlaConflictError, SlaStatus
+from casewatch.domain.sla.log import CaseSlaLog, Observation, ObsKind, case_fields, json_bytes
+from casewatch.domain.sla.model import SlaConflictError, SlaItemTooLargeError, SlaStatus
 from casewatch.domain.sla.records import SlaCaseRecord
 from casewatch.domain.sla.timers import TimerKind, TimerSpec
 from casewatch.handlers import sla_timer
@@ -122,6 +122,42 @@ def test_items_round_trip_and_carry_the_due_index_while_open() -> None:
     ]
     assert len(json.loads(log["observations"]["S"])) == 2
     assert log["revision"] == {"N": "2"}
+
+
+def log_raw(case_id: str) -> dict[str, Any]:
+    key = {"pk": {"S": f"CASE#{case_id}"}, "sk": {"S": "SLALOG"}}
+    return dict(dynamodb_client().get_item(TableName=TABLE, Key=key).get("Item", {}))
+
+
+def test_the_log_budget_measures_the_stored_json() -> None:
+    system = make_system(VirtualClock(at(-1)))
+    system.deliver(created("c1", 0, "high"))
+    system.deliver(updated("c1", 5, "pending-customer", "high"))
+    log = system.store.load(DOMAIN, "c1").log
+    assert json_bytes(log.observations) == len(log_raw("c1")["observations"]["S"].encode())
+
+
+def test_a_log_item_over_400_kb_is_refused_with_a_typed_error_before_dynamodb_is_called() -> None:
+    """Huge observations written without a merge (no compaction): the store's own guard refuses them."""
+    client = dynamodb_client()
+    calls: list[str] = []
+    client.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    huge = tuple(
+        Observation(at(i), ObsKind.CASE, fields=case_fields({"title": f"{i}" + "x" * 150_000}))
+        for i in range(3)
+    )
+    store = DynamoDbSlaStore(TABLE, client)
+    empty = store.load(DOMAIN, "c1")
+    calls.clear()
+    with pytest.raises(SlaItemTooLargeError, match="case c1: the SLA log item would be"):
+        store.save(empty, CaseSlaLog(DOMAIN, "c1", huge), [])
+    assert calls == []
+    assert log_raw("c1") == {}
+    # The same case within the limit is written (moto takes what casewatch measures below 400 KB).
+    calls.clear()
+    store.save(empty, CaseSlaLog(DOMAIN, "c1", huge[:2]), [])
+    assert calls == ["PutItem"]
+    assert item_bytes(log_raw("c1")) <= MAX_ITEM_BYTES
 
 
 def test_a_write_from_a_stale_read_is_a_conflict() -> None:

@@ -15,7 +15,17 @@ import pytest
 
 from tests.reliability.scenario import SMALL_DAY_FAULTS, Run, issue_scenario, replay_day
 
-COUNTS = ("events", "routed", "handled", "unhandled", "invalid", "dead_lettered", "failed", "lost")
+COUNTS = (
+    "events",
+    "routed",
+    "handled",
+    "unhandled",
+    "invalid",
+    "dead_lettered",
+    "failed",
+    "lost",
+    "access_denied",
+)
 
 
 def _dead_letters(run: Run) -> Counter[tuple[str, str, str | None]]:

@@ -40,6 +40,14 @@ def test_every_valid_event_is_handled_or_dead_lettered_with_its_reason(
     assert report.handled + report.unhandled + report.unrouted + report.dead_lettered == delivered
 
 
+def test_every_function_runs_under_its_role_and_nothing_is_denied(issue_runs: tuple[Day, Run, Run]) -> None:
+    _, clean, faulty = issue_runs
+    enforced = {"moto": "aws+cases", "memory": "cases"}[faulty.report.backend]  # memory: no AWS to authorize
+    for run in (clean, faulty):
+        assert run.report.iam == enforced
+        assert (run.report.access_denied, run.report.access_denials) == (0, [])
+
+
 def test_exactly_one_notification_per_event_and_rule(issue_runs: tuple[Day, Run, Run]) -> None:
     day, clean, faulty = issue_runs
     assert max(clean.notification_ids().values()) == 1

@@ -27,6 +27,14 @@ def test_validate_invalid_files_gives_one_reason_per_file() -> None:
     assert all(len(line.split("  ", 1)[1]) > 10 for line in lines)
 
 
+def test_validate_rejects_an_event_of_another_source() -> None:
+    """Only Cases publishes Cases events: a look-alike with another `source` is invalid (exit 1)."""
+    code, out = run("validate", str(EVENTS / "invalid" / "wrong-source.json"))
+    assert code == 1
+    assert "source: Input should be 'aws.cases'" in out
+    assert "1 event(s): 0 valid, 0 unhandled, 1 invalid" in out
+
+
 def test_validate_jsonl_counts_a_malformed_line_as_invalid(tmp_path: Path) -> None:
     good = (EVENTS / "case-created.json").read_text().replace("\n", "")
     (tmp_path / "day.jsonl").write_text(f"{good}\n\n{{not json\n{good}\n")

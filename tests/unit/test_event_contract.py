@@ -53,6 +53,7 @@ EXPECTED_REASON = {
     "two-union-members": "found 2",
     "unknown-related-item-type": "detail.relatedItem.relatedItemType: unknown relatedItemType",
     "wrong-detail-type": "detail-type: Input should be 'Amazon Connect Cases Change'",
+    "wrong-source": "source: Input should be 'aws.cases'",  # only Cases publishes Cases events
 }
 
 

@@ -29,7 +29,16 @@ from casewatch_dev.fakes.ports import (
     InMemorySnapshotStore,
 )
 from tests.apps import EventPath, FixedClock, LambdaContext
-from tests.builders import CASE_1, CASE_2, INVALID_FILES, SAMPLE_FILES, load_event, raw_of, repo_settings
+from tests.builders import (
+    CASE_1,
+    CASE_2,
+    DOMAIN,
+    INVALID_FILES,
+    SAMPLE_FILES,
+    load_event,
+    raw_of,
+    repo_settings,
+)
 
 NOW = datetime(2026, 11, 23, 17, 0, tzinfo=UTC)
 HANDLERS: dict[str, ModuleType] = {
@@ -207,6 +216,29 @@ def test_invalid_events_are_parked_with_their_reason_and_nothing_is_raised(
     assert parked[0].event_id == expected_id == result["eventId"]
     assert deps.counts["EventsInvalid"] == 1
     assert deps.sink.received == []
+
+
+OTHER_DOMAIN = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"  # another Cases domain of the same account
+
+
+@pytest.mark.parametrize("path", SAMPLE_FILES, ids=lambda p: p.stem)
+def test_an_event_of_another_domain_is_unhandled_and_nothing_else_happens(
+    path: Path, repo_settings: Settings
+) -> None:
+    """An account may hold several Cases domains: a replay, a redrive or a hand-made invocation may bring
+    another domain's event to the function. It reads nothing, sends nothing, parks nothing."""
+    raw = json.loads(json.dumps(load_event(path.stem)).replace(DOMAIN, OTHER_DOMAIN))
+    assert repo_settings.domain_id == DOMAIN and DOMAIN not in json.dumps(raw)
+    deps = make_deps(repo_settings)
+    result = invoke(ROUTE.get(raw["detail"]["eventType"], RELATED_ITEM_CREATED_FN.name), raw, deps)
+    assert (result["outcome"], result.get("reason")) == (
+        "unhandled",
+        "event of another Cases domain than the configured domain_id",
+    )
+    assert result["getcaseCalls"] == 0 and deps.cases.calls == 0
+    assert deps.sink.received == []
+    assert deps.dead_letters.parked == []
+    assert (deps.counts["EventsUnhandled"], deps.counts["EventsHandled"]) == (1, 0)
 
 
 def _mutations() -> st.SearchStrategy[Any]:

@@ -47,7 +47,7 @@ def assembly(tmp_path: Path, environment: dict[str, Any]) -> Path:
         "Resources": {
             "Fn": function,
             "Layer": layer,
-            "Table": resource("SlaStore/StateTable/Resource", "AWS::DynamoDB::Table"),
+            "Table": resource("SlaStore/CaseTable/Resource", "AWS::DynamoDB::Table"),
             "Role": resource("SlaStore/SchedulerRole/Resource", "AWS::IAM::Role"),
             "Group": resource("SlaStore/ScheduleGroup", "AWS::Scheduler::ScheduleGroup", Name="fixed-group"),
             "Topic": resource("Notifications/Topic/Resource", "AWS::SNS::Topic"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from casewatch.adapters.enriched_bus import MAX_REQUEST_BYTES, EventBridgeEnrichedBus, batches, entry_size
 from casewatch.adapters.idempotency import KEY_PREFIX, PowertoolsIdempotency
 from casewatch.adapters.sns_notifier import MAX_MESSAGE_BYTES, SnsNotifier, message_structure
+from casewatch.constants import DEAD_LETTER_RETENTION_DAYS, IDEMPOTENCY_EXPIRY_DAYS
 from casewatch.domain.notifications.bus import BusEvent
 from casewatch.domain.notifications.render import Notification
 from casewatch.domain.notifications.rules import evaluate_case_event
@@ -94,7 +95,17 @@ def test_sns_messages_over_the_limit_drop_field_values() -> None:
 
 
 @pytest.mark.parametrize(
-    ("code", "retryable"), [("Throttled", True), ("InternalError", True), ("NotFound", False)]
+    ("code", "retryable"),
+    [
+        ("Throttled", True),
+        ("InternalError", True),
+        ("KMSThrottling", True),
+        ("NotFound", False),
+        ("AuthorizationError", False),  # the topic policy or the role: retrying cannot help
+        ("KMSDisabled", False),  # the topic's key
+        ("KMSAccessDenied", False),
+        ("InvalidParameter", False),
+    ],
 )
 def test_sns_errors_are_translated(code: str, retryable: bool) -> None:
     with pytest.raises(NotificationPublishError) as excinfo:
@@ -172,21 +183,36 @@ def test_bus_raises_when_retries_are_spent() -> None:
     with pytest.raises(EnrichedBusError) as excinfo:
         bus.put([bus_event(0), bus_event(1)])
     assert excinfo.value.codes == ("ThrottlingException",)
+    assert excinfo.value.retryable is True  # a later retry of the event can succeed
     assert [len(c) for c in events.calls] == [2, 1, 1]
 
 
 def test_bus_does_not_retry_permanent_errors() -> None:
     events = FakeEvents({"k0": ["MalformedDetail"]})
     bus = EventBridgeEnrichedBus("b", client=events, sleep=lambda _: None)  # type: ignore[arg-type]
-    with pytest.raises(EnrichedBusError, match="MalformedDetail"):
+    with pytest.raises(EnrichedBusError, match="MalformedDetail") as excinfo:
         bus.put([bus_event(0)])
     assert len(events.calls) == 1
+    assert excinfo.value.retryable is False  # nor would a retry of the event: it is parked
 
 
-def test_bus_call_errors_are_translated() -> None:
-    bus = EventBridgeEnrichedBus("b", client=FakeEvents(error="AccessDeniedException"))  # type: ignore[arg-type]
-    with pytest.raises(EnrichedBusError, match="AccessDeniedException"):
+def test_bus_entries_failing_permanently_and_retryably_are_not_retryable() -> None:
+    events = FakeEvents({"k0": ["MalformedDetail"], "k1": ["ThrottlingException"] * 10})
+    bus = EventBridgeEnrichedBus("b", client=events, sleep=lambda _: None)  # type: ignore[arg-type]
+    with pytest.raises(EnrichedBusError) as excinfo:
+        bus.put([bus_event(0), bus_event(1)])
+    assert sorted(excinfo.value.codes) == ["MalformedDetail", "ThrottlingException"]
+    assert excinfo.value.retryable is False
+
+
+@pytest.mark.parametrize(
+    ("code", "retryable"), [("AccessDeniedException", False), ("InternalException", True)]
+)
+def test_bus_call_errors_are_translated(code: str, retryable: bool) -> None:
+    bus = EventBridgeEnrichedBus("b", client=FakeEvents(error=code))  # type: ignore[arg-type]
+    with pytest.raises(EnrichedBusError, match=code) as excinfo:
         bus.put([bus_event(0)])
+    assert (excinfo.value.codes, excinfo.value.retryable) == ((code,), retryable)
 
 
 def test_oversized_bus_events_drop_field_values() -> None:
@@ -269,3 +295,44 @@ def test_keys_carry_the_casewatch_prefix_not_the_function_name() -> None:
     guard.run("notify:a", dict)
     (key,) = persistence._records
     assert key.startswith(f"{KEY_PREFIX}#")
+
+
+# --- idempotency records outlive the dead-letter queues (issue 12, defect 10) -------------------------
+
+
+def test_idempotency_records_live_longer_than_the_dead_letter_queues_keep_an_event() -> None:
+    assert IDEMPOTENCY_EXPIRY_DAYS > DEAD_LETTER_RETENTION_DAYS
+    guard = PowertoolsIdempotency("casewatch-idempotency")  # as bootstrap builds it
+    assert guard.config.expires_after_seconds == IDEMPOTENCY_EXPIRY_DAYS * 24 * 3600
+
+
+@pytest.mark.parametrize(
+    ("after", "sent_again"),
+    [
+        (timedelta(days=DEAD_LETTER_RETENTION_DAYS), False),  # the queues' last moment: a redrive finds it
+        (timedelta(days=IDEMPOTENCY_EXPIRY_DAYS) - timedelta(minutes=1), False),
+        (timedelta(days=IDEMPOTENCY_EXPIRY_DAYS) + timedelta(minutes=1), True),  # expired: nothing to redrive
+    ],
+    ids=["dead-letter-retention", "just-before-expiry", "just-after-expiry"],
+)
+def test_a_late_redrive_sends_nothing_twice(after: timedelta, sent_again: bool) -> None:
+    """A notification is published, its event dead-lettered (another step failed for good); the event is
+    redriven up to the queues' retention later, in a new container (no local cache): the record is found."""
+    clock = VirtualClock(T0)
+    records = InMemoryPersistenceLayer(clock)
+    sent: list[str] = []
+
+    def container() -> PowertoolsIdempotency:  # its local cache would answer on the wall clock: off
+        guard = PowertoolsIdempotency("casewatch-idempotency", persistence=records, local_cache_max_items=0)
+        guard.register_lambda_context(LambdaContext(remaining_ms=30_000))
+        return guard
+
+    def publish() -> dict[str, Any]:
+        sent.append("notify:n1")
+        return {"outcome": "published", "messageId": f"m-{len(sent)}"}
+
+    assert container().run("notify:n1", publish).executed is True
+    clock.advance(after)
+    redriven = container().run("notify:n1", publish)
+    assert redriven.executed is sent_again
+    assert len(sent) == (2 if sent_again else 1)

@@ -1,6 +1,7 @@
 """The emulator's two transports: an HTTP server on 127.0.0.1, and in process through botocore's events.
 
-Both hand a request to the same `handle(method, path, body) -> (status, headers, payload)`.
+Both hand a request to the same `handle(method, path, body, headers) -> (status, headers, payload)` (the
+headers carry the SigV4 signature the emulator identifies the caller by).
 
 In process: a `before-send.connectcases` handler on a client's event system answers with a
 `botocore.awsrequest.AWSResponse` built from `handle(...)`. botocore uses a response returned by a
@@ -34,7 +35,9 @@ _HANDLER_ID: Final = "casewatch-dev-cases-emulator"
 class Handles(Protocol):
     """What a transport serves: one request in, (status, headers, body) out."""
 
-    def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]: ...
+    def handle(
+        self, method: str, path: str, body: bytes, request_headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]: ...
 
 
 # --- HTTP --------------------------------------------------------------------------------------------
@@ -58,7 +61,7 @@ class _HttpHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         target = cast(HttpServer, self.server).target
-        status, headers, payload = target.handle(self.command, self.path, body)
+        status, headers, payload = target.handle(self.command, self.path, body, dict(self.headers))
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -106,7 +109,12 @@ class InProcessTransport:
     def __call__(self, request: AWSPreparedRequest, **_: Any) -> AWSResponse:
         parts = urlsplit(request.url)
         path = f"{parts.path}?{parts.query}" if parts.query else parts.path
-        status, headers, payload = self._target.handle(str(request.method), path, _request_body(request.body))
+        status, headers, payload = self._target.handle(
+            str(request.method),
+            path,
+            _request_body(request.body),
+            {k: str(v) for k, v in request.headers.items()},
+        )
         headers = {**headers, "Content-Length": str(len(payload))}
         # AWSResponse makes a HeadersDict of any mapping (the stubs ask for HTTPHeaders).
         return AWSResponse(request.url, status, cast(Any, headers), _Body(payload))

@@ -5,7 +5,10 @@ EventBridge events the service would, serves SearchCases and SearchAllRelatedIte
 that lags writes (`_index`), and injects faults (forced or random 429/500s, the real quotas) for
 resilience tests. Transports (`_transport`): `start()` serves HTTP; `attach(client)` (or
 `client(in_process=True)`) answers a boto3 client's requests in process, through botocore's own
-parsing and retries. Dev-only code: never deployed.
+parsing and retries. With `access` (a `casewatch_dev.iam.AccessControl`), it authorizes every request as
+Cases does: `cases:<Operation>` on the operation's resources (`_access`), under the policies of the
+principal whose access key signed it; an unknown or missing key, or a denial, is answered 403
+`AccessDeniedException`. Dev-only code: never deployed.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from botocore.config import Config
 
 from casewatch.adapters.system_clock import SystemClock
 from casewatch.ports import Clock
+from casewatch_dev.emulator._access import cases_authorization, signer
 from casewatch_dev.emulator._events import NoFieldsAs
 from casewatch_dev.emulator._index import SearchIndex
 from casewatch_dev.emulator._protocol import (
@@ -46,6 +50,8 @@ from casewatch_dev.emulator._transport import IN_PROCESS_ENDPOINT, HttpServer, I
 
 if TYPE_CHECKING:
     from mypy_boto3_connectcases import ConnectCasesClient
+
+    from casewatch_dev.iam.access import AccessControl
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +127,8 @@ class TokenBucket:
 
 
 class CasesEmulator:
-    """An in-memory Amazon Connect Cases on an ephemeral 127.0.0.1 port. Use as a context manager."""
+    """An in-memory Amazon Connect Cases: on an ephemeral 127.0.0.1 port as a context manager (or
+    `start()`), and in process for the clients it is attached to (`attach`, `client(in_process=True)`)."""
 
     def __init__(
         self,
@@ -145,6 +152,7 @@ class CasesEmulator:
         iam_principal_arn: str | None = DEFAULT_IAM_PRINCIPAL,
         search_index_lag: timedelta = DEFAULT_SEARCH_INDEX_LAG,
         search_index_jitter: timedelta = timedelta(0),
+        access: AccessControl | None = None,
     ) -> None:
         if getcase_page_size < 1:
             raise ValueError("getcase_page_size must be at least 1")
@@ -181,6 +189,7 @@ class CasesEmulator:
         self.error_rate = error_rate
         self.fault_operations = fault_operations
         self._forced: dict[str, deque[str]] = {}
+        self.access = access  # None: every request is allowed
         self.calls: Counter[str] = Counter()
         self.call_log: list[CallRecord] = []
         self.emitted: list[dict[str, Any]] = []
@@ -302,7 +311,8 @@ class CasesEmulator:
 
     @property
     def search_index_lag(self) -> timedelta:
-        """How long after a change SearchCases and SearchAllRelatedItems see it (on `clock`)."""
+        """How long after a change SearchCases and SearchAllRelatedItems see it (on `clock`; setting it
+        applies to the changes made from then on, and at once to SLA statuses, evaluated `lag` ago)."""
         return self._index.lag
 
     @search_index_lag.setter
@@ -516,18 +526,23 @@ class CasesEmulator:
             return list(self._service.domains)
 
     # -- the request path ----------------------------------------------------------------------
-    def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
-        """Answer one HTTP request: (status, headers, body). Transport-free, so usable without a socket."""
+    def handle(
+        self, method: str, path: str, body: bytes, request_headers: Mapping[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Answer one HTTP request: (status, headers, body). Transport-free, so usable without a socket.
+        `request_headers` identify the caller (its SigV4 `Authorization`) when `access` is set."""
         request_id = str(uuid.uuid4())
         pending: list[JSON] = []
         with self._lock:
-            status, headers, payload = self._handle_locked(method, path, body)
+            status, headers, payload = self._handle_locked(method, path, body, request_headers or {})
             pending = self._drain()
         self._deliver(pending)
         headers["x-amzn-RequestId"] = request_id
         return status, headers, payload
 
-    def _handle_locked(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def _handle_locked(
+        self, method: str, path: str, body: bytes, request_headers: Mapping[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
         operation_name = "Unknown"
         summary: dict[str, Any] = {}
         try:
@@ -536,6 +551,7 @@ class CasesEmulator:
             self.calls[operation_name] += 1
             params = parse_request(operation, labels, query, body)
             summary = summarize(params)
+            self._authorize(operation_name, params, request_headers)
             fault = self._injected_fault(operation_name)
             if fault is not None:
                 raise fault
@@ -557,6 +573,18 @@ class CasesEmulator:
             result = error_body(ApiError("InternalServerException", "internal error in the Cases emulator"))
         self.call_log.append(CallRecord(operation_name, summary, result[0]))
         return result
+
+    def _authorize(self, operation: str, params: JSON, headers: Mapping[str, str]) -> None:
+        if self.access is None:
+            return
+        key = signer(headers)
+        resources = cases_authorization(operation, params, account=self.account_id, region=self.region)
+        context = {"aws:RequestedRegion": self.region}
+        denial = self.access.authorize(key, f"cases:{operation}", resources, context)
+        if denial is not None:
+            principal = self.access.principal(key)
+            arn = principal.arn if principal is not None else "anonymous"
+            raise ApiError("AccessDeniedException", denial.message(arn))
 
     def _injected_fault(self, operation: str) -> ApiError | None:
         forced = self._forced.get(operation)

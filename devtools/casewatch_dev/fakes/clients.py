@@ -27,15 +27,21 @@ def _client_error(code: str, operation: str, message: str = "") -> ClientError:
 
 
 class FakeSns:
-    """`sns.publish` for `SnsNotifier`: what a raw-delivery SQS subscriber of the topic receives."""
+    """`sns.publish` for `SnsNotifier`: what a raw-delivery SQS subscriber of the topic receives.
+
+    `refuse`: error codes the next publishes answer with, once each (e.g. `KMSDisabled`, `Throttled`).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.published: list[dict[str, Any]] = []
+        self.refuse: list[str] = []
 
     def publish(self, **request: Any) -> dict[str, Any]:
         message_id = str(uuid.uuid4())
         with self._lock:
+            if self.refuse:
+                raise _client_error(self.refuse.pop(0), "Publish")
             self.published.append(request)
         return {"MessageId": message_id}
 

@@ -1,17 +1,20 @@
 """The synthesized stack as the emulated runtime needs it: each function's handler, memory, timeout,
-environment, code asset and layer directories, straight from the template and the cloud assembly.
+environment, code asset and layer directories, straight from the template and the cloud assembly; and
+each function's execution role (`RoleDefinition`: its policies), for the local pipeline's IAM.
 
 `synthesize()` runs the CDK app (as `cdk synth` does, cdk-nag off) into `.build/rie/synth-<key>`, where
 the key hashes everything synthesis reads (infra/, functions/, the cdk.json context, uv.lock): an unchanged
 tree reuses it, a change synthesizes anew. `FunctionDefinition.of()` reads one function from it and
 resolves the CloudFormation references of its environment (`Ref`, `Fn::GetAtt`, `Fn::Join`, `Fn::Sub`,
 pseudo parameters) to the local pipeline's resources (`LOCAL_NAMES`): a reference to a resource the
-local pipeline does not create is an error that names it.
+local pipeline does not create is an error that names it. `RoleDefinition.of()` reads a function's role
+and the policies attached to it, resolved the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -19,7 +22,7 @@ import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,7 @@ KEEP_SYNTHS = 2  # older cached cloud assemblies are removed
 # The stack's resources a function may reference (construct path under the stack) -> the attribute of
 # `LocalResources` that names (or, for the role, is the ARN of) the local pipeline's stand-in.
 LOCAL_NAMES: dict[str, str] = {
-    "SlaStore/StateTable": "state_table",
+    "SlaStore/CaseTable": "state_table",
     "SlaStore/IdempotencyTable": "idempotency_table",
     "SlaStore/SchedulerRole": "scheduler_role_arn",
     "SlaStore/ScheduleGroup": "schedule_group",
@@ -43,6 +46,7 @@ LOCAL_NAMES: dict[str, str] = {
     "Notifications/EnrichedBus": "bus_name",
     "DeadLetters/InvalidEventsQueue": "invalid_queue",
     "DeadLetters/FailureQueue": "failure_queue",
+    "Notifications/Key": "topic_key",
 }
 # Where a resource's physical name is fixed in the template (the stack names it), that name is kept.
 NAME_PROPERTIES = ("TableName", "TopicName", "QueueName", "Name")
@@ -70,6 +74,24 @@ def synthesize(config: Path) -> Path:
     outdir = CACHE / f"synth-{_inputs_key(context)}"
     if (outdir / "manifest.json").is_file():
         return outdir
+    with _one_synthesis():  # tests and a CLI may start together: one synthesizes, the others reuse it
+        if (outdir / "manifest.json").is_file():
+            return outdir
+        return _synthesize(context, outdir)
+
+
+@contextlib.contextmanager
+def _one_synthesis() -> Iterator[None]:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / ".synth.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _synthesize(context: dict[str, Any], outdir: Path) -> Path:
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     _infra_importable()
     from infra.app import build_app
@@ -120,6 +142,11 @@ def _template(assembly: Path) -> tuple[str, dict[str, Any]]:
     name, template_file = stacks[0]
     template: dict[str, Any] = json.loads((assembly / template_file).read_text())
     return str(name), template
+
+
+def stack_template(assembly: Path) -> dict[str, Any]:
+    """The template of the assembly's one stack."""
+    return _template(assembly)[1]
 
 
 def python_version(assembly: Path) -> str:
@@ -200,6 +227,62 @@ class FunctionDefinition:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class RoleDefinition:
+    """A function's execution role as the template defines it: the policies attached to it (the role's own
+    `Policies`, and every `AWS::IAM::Policy`/`AWS::IAM::ManagedPolicy` naming it in `Roles`), resolved to
+    local resources, and the ARNs of the AWS managed policies it carries."""
+
+    spec: FunctionSpec
+    logical_id: str
+    trust_policy: dict[str, Any]
+    policies: dict[str, dict[str, Any]]  # policy name -> document
+    managed_policy_arns: tuple[str, ...]
+
+    @classmethod
+    def of(
+        cls, assembly: Path, spec: FunctionSpec, resources: LocalResources, queue_url: Callable[[str], str]
+    ) -> RoleDefinition:
+        stack, template = _template(assembly)
+        return cls.from_template(template, stack, spec, resources, queue_url)
+
+    @classmethod
+    def from_template(
+        cls,
+        template: dict[str, Any],
+        stack: str,
+        spec: FunctionSpec,
+        resources: LocalResources,
+        queue_url: Callable[[str], str],
+    ) -> RoleDefinition:
+        resolver = _Resolver(template, stack, resources, queue_url)
+        _, function = resolver.by_path(f"Functions/{spec.construct_id}")
+        role = function["Properties"].get("Role")
+        if not (isinstance(role, dict) and isinstance(role.get("Fn::GetAtt"), list)):
+            raise TemplateError(f"{spec.construct_id}: expected its Role as Fn::GetAtt of a role: {role!r}")
+        role_id = str(role["Fn::GetAtt"][0])
+        props = resolver.resources[role_id]["Properties"]
+        where = f"the {spec.name} role"
+        policies = {
+            str(p["PolicyName"]): resolver.document(p["PolicyDocument"], where)
+            for p in props.get("Policies", [])
+        }
+        for logical_id, resource in resolver.resources.items():
+            if resource["Type"] not in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+                continue
+            attached = resource["Properties"].get("Roles", [])
+            if {"Ref": role_id} in attached:
+                name = str(resource["Properties"].get("PolicyName") or logical_id)
+                policies[name] = resolver.document(resource["Properties"]["PolicyDocument"], where)
+        return cls(
+            spec=spec,
+            logical_id=role_id,
+            trust_policy=resolver.document(props.get("AssumeRolePolicyDocument", {}), where),
+            policies=policies,
+            managed_policy_arns=tuple(resolver.value(a, where) for a in props.get("ManagedPolicyArns", [])),
+        )
+
+
 class _Resolver:
     """CloudFormation intrinsic functions over the local pipeline's names."""
 
@@ -252,6 +335,16 @@ class _Resolver:
                 return re.sub(r"\$\{([^}]+)\}", lambda m: self._sub(m.group(1), where), argument)
         raise TemplateError(f"{where}: cannot resolve {json.dumps(value)} locally")
 
+    def document(self, value: Any, where: str) -> Any:
+        """A JSON document (e.g. a policy) with every intrinsic function in it resolved."""
+        if isinstance(value, dict):
+            if len(value) == 1 and (next(iter(value)) == "Ref" or next(iter(value)).startswith("Fn::")):
+                return self.value(value, where)
+            return {key: self.document(item, where) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.document(item, where) for item in value]
+        return value
+
     def _sub(self, name: str, where: str) -> str:
         logical, _, attribute = name.partition(".")
         return self._attribute(logical, attribute or None, where)
@@ -284,6 +377,7 @@ def _local_value(cfn_type: str, name: str, attribute: str | None, queue_url: Cal
         "AWS::Events::EventBus": f"arn:aws:events:{region_account}:event-bus/{name}",
         "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/{name}",
         "AWS::Scheduler::ScheduleGroup": f"arn:aws:scheduler:{region_account}:schedule-group/{name}",
+        "AWS::KMS::Key": f"arn:aws:kms:{region_account}:key/{name}",
     }
     if cfn_type not in arns:
         raise TemplateError(f"no local stand-in for a {cfn_type}")
@@ -307,8 +401,10 @@ def _local_value(cfn_type: str, name: str, attribute: str | None, queue_url: Cal
 __all__ = [
     "LOCAL_NAMES",
     "FunctionDefinition",
+    "RoleDefinition",
     "TemplateError",
     "local_resources",
     "python_version",
+    "stack_template",
     "synthesize",
 ]

@@ -53,6 +53,11 @@ class LocalResources:
     failure_queue: str = f"{STACK}-failures"
     subscriber_queue: str = f"{STACK}-notifications-subscriber"
     bus_queue: str = f"{STACK}-enriched-subscriber"
+    topic_key: str = f"{STACK}-notifications-key"  # the topic's KMS key: named in policies, never created
+
+    def role_name(self, spec: FunctionSpec) -> str:
+        """The local stand-in of a function's execution role."""
+        return f"{STACK}-{spec.name}"
 
     @property
     def scheduler_role_arn(self) -> str:

@@ -15,6 +15,10 @@
 - A virtual clock drives time. Scheduler schedules (which moto never fires) fire when the clock passes
   them, and the reconciliation schedule runs every `reconcile_every_minutes` of virtual time. The Lambda
   context's remaining time and botocore's retry waits are on the virtual clock too (`virtual_time`).
+- Each function is its own container: its adapters and clients are its own, and it runs under its
+  synthesized IAM role (`iam=True`, the default; `casewatch_dev.pipeline.identities`): moto authorizes its
+  AWS requests (moto backend) and the Cases emulator its Cases requests, with the role's policies. A
+  request denied is recorded with the invocation (`Invocation.denials`) and reported (`access_denied`).
 - What the functions did is observed through the ports: a counting metrics recorder, a recording SLA
   store (transitions), and the local queues, topic subscriber and bus subscriber.
 - Faults (`casewatch_dev.faults.Faults`): GetCase throttling/500s are the emulator's; handler timeouts
@@ -30,7 +34,7 @@ import json
 import random
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -47,6 +51,8 @@ from casewatch_dev.emulator import IN_PROCESS_ENDPOINT, CasesEmulator
 from casewatch_dev.event_files import UsageError
 from casewatch_dev.fakes.ports import CountingMetrics, RecordingCaseStore
 from casewatch_dev.faults import Faults, SimulatedTimeout, TimeoutInjector
+from casewatch_dev.iam.access import AccessControl, Denial
+from casewatch_dev.iam.roles import FunctionRoles
 from casewatch_dev.pipeline.context import ACCOUNT, REGION, FakeLambdaContext, LocalResources
 from casewatch_dev.pipeline.environment import (
     EMF_OUTPUT,
@@ -54,6 +60,7 @@ from casewatch_dev.pipeline.environment import (
     forget_cached,
     local_environment,
 )
+from casewatch_dev.pipeline.identities import FunctionIdentities, IamMode
 from casewatch_dev.pipeline.memory_backend import MemoryBackend
 from casewatch_dev.pipeline.moto_backend import MotoBackend
 from casewatch_dev.pipeline.virtual_time import botocore_sleeps_on
@@ -75,6 +82,7 @@ class Invocation:
     attempts: int
     reason: str | None = None
     result: dict[str, Any] | None = None
+    denials: tuple[Denial, ...] = ()  # requests of this invocation that IAM denied (any attempt)
 
 
 @dataclass
@@ -138,6 +146,7 @@ class LocalPipeline:
         emulator_options: dict[str, Any] | None = None,
         backend: BackendName = "moto",
         faults: Faults | None = None,
+        iam: bool | FunctionRoles = True,
     ) -> None:
         if backend not in BACKENDS:
             raise UsageError(f"backend {backend!r}: one of {', '.join(BACKENDS)}")
@@ -153,6 +162,9 @@ class LocalPipeline:
             **self.faults.emulator_options(),
             **(emulator_options or {}),
         }
+        self._iam = iam
+        self.access = AccessControl()
+        self.identities: FunctionIdentities | None = None
         self._stack = ExitStack()
         # The rules take the events of the configured domain only, as in AWS.
         self.domain_arn = domain_arn(settings.domain_id, partition="aws", region=REGION, account=ACCOUNT)
@@ -168,11 +180,11 @@ class LocalPipeline:
         self.counts: Counter[str] = Counter()
         self.transitions: list[SlaTransition] = []
         self.metrics = CountingMetrics(forward=PowertoolsMetrics())
-        self.adapters: Adapters
+        self.adapters: Adapters  # the pipeline's own (parking malformed lines), under no function's role
         self._apps: dict[str, Any] = {}
         self._truth: list[dict[str, Any]] = []  # Cases' ground truth still to come (latest first)
-        self._recorder: RecordingCaseStore
-        self.timeouts: TimeoutInjector | None = None
+        self._recorders: dict[str, RecordingCaseStore] = {}
+        self._timeouts_rng: random.Random | None = None
         self.observed = Effects()  # every side effect drained by `effects()` so far
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -184,6 +196,9 @@ class LocalPipeline:
             raise
 
     def _start(self) -> LocalPipeline:
+        roles = self._roles()
+        if roles is not None:
+            self.resources = roles.resources  # the names the policies were resolved to
         self._stack.enter_context(local_environment())
         self._stack.enter_context(botocore_sleeps_on(self.clock))
         if self.backend_name == "moto":
@@ -204,17 +219,43 @@ class LocalPipeline:
             self.emulator.seed_domain(domain_id=self.settings.domain_id)
         self.backend = self._backend()
         self._stack.callback(self.backend.close)
-        base = self.backend.adapters()
-        self._recorder = RecordingCaseStore(base.store)
-        notifier = base.notifier
+        if roles is not None:
+            self.identities = FunctionIdentities(roles, self.backend_name, self.access)
+            self.identities.start(self._stack)
+            self.emulator.access = self.access
         if self.faults.timeouts:
-            rng = random.Random(f"timeouts-{self.faults.seed}")  # noqa: S311 - reproducible chaos
-            self.timeouts = TimeoutInjector(notifier, self.faults.timeouts, rng)
-            notifier = self.timeouts
-        self.adapters = replace(
-            base, clock=self.clock, metrics=self.metrics, store=self._recorder, notifier=notifier
-        )
+            self._timeouts_rng = random.Random(f"timeouts-{self.faults.seed}")  # noqa: S311 - reproducible
+        self.adapters = replace(self.backend.adapters(), clock=self.clock, metrics=self.metrics)
         return self
+
+    def _roles(self) -> FunctionRoles | None:
+        if self._iam is False:
+            return None
+        if isinstance(self._iam, FunctionRoles):
+            return self._iam
+        from casewatch_dev.iam.roles import synthesized_roles
+        from casewatch_dev.lambda_runtime.toolchain import ToolchainError
+
+        try:
+            return synthesized_roles(self.settings.domain_id)
+        except ToolchainError as exc:
+            raise UsageError(
+                f"{exc} (the functions' IAM roles come from synthesizing the stack; --no-iam: without)"
+            ) from exc
+
+    @property
+    def iam_mode(self) -> IamMode:
+        """What IAM is enforced on: `aws+cases` (moto backend), `cases` (memory backend) or `off`."""
+        return self.identities.mode if self.identities is not None else "off"
+
+    @contextlib.contextmanager
+    def acting_as(self, spec: FunctionSpec) -> Iterator[None]:
+        """While inside, AWS and Cases are called as `spec`'s function (its role), when IAM is on."""
+        if self.identities is None:
+            yield
+            return
+        with self.identities.acting_as(spec.name):
+            yield
 
     def _backend(self) -> Backend:
         if self.backend_name == "moto":
@@ -224,19 +265,30 @@ class LocalPipeline:
         configure_environment(self.settings, self.resources, IN_PROCESS_ENDPOINT, {})
         return MemoryBackend(self.settings, self.clock, self.resources, cases_emulator=self.emulator)
 
+    def _function_adapters(self, spec: FunctionSpec) -> Adapters:
+        """A function's own adapters (its container's), over the pipeline's clock, metrics and recorders."""
+        base = self.backend.adapters()
+        recorder = self._recorders[spec.name] = RecordingCaseStore(base.store)
+        notifier = base.notifier
+        if self._timeouts_rng is not None:
+            notifier = TimeoutInjector(notifier, self.faults.timeouts, self._timeouts_rng)
+        return replace(base, clock=self.clock, metrics=self.metrics, store=recorder, notifier=notifier)
+
     def app(self, spec: FunctionSpec) -> Any:
-        """The function's app over the pipeline's adapters (built once, like once per container)."""
+        """The function's app over its own adapters (built once, like once per container)."""
         if spec.name not in self._apps:
-            if spec.event_types:
-                self._apps[spec.name] = build_event_app(spec, self.settings, self.adapters)
-            elif spec == SLA_TIMER:
-                self._apps[spec.name] = build_sla_timer_app(
-                    self.settings, replace(self.adapters, dead_letters=None)
-                )
-            else:
-                self._apps[spec.name] = build_reconcile_app(
-                    self.settings, replace(self.adapters, dead_letters=None)
-                )
+            with self.acting_as(spec):  # clients made now are the function's
+                adapters = self._function_adapters(spec)
+                if spec.event_types:
+                    self._apps[spec.name] = build_event_app(spec, self.settings, adapters)
+                elif spec == SLA_TIMER:
+                    self._apps[spec.name] = build_sla_timer_app(
+                        self.settings, replace(adapters, dead_letters=None)
+                    )
+                else:
+                    self._apps[spec.name] = build_reconcile_app(
+                        self.settings, replace(adapters, dead_letters=None)
+                    )
         return self._apps[spec.name]
 
     def __exit__(self, *exc: object) -> None:
@@ -264,12 +316,14 @@ class LocalPipeline:
         event_id = event.get("id") if isinstance(event.get("id"), str) else None
         app = self.app(spec)
         reason = None
+        denials: list[Denial] = []
         for attempt in range(1, RETRY_ATTEMPTS + 2):
             if attempt > 1:
                 self.advance_to(self.clock.now() + RETRY_DELAYS[attempt - 2])
             context = FakeLambdaContext(spec.name, self.clock)
+            mark = self.access.mark()
             try:
-                with contextlib.redirect_stdout(EMF_OUTPUT):  # Lambda would ship EMF lines to CloudWatch
+                with self.acting_as(spec), contextlib.redirect_stdout(EMF_OUTPUT):  # Lambda ships EMF lines
                     result = module.handler(event, context, app=app)
             except SimulatedTimeout as exc:
                 reason = f"Task timed out ({exc})"
@@ -280,33 +334,56 @@ class LocalPipeline:
                 reason = f"{type(exc).__name__}: {exc}"[:500]
                 self.counts["retries" if attempt <= RETRY_ATTEMPTS else "failed"] += 1
                 continue
+            finally:
+                denials += self.access.since(mark)
             outcome = str(result.get("outcome", "handled")) if isinstance(result, dict) else "handled"
             invocation = Invocation(
-                spec.name, event_id, outcome, attempt, result=result if isinstance(result, dict) else None
+                spec.name,
+                event_id,
+                outcome,
+                attempt,
+                result=result if isinstance(result, dict) else None,
+                denials=tuple(denials),
             )
             self._record(invocation)
             return invocation
-        self.backend.send_failure(
-            json.dumps(
-                {
-                    "requestContext": {
-                        "condition": "RetriesExhausted",
-                        "functionArn": self.resources.function_arn(spec),
-                    },
-                    "responseContext": {"functionError": "Unhandled"},
-                    "requestPayload": event,
-                    "reason": reason,
-                }
-            )
+        denials += self._send_failure(spec, event, reason)
+        invocation = Invocation(
+            spec.name, event_id, "failed", RETRY_ATTEMPTS + 1, reason=reason, denials=tuple(denials)
         )
-        invocation = Invocation(spec.name, event_id, "failed", RETRY_ATTEMPTS + 1, reason=reason)
         self._record(invocation)
         return invocation
+
+    def _send_failure(self, spec: FunctionSpec, event: dict[str, Any], reason: str | None) -> list[Denial]:
+        """Lambda's on-failure destination: the record goes to the failure queue, sent with the function's
+        role (the stack grants it). A denied delivery loses the record, as in AWS."""
+        from botocore.exceptions import ClientError
+
+        record = {
+            "requestContext": {
+                "condition": "RetriesExhausted",
+                "functionArn": self.resources.function_arn(spec),
+            },
+            "responseContext": {"functionError": "Unhandled"},
+            "requestPayload": event,
+            "reason": reason,
+        }
+        mark = self.access.mark()
+        try:
+            with self.acting_as(spec):
+                self.backend.send_failure(json.dumps(record))
+        except ClientError:
+            if not self.access.since(mark):
+                raise
+        return self.access.since(mark)
 
     def _record(self, invocation: Invocation) -> None:
         self.invocations.append(invocation)
         self.counts[invocation.outcome] += 1
-        self.transitions.extend(self._recorder.take_transitions())
+        if invocation.denials:
+            self.counts["access_denied"] += 1
+        taken = [t for recorder in self._recorders.values() for t in recorder.take_transitions()]
+        self.transitions.extend(sorted(taken, key=lambda t: t.at))
 
     def park_malformed(self, origin: str, raw: object, reason: str) -> None:
         """A line of an archive that is not an event: parked with its reason, like an invalid event."""
@@ -330,6 +407,7 @@ class LocalPipeline:
             "reason": invocation.reason or (invocation.result or {}).get("reason"),
             "attempts": invocation.attempts,
             "getcase_calls": effects.getcase_calls,
+            "access_denied": [str(d) for d in invocation.denials],
             "sla_changes": [
                 {
                     "case": t.case_id,
@@ -358,6 +436,9 @@ class LocalPipeline:
         report.timers_fired = self.counts["timers_fired"]
         report.reconciliations = self.counts["reconcile_runs"]
         report.duplicates_suppressed = self.metrics.counts[DUPLICATE_TRIGGERS]
+        report.iam = self.iam_mode
+        report.access_denied = self.counts["access_denied"]
+        report.access_denials = sorted({str(d) for i in self.invocations for d in i.denials})
         parked = len(effects.dead_letters) + len(effects.failures)
         if parked != report.dead_lettered:
             # Every dead-lettered event must be on a queue with its reason; anything else is lost.

@@ -3,11 +3,19 @@
 Every AWS call in casewatch goes through a client from here, so retries and timeouts are uniform:
 `standard` retries for AWS services, `adaptive` (client-side rate limiting) with a bounded budget for
 Cases, whose GetCase quota (4 req/s per account) is the scarcest resource in the system.
+
+Clients come from one boto3 session, the container's (its credentials are the function's role). Code
+that acts under another identity in the same process builds its clients inside `session_scope(session)`:
+each session gets its own clients, cached like the container's. (Lambda never needs it; the local
+pipeline runs the four functions in one process, each under its own role.)
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -38,17 +46,40 @@ def client_config(*, max_attempts: int = 3, mode: str = "standard") -> Any:
     )
 
 
+_SCOPED_SESSION: ContextVar[Any] = ContextVar("casewatch_boto3_session", default=None)
+
+
 @cache
-def _session() -> Any:
+def _container_session() -> Any:
     import boto3
 
     return boto3.session.Session()
 
 
-@cache
+def _session() -> Any:
+    scoped = _SCOPED_SESSION.get()
+    return scoped if scoped is not None else _container_session()
+
+
+@contextmanager
+def session_scope(session: Any) -> Iterator[None]:
+    """Clients asked for inside come from `session` (a `boto3.session.Session`), one per session and kind,
+    cached; outside, and after, from the container's session again."""
+    token = _SCOPED_SESSION.set(session)
+    try:
+        yield
+    finally:
+        _SCOPED_SESSION.reset(token)
+
+
 def cases_client(max_attempts: int = 4) -> ConnectCasesClient:
     """Cases, adaptive retries. `CASEWATCH_CASES_ENDPOINT` points it at the local emulator."""
-    client: ConnectCasesClient = _session().client(
+    return _cases_client(_session(), max_attempts)
+
+
+@cache
+def _cases_client(session: Any, max_attempts: int) -> ConnectCasesClient:
+    client: ConnectCasesClient = session.client(
         "connectcases",
         endpoint_url=os.environ.get(ENV_CASES_ENDPOINT) or None,
         config=client_config(max_attempts=max_attempts, mode="adaptive"),
@@ -56,52 +87,76 @@ def cases_client(max_attempts: int = 4) -> ConnectCasesClient:
     return client
 
 
-@cache
 def dynamodb_client() -> DynamoDBClient:
-    client: DynamoDBClient = _session().client("dynamodb", config=client_config())
-    return client
+    return _dynamodb_client(_session())
 
 
 @cache
+def _dynamodb_client(session: Any) -> DynamoDBClient:
+    client: DynamoDBClient = session.client("dynamodb", config=client_config())
+    return client
+
+
 def sns_client() -> SNSClient:
-    client: SNSClient = _session().client("sns", config=client_config())
-    return client
+    return _sns_client(_session())
 
 
 @cache
+def _sns_client(session: Any) -> SNSClient:
+    client: SNSClient = session.client("sns", config=client_config())
+    return client
+
+
 def events_client() -> EventBridgeClient:
-    client: EventBridgeClient = _session().client("events", config=client_config())
-    return client
+    return _events_client(_session())
 
 
 @cache
+def _events_client(session: Any) -> EventBridgeClient:
+    client: EventBridgeClient = session.client("events", config=client_config())
+    return client
+
+
 def scheduler_client() -> EventBridgeSchedulerClient:
-    client: EventBridgeSchedulerClient = _session().client("scheduler", config=client_config())
-    return client
+    return _scheduler_client(_session())
 
 
 @cache
+def _scheduler_client(session: Any) -> EventBridgeSchedulerClient:
+    client: EventBridgeSchedulerClient = session.client("scheduler", config=client_config())
+    return client
+
+
 def sqs_client() -> SQSClient:
-    client: SQSClient = _session().client("sqs", config=client_config())
-    return client
+    return _sqs_client(_session())
 
 
 @cache
+def _sqs_client(session: Any) -> SQSClient:
+    client: SQSClient = session.client("sqs", config=client_config())
+    return client
+
+
 def logs_client() -> CloudWatchLogsClient:
-    client: CloudWatchLogsClient = _session().client("logs", config=client_config())
+    return _logs_client(_session())
+
+
+@cache
+def _logs_client(session: Any) -> CloudWatchLogsClient:
+    client: CloudWatchLogsClient = session.client("logs", config=client_config())
     return client
 
 
 def reset_clients() -> None:
     """Forget every cached client (tests and the local pipeline switch endpoints/mocks)."""
     for factory in (
-        _session,
-        cases_client,
-        dynamodb_client,
-        sns_client,
-        events_client,
-        scheduler_client,
-        sqs_client,
-        logs_client,
+        _container_session,
+        _cases_client,
+        _dynamodb_client,
+        _sns_client,
+        _events_client,
+        _scheduler_client,
+        _sqs_client,
+        _logs_client,
     ):
         factory.cache_clear()

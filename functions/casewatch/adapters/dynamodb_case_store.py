@@ -140,20 +140,28 @@ def _mark(text: str) -> StatusMark:
 
 
 def item_bytes(item: Mapping[str, Any]) -> int:
-    """An item's size as DynamoDB counts it (UTF-8 names and values; numbers and flags about their text)."""
-    size = 0
-    for name, attr in item.items():
-        size += len(name.encode())
-        for kind, value in attr.items():
-            if kind == "L":
-                size += 3 + sum(item_bytes({"": v}) for v in value)
-            elif kind == "M":
-                size += 3 + item_bytes(value)
-            elif kind in ("S", "N"):
-                size += len(str(value).encode())
-            else:
-                size += 1
-    return size
+    """An item's size as DynamoDB documents it (CapacityUnitCalculations): names and strings in UTF-8
+    bytes, binaries in raw bytes, a number one byte per two significant digits plus one, a flag or null
+    one byte, a list or map 3 bytes plus its elements and a byte each, a set its elements."""
+    return sum(len(name.encode()) + _value_bytes(attr) for name, attr in item.items())
+
+
+def _value_bytes(attr: Mapping[str, Any]) -> int:
+    [(kind, value)] = attr.items()
+    if kind == "S":
+        return len(str(value).encode())
+    if kind == "N":
+        digits = str(value).lstrip("+-").lower().split("e")[0].replace(".", "").strip("0")
+        return (len(digits) + 1) // 2 + 1
+    if kind == "B":
+        return len(value if isinstance(value, bytes | bytearray) else str(value).encode())
+    if kind in ("SS", "NS", "BS"):
+        return sum(_value_bytes({kind[0]: v}) for v in value)
+    if kind == "L":
+        return 3 + sum(_value_bytes(v) + 1 for v in value)
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + _value_bytes(v) + 1 for k, v in value.items())
+    return 1  # BOOL, NULL
 
 
 class DynamoDbCaseStore:

@@ -10,10 +10,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 
 from casewatch.errors import DuplicateInProgressError
-from casewatch.observability import DUPLICATES_IN_PROGRESS, logger, metrics, tracer
+from casewatch.observability import DUPLICATES_IN_PROGRESS, count_per_function, logger, metrics, tracer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -43,8 +42,8 @@ def event_handler(spec: FunctionSpec) -> EventHandler:
             ).response()
         except DuplicateInProgressError:
             # Benign: a concurrent delivery is running the same side effect. Lambda retries the event
-            # and finds it done; the error alarms discount these (`DuplicatesInProgress`).
-            metrics.add_metric(name=DUPLICATES_IN_PROGRESS, unit=MetricUnit.Count, value=1)
+            # and finds it done; the function's error alarm discounts these (`DuplicatesInProgress`).
+            count_per_function(DUPLICATES_IN_PROGRESS, context.function_name)
             raise
 
     return handler

@@ -18,6 +18,7 @@ from casewatch.observability import (
     SLA_TIMERS_FIRED,
     SLA_TIMERS_INVALID,
     SLA_TIMERS_STALE,
+    count_per_function,
     logger,
     metrics,
     tracer,
@@ -54,7 +55,7 @@ def handler(event: dict[str, Any], context: LambdaContext, app: SlaTimerApp | No
     try:
         outcome = app.timer.on_timer(payload, remaining_ms=context.get_remaining_time_in_millis())
     except DuplicateInProgressError:  # benign: a concurrent run of the same signal; Scheduler retries
-        metrics.add_metric(name=DUPLICATES_IN_PROGRESS, unit=MetricUnit.Count, value=1)
+        count_per_function(DUPLICATES_IN_PROGRESS, context.function_name)  # the error alarm discounts it
         raise
     except PermanentDeliveryError as exc:  # retrying for a day cannot help: say so loudly, once
         metrics.add_metric(name=SIGNALS_PARKED, unit=MetricUnit.Count, value=1)

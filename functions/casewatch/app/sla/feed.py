@@ -11,14 +11,15 @@ What the cases' records do not know already is applied to them (one batched read
 write per case that learns something); then open SLAs due a breach check before the new watermark are
 given the horizon (a safety net for breach timers that did not fire). Search lags writes by the index
 delay, so the watermark only moves to `now - index_lag`: a change younger than that is read again by the
-next poll (applying it twice changes nothing). A poll out of time leaves the watermark where it was.
+next poll (applying it twice changes nothing). Cases are applied oldest news first; a poll out of time
+moves the watermark up to the first case it did not reach.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -27,12 +28,14 @@ from casewatch.app.case_update import CaseUpdater, Trigger
 from casewatch.domain.sla.log import Observation
 from casewatch.domain.sla.model import SlaTransition
 from casewatch.domain.sla.observations import (
+    LAST_UPDATED_FIELD,
     observe_items,
     observe_search,
     reconcile_fields,
     tracked_fields,
 )
 from casewatch.errors import CasesThrottledError, CasesUnavailableError
+from casewatch.models.fields import FieldValue
 from casewatch.models.related_items import RelatedItemType
 from casewatch.observability import (
     FEED_CASES_APPLIED,
@@ -46,7 +49,6 @@ from casewatch.ports import CasesSearch, CaseStore, FeedState, FoundItem, Metric
 
 # Time kept free at the end of an invocation (at least three times the slowest case so far).
 MIN_RESERVE_S: Final = 5.0
-MAX_SEARCH_FIELDS: Final = 25  # SearchCases returns at most 25 fields per case
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +90,10 @@ class _Poll:
     errors: int = 0
     left: int = 0
     slowest: float = 0.0
-    failed_at: datetime | None = None  # the earliest news of a case that failed: read again next poll
+    held_at: datetime | None = None  # the earliest news of a case failed or not reached: read again
+
+    def pin(self, at: datetime) -> None:
+        self.held_at = at if self.held_at is None else min(self.held_at, at)
 
 
 class ChangeFeed:
@@ -114,7 +119,7 @@ class ChangeFeed:
         self.first_lookback = first_lookback
         policies = updater.policies
         self.tracked = tracked_fields(policies)
-        self.fields = reconcile_fields(self.tracked)[:MAX_SEARCH_FIELDS]
+        self.fields = reconcile_fields(self.tracked)  # SettingsError beyond what SearchCases returns
         completing = {p.complete_item for p in policies if p.complete_item}
         self.item_types = sorted({RelatedItemType.SLA.value, *completing})
 
@@ -147,15 +152,25 @@ class ChangeFeed:
         self.metrics.count(FEED_REQUESTS, requests)
         values = {c.case_id: c.values for c in cases.items}
         found: dict[str, list[FoundItem]] = defaultdict(list)
+        # Each case's earliest news, so the cases go oldest first and a poll out of time still moves
+        # the watermark up to the first case it did not reach.
+        changed_at: dict[str, datetime] = {}
+        for case_id, case_values in values.items():
+            changed_at[case_id] = _updated_at(case_values) or start
         for item in items.items:
             found[item.case_id].append(item)
-        changed = sorted(values.keys() | found.keys())
+            earlier = changed_at.get(item.case_id)
+            changed_at[item.case_id] = (
+                item.associated_at if earlier is None else min(earlier, item.associated_at)
+            )
+        changed = sorted(changed_at, key=lambda case_id: (changed_at[case_id], case_id))
         self.metrics.count(FEED_CASES_CHANGED, len(changed))
         poll = _Poll()
         records = self.store.load_many(self.domain_id, changed) if changed else {}
-        for case_id in changed:
+        for position, case_id in enumerate(changed):
             if _out_of_time(remaining_s, poll.slowest):
-                poll.left = len(changed) - changed.index(case_id)
+                poll.left = len(changed) - position
+                poll.pin(changed_at[case_id])
                 break
             record = records.get(case_id)
             fold = record.fold if record is not None else None
@@ -172,13 +187,11 @@ class ChangeFeed:
                 continue
             self._apply(poll, case_id, f"feed:{trigger_id}:{case_id}:due", (), until)
         complete = not poll.left
-        if complete:
-            # A failed case's news is read again by the next poll: the watermark stays before it.
-            moved = (
-                until if poll.failed_at is None else min(until, poll.failed_at - timedelta(microseconds=1))
-            )
-            if moved > start:
-                self.feed.advance(self.domain_id, moved, since)
+        # The news of a failed case, and of the cases not reached, is read again by the next poll: the
+        # watermark stays just before the earliest of it (a poll out of time still makes progress).
+        moved = until if poll.held_at is None else min(until, poll.held_at - timedelta(microseconds=1))
+        if moved > start:
+            self.feed.advance(self.domain_id, moved, since)
         repairs = {(t.case_id, t.sla_key) for t in poll.transitions}
         self.metrics.count(FEED_CASES_APPLIED, poll.applied)
         if repairs:
@@ -208,8 +221,7 @@ class ChangeFeed:
             Exception
         ) as exc:  # one case's failure must not hold up the others (counted, retried next poll)
             poll.errors += 1
-            earliest = min((obs.at for obs in news), default=until)
-            poll.failed_at = earliest if poll.failed_at is None else min(poll.failed_at, earliest)
+            poll.pin(min((obs.at for obs in news), default=until))
             self.metrics.count(RECONCILE_CASE_ERRORS)
             logger.exception("change feed: a case failed", case_id=case_id, error=type(exc).__name__)
             return
@@ -222,6 +234,11 @@ class ChangeFeed:
                 logger.info(
                     "sla repaired", case_id=case_id, slas=sorted({t.sla_key for t in update.transitions})
                 )
+
+
+def _updated_at(values: Mapping[str, FieldValue]) -> datetime | None:
+    updated = values.get(LAST_UPDATED_FIELD)
+    return updated.as_datetime() if updated is not None else None
 
 
 def _out_of_time(remaining_s: Callable[[], float] | None, slowest: float) -> bool:

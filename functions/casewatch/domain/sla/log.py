@@ -171,8 +171,10 @@ class CaseSlaLog:
 
 
 def json_bytes(observations: Sequence[Observation]) -> int:
-    """Bytes of the observations as the stored JSON array."""
-    return 2 + sum(len(o.to_json().encode()) + 1 for o in observations)
+    """Bytes of the observations as the stored JSON array: `[`, the texts with a comma between, `]`."""
+    if not observations:
+        return 2
+    return 1 + sum(len(o.to_json().encode()) + 1 for o in observations)
 
 
 def compact(

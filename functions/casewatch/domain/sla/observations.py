@@ -22,12 +22,14 @@ from casewatch.domain.sla.fold import FoldState
 from casewatch.domain.sla.log import Observation, ObsKind, case_fields
 from casewatch.domain.sla.model import CasesSlaSpec, PolicySpec
 from casewatch.domain.values import Scalar, scalar
+from casewatch.errors import SettingsError
 from casewatch.models.enriched import EnrichedCase
 from casewatch.models.events import CaseEvent
 from casewatch.models.fields import FieldValue
 from casewatch.models.related_items import RelatedItemType, SlaConfiguration
 
 STATUS_FIELD = "status"
+MAX_SEARCH_FIELDS = 25  # SearchCases returns at most 25 fields per case
 LAST_UPDATED_FIELD = "last_updated_datetime"
 LAST_CLOSED_FIELD = "last_closed_datetime"
 CREATED_FIELD = "created_datetime"
@@ -149,8 +151,16 @@ def observe_case_read(
 
 
 def reconcile_fields(tracked: frozenset[str]) -> list[str]:
-    """The fields reconciliation reads: the tracked ones, the change dates, and the creation time."""
-    return sorted(tracked | {LAST_UPDATED_FIELD, LAST_CLOSED_FIELD, CREATED_FIELD})
+    """The fields the change feed reads: the change dates and the creation time first, then the tracked
+    ones."""
+    dates = [LAST_UPDATED_FIELD, LAST_CLOSED_FIELD, CREATED_FIELD]
+    fields = dates + sorted(tracked - set(dates))
+    if len(fields) > MAX_SEARCH_FIELDS:
+        raise SettingsError(
+            f"sla_policies: the policies read {len(tracked)} case fields; the change feed tracks at most "
+            f"{MAX_SEARCH_FIELDS - len(dates)} (SearchCases returns {MAX_SEARCH_FIELDS} fields per case)"
+        )
+    return fields
 
 
 def observe_search(
