@@ -118,6 +118,7 @@ def measure_demand(settings: Settings, *, events: int = 2000, seed: int = 8) -> 
 
 
 def _measure(settings: Settings, events: int, seed: int) -> Demand:
+    from casewatch.adapters.cases_api import CasesApi
     from casewatch.domain.sla.model import SlaStatus
     from casewatch_dev.clock import VirtualClock
     from casewatch_dev.event_files import RawEvent
@@ -131,6 +132,7 @@ def _measure(settings: Settings, events: int, seed: int) -> Demand:
     results = Counter[str]()
     delays: list[float] = []
     with (
+        contextlib.ExitStack() as stack,
         contextlib.redirect_stderr(io.StringIO()),
         LocalPipeline(
             settings,
@@ -141,21 +143,23 @@ def _measure(settings: Settings, events: int, seed: int) -> Demand:
             emulator_options={"quotas": dict(REAL_QUOTAS)},
         ) as pipeline,
     ):
-        search = pipeline.adapters.search
-        changed_cases, associated_items = search.changed_cases, search.associated_items
+        # Every function has its own adapters (its container's): count at the adapter class.
+        changed_cases, associated_items = CasesApi.changed_cases, CasesApi.associated_items
 
-        def counted_cases(*args: Any, **kwargs: Any) -> Any:
-            found = changed_cases(*args, **kwargs)
+        def counted_cases(api: CasesApi, *args: Any, **kwargs: Any) -> Any:
+            found = changed_cases(api, *args, **kwargs)
             results["cases"] += len(found.items)
             return found
 
-        def counted_items(*args: Any, **kwargs: Any) -> Any:
-            found = associated_items(*args, **kwargs)
+        def counted_items(api: CasesApi, *args: Any, **kwargs: Any) -> Any:
+            found = associated_items(api, *args, **kwargs)
             results["items"] += len(found.items)
             return found
 
-        search.changed_cases = counted_cases  # type: ignore[method-assign]
-        search.associated_items = counted_items  # type: ignore[method-assign]
+        stack.callback(setattr, CasesApi, "changed_cases", changed_cases)
+        stack.callback(setattr, CasesApi, "associated_items", associated_items)
+        CasesApi.changed_cases = counted_cases  # type: ignore[method-assign,assignment]
+        CasesApi.associated_items = counted_items  # type: ignore[method-assign,assignment]
         invoke = pipeline.invoke
 
         def counted(spec: Any, event: dict[str, Any]) -> Any:

@@ -140,11 +140,30 @@ class RequestRecorder:
         self.server_s = 0.0
 
     # -- attaching -------------------------------------------------------------------------------
-    def attach(self, client: Any) -> None:
+    def attach(self, client: Any) -> Any:
         events = client.meta.events
         # `before-parameter-build` sees the API's own parameters (`before-call` sees the serialized request).
         events.register("before-parameter-build", self._before_call, unique_id="casewatch-bench-before")
         events.register("after-call", self._after_call, unique_id="casewatch-bench-after")
+        return client
+
+    @contextlib.contextmanager
+    def attached_to_new_clients(self) -> Iterator[None]:
+        """Attach to every boto3 client created while inside: each function of the local pipeline makes its
+        own clients (its container's, under its role), on its first invocation."""
+        from botocore.client import ClientCreator
+
+        original = ClientCreator.create_client
+        recorder = self
+
+        def create_client(creator: Any, *args: Any, **kwargs: Any) -> Any:
+            return recorder.attach(original(creator, *args, **kwargs))
+
+        ClientCreator.create_client = create_client  # type: ignore[method-assign,assignment]
+        try:
+            yield
+        finally:
+            ClientCreator.create_client = original  # type: ignore[method-assign]
 
     @contextlib.contextmanager
     def invocation(self, kind: str) -> Iterator[Invocation]:
@@ -317,10 +336,9 @@ class RequestCounts:
 
 def count_requests(settings: Settings) -> RequestCounts:
     """Replay the sample archive on the moto backend, counting every request (see the module doc)."""
-    from casewatch.adapters import clients
     from casewatch_dev.clock import VirtualClock
     from casewatch_dev.pipeline import LocalPipeline
-    from casewatch_dev.pipeline.context import ACCOUNT, REGION
+    from casewatch_dev.pipeline.context import ACCOUNT, REGION, LocalResources
     from casewatch_dev.replay import ReplayOptions, _event_time, load_events, replay
 
     raws = load_events([str(ARCHIVE)])
@@ -328,9 +346,11 @@ def count_requests(settings: Settings) -> RequestCounts:
     options = ReplayOptions(backend="moto")
     level = os.environ.get("CASEWATCH_LOCAL_LOG_LEVEL")
     os.environ["CASEWATCH_LOCAL_LOG_LEVEL"] = "INFO"  # as in Lambda: the functions log at INFO (discarded)
+    recorder = RequestRecorder(LocalResources().state_table, account=ACCOUNT, region=REGION)
     with (
         _restore_env("CASEWATCH_LOCAL_LOG_LEVEL", level),
         contextlib.redirect_stderr(io.StringIO()),
+        recorder.attached_to_new_clients(),
         LocalPipeline(
             settings,
             clock=VirtualClock(first - timedelta(minutes=1)),
@@ -338,16 +358,7 @@ def count_requests(settings: Settings) -> RequestCounts:
             backend="moto",
         ) as pipeline,
     ):
-        recorder = RequestRecorder(pipeline.resources.state_table, account=ACCOUNT, region=REGION)
-        for client in (
-            clients.dynamodb_client(),
-            clients.sns_client(),
-            clients.events_client(),
-            clients.scheduler_client(),
-            clients.sqs_client(),
-            clients.cases_client(settings.getcase_max_attempts),
-        ):
-            recorder.attach(client)
+        recorder.table_name = pipeline.resources.state_table
         invoke = pipeline.invoke
 
         def counted(spec: Any, event: dict[str, Any]) -> Any:
