@@ -133,6 +133,20 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - the run, in o
             report["getcase_calls"] < report["handled"] / 2,
         )
     )
+    wcu_history = requests.wcu_by_history(settings)
+    first_wcu = wcu_history.get("1", 0.0)
+    for n, units in wcu_history.items():
+        rows.append(
+            row(
+                f"DynamoDB write units of a case's event no. {n} (moto)",
+                units,
+                "WCU",
+                "the case's 1st event",
+                first_wcu,
+                "(by history)",
+                None,
+            )
+        )
     step("AWS requests (moto)", t0)
 
     t0 = time.perf_counter()
@@ -185,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - the run, in o
                     "invocations": counts.invocations,
                     "by_operation": counts.by_operation,
                     "wcu_by_purpose": counts.wcu_by_purpose,
+                    "wcu_by_history": wcu_history,
                     "gsi_wcu_per_event": counts.gsi_wcu_per_event,
                     "lambda_ms_by_kind": kinds,
                     "latency_ms": lambda_time.LATENCY_MS,

@@ -372,6 +372,44 @@ def count_requests(settings: Settings) -> RequestCounts:
     return summarize(recorder.invocations, report.handled, report.as_dict())
 
 
+def wcu_by_history(settings: Settings, points: tuple[int, ...] = (1, 10, 100, 500)) -> dict[str, float]:
+    """Write units of a case's n-th event (its event invocation's writes) on the moto backend: the case of
+    `handler_cost.history_events`, delivered in order (its timers fire on the way). The case's item holds
+    the claims of its triggers (up to `MAX_CLAIMS`), so what an update of it costs grows with them."""
+    from casewatch_dev.bench.common import event_time
+    from casewatch_dev.bench.handler_cost import history_events
+    from casewatch_dev.clock import VirtualClock
+    from casewatch_dev.pipeline import LocalPipeline
+    from casewatch_dev.pipeline.context import ACCOUNT, REGION
+
+    events = history_events(settings, "9d3c1b2a-4e5f-4a6b-8c7d-0e1f2a3b4c5d", max(points))
+    recorder = RequestRecorder("", account=ACCOUNT, region=REGION)
+    units: list[int] = []
+    with (
+        contextlib.redirect_stderr(io.StringIO()),
+        recorder.attached_to_new_clients(),
+        LocalPipeline(
+            settings, clock=VirtualClock(event_time(events[0]) - timedelta(minutes=1)), backend="moto"
+        ) as pipeline,
+        recorder.moto_timed(),
+    ):
+        recorder.table_name = pipeline.resources.state_table
+        invoke = pipeline.invoke
+
+        def counted(spec: Any, event: dict[str, Any]) -> Any:
+            name = spec if isinstance(spec, str) else spec.name
+            with recorder.invocation(invocation_kind(name, event)) as invocation:
+                result = invoke(spec, event)
+            if name in ("case-changed", "related-item-created"):
+                units.append(sum(c.wcu + c.gsi_wcu for c in invocation.calls))
+            return result
+
+        pipeline.invoke = counted  # type: ignore[method-assign]
+        for event in events:
+            pipeline.deliver(event, at=event_time(event))
+    return {str(n): float(units[n - 1]) for n in points if n <= len(units)}
+
+
 @contextlib.contextmanager
 def _restore_env(name: str, value: str | None) -> Iterator[None]:
     try:
