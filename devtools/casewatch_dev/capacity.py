@@ -458,17 +458,19 @@ def feed_period_rows(
     *,
     events: int = 2000,
     search_cases_page: int | None = None,
+    configurations_named: tuple[str, ...] = ("sink_fields",),
 ) -> list[dict[str, Any]]:
-    """The sink-fields configuration at other feed periods (what P trades: capacity for breach delay), and
-    optionally with another SearchCases page size (a what-if: the API's model allows 100)."""
+    """Configurations at other feed periods (what P trades: capacity for breach delay), and optionally with
+    another SearchCases page size (a what-if: the API's model allows 100)."""
     case_page, item_page = _pages()
+    page = search_cases_page or case_page
+    suffix = f", SearchCases pages of {page} (what-if)" if page != case_page else ""
     rows = []
-    for minutes in periods:
-        variant = settings.model_copy(update={"reconcile_every_minutes": minutes})
-        page = search_cases_page or case_page
-        model = Model(variant, measure_demand(variant, events=events), costs, page, item_page)
-        suffix = f", SearchCases pages of {page} (what-if)" if page != case_page else ""
-        rows.append(_row(f"sink_fields, P = {minutes} min{suffix}", model))
+    for name in configurations_named:
+        for minutes in periods:
+            variant = configurations(settings)[name].model_copy(update={"reconcile_every_minutes": minutes})
+            model = Model(variant, measure_demand(variant, events=events), costs, page, item_page)
+            rows.append(_row(f"{name}, P = {minutes} min{suffix}", model))
     return rows
 
 
@@ -505,7 +507,7 @@ def render(rows: list[dict[str, Any]]) -> str:
     ]
     for row in rows:
         lines.append(
-            f"{row['configuration']:<28} {row['feed_period_minutes']:>3}m "
+            f"{row['configuration'][:28]:<28} {row['feed_period_minutes']:>3}m "
             f"{row['capacity_events_per_s']:>8.1f} ev/s  {row['binding_limit']:<44} "
             f"{row['breach_delay_s_p99']:>8.0f} s"
         )
