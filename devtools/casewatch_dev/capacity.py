@@ -503,11 +503,11 @@ def render(rows: list[dict[str, Any]]) -> str:
     lines = [
         "Capacity: the highest sustained rate at which every limit holds (Cases quotas per operation, the",
         "change feed's polls, Lambda concurrency x duration, DynamoDB); binding limit and breach delay p99",
-        f"{'configuration':<28} {'P':>4} {'capacity':>13}  {'binding limit':<44} {'breach p99':>10}",
+        f"{'configuration':<62} {'P':>4} {'capacity':>13}  {'binding limit':<44} {'breach p99':>10}",
     ]
     for row in rows:
         lines.append(
-            f"{row['configuration'][:28]:<28} {row['feed_period_minutes']:>3}m "
+            f"{row['configuration']:<62} {row['feed_period_minutes']:>3}m "
             f"{row['capacity_events_per_s']:>8.1f} ev/s  {row['binding_limit']:<44} "
             f"{row['breach_delay_s_p99']:>8.0f} s"
         )
