@@ -1,11 +1,11 @@
-"""`make bench`'s request accounting (`casewatch_dev.bench.requests`): kinds, purposes, the floor, the
+"""`make bench`'s request accounting (`casewatch_dev.bench.accounting`): kinds, purposes, the floor, the
 `due` index's write units."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
-from casewatch_dev.bench.requests import (
+from casewatch_dev.bench.accounting import (
     Call,
     Invocation,
     _index_writes,
