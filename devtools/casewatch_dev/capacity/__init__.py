@@ -17,7 +17,10 @@ time. The limits, each a rate `r` (events/s) at which it saturates:
   `LATENCY_MS` per request), the batched reads, and one case apply per case that learned something and per
   case due a breach check (each costing what a breach timer invocation does: the same read, write, sends
   and completion) must end within the reconcile function's timeout less the feed's reserve, and within P
-  (else polls overlap and the watermark stalls: coverage falls below 100%).
+  (else polls overlap and the watermark stalls: coverage falls below 100%). `search_check` holds the
+  searches' part to the real client: 2,000 changed cases and 600 new items read by the feed's adapter
+  through the product's Cases client (botocore's adaptive retries and back-off) against the emulator's
+  quotas on the virtual clock take what the model says, within a few percent.
 - **Lambda: concurrency x duration** (Little's law) for each function: invocations per second x the Lambda
   time of one (`casewatch_dev.bench.lambda_time`: requests x the stated latencies + CPU measured on the
   moto backend, scaled to 256 MB) must stay within its concurrency: `reserved_concurrency` if set, else
@@ -35,6 +38,9 @@ SLA timers per event; requests, write units and CPU per invocation kind come fro
 cases grows with it and each case behaves as in the day: so each limit is linear in `r` (up to the
 pages' rounding) and the model solves it for `r`. The replay is the *capacity run*: its breach delays
 (an SLA's target time -> the breach notification, on the virtual clock) are `breach_delay_s_p99`.
+
+`demand`: the measurements (the capacity run, the search check); `model`: the limits as functions of the
+rate; here: the configurations and the table.
 """
 
 from __future__ import annotations
