@@ -109,7 +109,9 @@ class MigrationReport:
         width = max(len(label) for label, _ in rows)
         lines = [f"{label:<{width}}  {value}".rstrip() for label, value in rows]
         if self.failed:
-            lines.append("Failed cases were not written: fix the cause and run again (the rest is skipped).")
+            lines.append(
+                "Failed cases were not written: fix the cause, then run again (cases migrated are skipped)."
+            )
         return "\n".join(lines)
 
 
