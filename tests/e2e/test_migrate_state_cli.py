@@ -115,6 +115,10 @@ def test_a_failed_case_exits_1_and_the_others_migrate(upgrade: Upgrade) -> None:
             "both Casewatch-StateTable-1A2B3C: deploy this version of casewatch first",
         ),
         (("--to-table", "Missing"), "table Missing not found"),
+        (
+            ("--to-table", NEW_TABLE, "--from-table", NEW_TABLE + "-2"),
+            "is not an earlier casewatch's state table",
+        ),
         (("--outputs", "{outputs_without_table}"), "has no output StateTableName"),
     ],
 )
@@ -123,6 +127,7 @@ def test_wrong_tables_are_usage_errors(
 ) -> None:
     outputs = upgrade.outputs(StateTableName="")
     argv = tuple(outputs if a == "{outputs_without_table}" else a for a in argv)
+    upgrade.client.create_table(**STATE_TABLE.create_table_args(NEW_TABLE + "-2"))
 
     code, _ = upgrade.run(*argv, "--config", upgrade.config)
 

@@ -93,16 +93,22 @@ def check_tables(client: DynamoDBClient, source: str, target: str) -> None:
             f"--from-table and the new table are both {source}: deploy this version of casewatch first"
         )
     old, new = _describe(client, source), _describe(client, target)
-    if _key_names(old) != ("pk", "sk"):
-        raise UsageError(f"{source} is not a casewatch state table (its key is not pk, sk)")
-    due = STATE_TABLE.indexes[0]
-    index = next((i for i in new.get("GlobalSecondaryIndexes", []) if i.get("IndexName") == due.name), None)
-    projection = (index or {}).get("Projection", {})
-    if _key_names(new) != ("pk", "sk") or index is None or projection.get("ProjectionType") == "ALL":
+    if _key_names(old) != ("pk", "sk") or _is_current(old):
+        raise UsageError(f"{source} is not an earlier casewatch's state table (logical id StateTable)")
+    if _key_names(new) != ("pk", "sk") or not _is_current(new):
         raise UsageError(
             f"{target} is not this version's state table (logical id {STATE_TABLE.construct_id}): "
             "deploy this version of casewatch first"
         )
+
+
+def _is_current(description: dict[str, Any]) -> bool:
+    """Whether a table is this version's: its `due` index projects only what the due sweep reads (the
+    old table's projected every attribute)."""
+    due = STATE_TABLE.indexes[0].name
+    indexes = description.get("GlobalSecondaryIndexes", [])
+    index = next((i for i in indexes if i.get("IndexName") == due), None)
+    return index is not None and index.get("Projection", {}).get("ProjectionType") != "ALL"
 
 
 def _describe(client: DynamoDBClient, table: str) -> dict[str, Any]:
