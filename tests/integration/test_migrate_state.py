@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from casewatch.adapters.clients import dynamodb_client
 from casewatch.adapters.dynamodb_case_store import DynamoDbCaseStore, case_key
@@ -355,3 +356,42 @@ def test_a_log_over_the_new_budget_is_compacted_as_the_product_would(tables: Tab
     assert report.ok and record.log_bytes <= MAX_LOG_BYTES
     assert record.log is not None and len(record.log) < len(log.observations)
     assert record.states() == tables.old.states(DOMAIN, case_id)
+
+
+# --- errors -------------------------------------------------------------------------------------------
+
+
+def _failing_commit(migration: StateMigration, case_id: str | None, code: str) -> None:
+    """The migration's writes of `case_id` (None: of every case) fail with `code`."""
+    real_commit = migration.store.commit
+
+    def commit(old: CaseRecord, change: CaseChange) -> CaseRecord:
+        if case_id is None or old.case_id == case_id:
+            raise ClientError({"Error": {"Code": code, "Message": "no"}}, "PutItem")
+        return real_commit(old, change)
+
+    migration.store.commit = commit  # type: ignore[method-assign]
+
+
+def test_a_write_that_fails_fails_its_case_and_the_next_run_migrates_it(tables: Tables) -> None:
+    migration = tables.migration()
+    _failing_commit(migration, REOPENED, "ThrottlingException")
+
+    report = migration.run()
+
+    assert report.failed == {REOPENED: "ThrottlingException: not written"}
+    assert (report.migrated, report.open_slas) == (3, 3)
+    again = tables.migrate()
+    assert (again.migrated, again.skipped_present, again.ok) == (1, 3, True)
+    assert tables.store().load(DOMAIN, REOPENED).states() == tables.old.states(DOMAIN, REOPENED)
+
+
+def test_an_error_every_case_would_meet_stops_the_run(tables: Tables) -> None:
+    migration = tables.migration()
+    _failing_commit(migration, None, "AccessDeniedException")
+    report = migration.new_report()
+
+    with pytest.raises(ClientError, match="AccessDenied"):
+        migration.run(report)
+
+    assert (report.cases_read, report.failed) == (1, {})

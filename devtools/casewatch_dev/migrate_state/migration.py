@@ -88,17 +88,13 @@ def differences(old: OldCase, states: Mapping[str, SlaState]) -> list[SlaDiffere
         before, after = old.slas.get(key), states.get(key)
         if before is None and (after is None or not after.status.is_open):
             continue
-        if (
-            before is None
-            or after is None
-            or (before.status, before.target_time)
-            != (
-                after.status,
-                after.target_time,
-            )
-        ):
+        if _timing(before) != _timing(after):
             found.append(SlaDifference(old.case_id, key, _describe(before), _describe(after)))
     return found
+
+
+def _timing(sla: OldSla | SlaState | None) -> tuple[SlaStatus, datetime] | None:
+    return (sla.status, sla.target_time) if sla is not None else None
 
 
 def _describe(sla: OldSla | SlaState | None) -> str:
