@@ -22,9 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-_DOMAIN_ONLY = frozenset(
-    {"GetCaseEventConfiguration", "PutCaseEventConfiguration", "SearchAllRelatedItems"}
-)
+_DOMAIN_ONLY = frozenset({"GetCaseEventConfiguration", "PutCaseEventConfiguration", "SearchAllRelatedItems"})
 
 
 def cases_authorization(operation: str, params: Mapping[str, Any], *, account: str, region: str) -> list[str]:
