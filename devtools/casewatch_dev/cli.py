@@ -9,11 +9,11 @@ from typing import TextIO
 
 from casewatch import __version__
 from casewatch.errors import CasewatchError
-from casewatch_dev import capture, doctor, generate, invoke, replay, sla_cli, validate
+from casewatch_dev import capture, doctor, generate, invoke, migrate_state, replay, sla_cli, validate
 from casewatch_dev.event_files import UsageError
 from casewatch_dev.replay_diff import command as replay_diff
 
-COMMANDS = [validate, generate, invoke, replay, replay_diff, sla_cli, capture, doctor]
+COMMANDS = [validate, generate, invoke, replay, replay_diff, sla_cli, capture, doctor, migrate_state]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -196,7 +196,8 @@ def _use_region(region: str) -> None:
         clients.reset_clients()
 
 
-def _outputs(stack: str, outputs_file: str | None) -> dict[str, str]:
+def deployed_outputs(stack: str, outputs_file: str | None) -> dict[str, str]:
+    """The stack's outputs (`stack_outputs`), missing credentials or Region as usage errors."""
     from botocore.exceptions import BotoCoreError, NoCredentialsError, NoRegionError
 
     try:
@@ -218,7 +219,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     window = f"in the last {args.since.strip()}" if relative else f"since {start:%Y-%m-%dT%H:%M:%SZ}"
     if args.region:
         _use_region(args.region)
-    outputs = _outputs(args.stack, args.outputs)
+    outputs = deployed_outputs(args.stack, args.outputs)
     stack = deployment(args.stack, outputs, deployed_settings(args.config, outputs))
     region = args.region or _region_of(stack.alarm_topic_arn)
     if region:
@@ -240,6 +241,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 __all__ = [
     "DoctorClients",
+    "deployed_outputs",
     "deployed_settings",
     "deployment",
     "register",

@@ -170,8 +170,11 @@ class CaseStore(Protocol):
         ids pending in its outbox (a retry sends only them)."""
         ...
 
-    def due_before(self, moment: datetime, limit: int = 100) -> list[tuple[str, str]]:
-        """(domain id, case id) of cases with an open SLA due a breach check before `moment`."""
+    def due_before(
+        self, moment: datetime, limit: int = 100, domain_id: str | None = None
+    ) -> list[tuple[str, str]]:
+        """(domain id, case id) of cases (of `domain_id`, if given) with an open SLA due a breach check
+        before `moment`, earliest first."""
         ...
 
     def case_ids(self) -> list[tuple[str, str]]:

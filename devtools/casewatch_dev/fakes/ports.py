@@ -231,12 +231,16 @@ class InMemoryCaseStore:
                 outbox = claim.outbox or Outbox()
                 stored.claims[claim_key] = replace(claim, outbox=replace(outbox, pending=tuple(pending)))
 
-    def due_before(self, moment: datetime, limit: int = 100) -> list[tuple[str, str]]:
+    def due_before(
+        self, moment: datetime, limit: int = 100, domain_id: str | None = None
+    ) -> list[tuple[str, str]]:
         with self._lock:
             due = sorted(
                 (s.due_at, s.domain_id, case_id)
                 for case_id, s in self._cases.items()
-                if s.due_at is not None and s.due_at < moment
+                if s.due_at is not None
+                and s.due_at < moment
+                and (domain_id is None or s.domain_id == domain_id)
             )
         return [(domain_id, case_id) for _, domain_id, case_id in due[:limit]]
 
@@ -356,8 +360,10 @@ class RecordingCaseStore:
     def complete(self, case_id: str, claim_key: str, *, pending: Sequence[str] | None = None) -> None:
         self.inner.complete(case_id, claim_key, pending=pending)
 
-    def due_before(self, moment: datetime, limit: int = 100) -> list[tuple[str, str]]:
-        return self.inner.due_before(moment, limit)
+    def due_before(
+        self, moment: datetime, limit: int = 100, domain_id: str | None = None
+    ) -> list[tuple[str, str]]:
+        return self.inner.due_before(moment, limit, domain_id)
 
     def case_ids(self) -> list[tuple[str, str]]:
         return self.inner.case_ids()

@@ -12,7 +12,7 @@ One item per case, `pk=CASE#<caseId>, sk=CASE`:
 | `so` (M) | the status order: scope -> `<epoch ms>|<status hash>` |
 | `claims` (M), `nclaims` (N) | the triggers applied: key hash -> `{a, d, l, o}` (when, done, lease, outbox) |
 | `due_shard`, `due_at` (S) | the sparse `due` index: when the earliest open SLA is due a breach check |
-| `ver` (S), `expires_at` (N) | the newest change applied, and the TTL (`RETENTION` after it) |
+| `ver` (S), `expires_at` (N) | the newest change applied; the TTL (`RETENTION` after it; 30 d if deleted) |
 
 The observation log is one item per observation, `sk=OBS#<time>#<rank>#<hash of its JSON>` (`o`: its
 canonical JSON), put before the case's write (a fact observed is true whether or not the write wins a
@@ -59,6 +59,7 @@ FEED_PREFIX: Final = "FEED#"
 FEED_SK: Final = "FEED"
 DUE_INDEX: Final = STATE_TABLE.indexes[0].name
 RETENTION: Final = timedelta(days=400)  # a case silent this long is forgotten
+DELETED_RETENTION: Final = timedelta(days=30)  # a deleted case's record (its view: case data) goes sooner
 CLAIM_RETENTION: Final = timedelta(days=IDEMPOTENCY_EXPIRY_DAYS)  # outlives the dead-letter queues
 MAX_CLAIMS: Final = 500  # claims kept before old ones are removed (a busy case: ~30 KB)
 MAX_ITEM_BYTES: Final = 400 * 1024  # DynamoDB's item size limit
@@ -417,9 +418,14 @@ class DynamoDbCaseStore:
         if change.snapshot is not None:
             latest.append(change.snapshot.version)
         if not latest:
-            return {}
+            if old.revision:  # nothing newer: the TTL stays
+                return {}
+            latest.append(change.claim.at)  # a first record from a timer or the feed: it expires too
         version = max(latest)
-        return {"ver": _s(iso(version)), "expires_at": _n(int((version + RETENTION).timestamp()))}
+        view = change.snapshot if change.snapshot is not None else old.snapshot
+        deleted = view is not None and view.deleted  # a late fact about a deleted case does not extend it
+        retention = DELETED_RETENTION if deleted else RETENTION
+        return {"ver": _s(iso(version)), "expires_at": _n(int((version + retention).timestamp()))}
 
     def complete(self, case_id: str, claim_key: str, *, pending: Sequence[str] | None = None) -> None:
         names = {"#claim": claim_id(claim_key)}
@@ -468,15 +474,23 @@ class DynamoDbCaseStore:
             )
 
     # -- the due index, tools ------------------------------------------------------------------------
-    def due_before(self, moment: datetime, limit: int = 100) -> list[tuple[str, str]]:
+    def due_before(
+        self, moment: datetime, limit: int = 100, domain_id: str | None = None
+    ) -> list[tuple[str, str]]:
         found: list[tuple[str, str, str]] = []
         for shard in range(DUE_SHARDS):
+            values = {":shard": _s(str(shard)), ":moment": _s(iso(moment))}
+            query: dict[str, Any] = {}
+            if domain_id is not None:  # another domain's open SLAs (a domain change) never crowd it out
+                query["FilterExpression"] = "dom = :dom"
+                values[":dom"] = _s(domain_id)
             pages = self._client.get_paginator("query").paginate(
                 TableName=self.table_name,
                 IndexName=DUE_INDEX,
                 KeyConditionExpression="due_shard = :shard AND due_at < :moment",
-                ExpressionAttributeValues={":shard": _s(str(shard)), ":moment": _s(iso(moment))},
+                ExpressionAttributeValues=values,
                 PaginationConfig={"MaxItems": limit},
+                **query,
             )
             for page in pages:
                 for item in page.get("Items", []):

@@ -181,10 +181,10 @@ class ChangeFeed:
             )
             if news:
                 self._apply(poll, case_id, f"feed:{trigger_id}:{case_id}", tuple(news), until)
-        due = [] if poll.left else self.store.due_before(until)
-        for domain_id, case_id in due:
-            if domain_id != self.domain_id or _out_of_time(remaining_s, poll.slowest):
-                continue
+        due = [] if poll.left else self.store.due_before(until, domain_id=self.domain_id)
+        for _, case_id in due:
+            if _out_of_time(remaining_s, poll.slowest):
+                break
             self._apply(poll, case_id, f"feed:{trigger_id}:{case_id}:due", (), until)
         complete = not poll.left
         # The news of a failed case, and of the cases not reached, is read again by the next poll: the
