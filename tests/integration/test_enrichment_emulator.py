@@ -18,11 +18,11 @@ import boto3
 import pytest
 from botocore.retries.bucket import TokenBucket
 from botocore.retries.standard import ExponentialBackoff
+from casewatch.adapters.dynamodb_snapshots import DynamoDbSnapshotStore
 
 from casewatch import bootstrap
 from casewatch.adapters.cases_api import CasesApi
 from casewatch.adapters.clients import client_config
-from casewatch.adapters.dynamodb_snapshots import DynamoDbSnapshotStore
 from casewatch.adapters.sqs_dead_letters import SqsDeadLetters
 from casewatch.constants import (
     ENV_CASES_ENDPOINT,

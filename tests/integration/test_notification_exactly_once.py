@@ -19,9 +19,9 @@ from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
 )
-
 from casewatch.adapters.idempotency import DEFAULT_EXPIRES_AFTER_SECONDS, KEY_PREFIX
 from casewatch.app.notify import Notifications
+
 from casewatch.bootstrap import Resources, aws_adapters
 from casewatch.constants import CASE_DELETED
 from casewatch.domain.notifications.documents import notification_id

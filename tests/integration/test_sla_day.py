@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from casewatch.adapters.dynamodb_sla_store import DynamoDbSlaStore
 from moto.scheduler.models import scheduler_backends
 
 from casewatch.adapters.clients import dynamodb_client, scheduler_client
-from casewatch.adapters.dynamodb_sla_store import DynamoDbSlaStore
 from casewatch.adapters.scheduler_timers import SchedulerTimers
 from casewatch.handlers import sla_timer
 from casewatch.tables import STATE_TABLE

@@ -10,13 +10,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from casewatch.adapters.dynamodb_sla_store import DynamoDbSlaStore
+from casewatch.app.sla.reconcile import MIN_RESERVE_S
 
 from casewatch.adapters.cases_api import CasesApi
 from casewatch.adapters.clients import dynamodb_client, scheduler_client
-from casewatch.adapters.dynamodb_sla_store import DynamoDbSlaStore
 from casewatch.adapters.scheduler_timers import SchedulerTimers, schedule_name
 from casewatch.app.process_event import EventProcessor
-from casewatch.app.sla.reconcile import MIN_RESERVE_S
 from casewatch.domain.sla.model import SlaStatus
 from casewatch.domain.sla.timers import TimerKind
 from casewatch.handlers import reconcile, sla_timer

@@ -11,14 +11,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from casewatch.adapters.dynamodb_sla_store import DynamoDbSlaStore, due_shard
+from casewatch.domain.sla.records import SlaCaseRecord
 
 from casewatch.adapters.clients import dynamodb_client, scheduler_client
-from casewatch.adapters.dynamodb_sla_store import DynamoDbSlaStore, due_shard
 from casewatch.adapters.scheduler_timers import SchedulerTimers, at_expression, schedule_name
 from casewatch.domain.sla.fold import evaluate
 from casewatch.domain.sla.log import CaseSlaLog
 from casewatch.domain.sla.model import SlaConflictError, SlaStatus
-from casewatch.domain.sla.records import SlaCaseRecord
 from casewatch.domain.sla.timers import TimerKind, TimerSpec
 from casewatch.handlers import sla_timer
 from casewatch.models.signals import SlaSignalKind

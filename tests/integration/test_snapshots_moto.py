@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
-from casewatch.adapters.clients import dynamodb_client
 from casewatch.adapters.dynamodb_snapshots import (
     DELETED_RETENTION,
     RETENTION,
     DynamoDbSnapshotStore,
     snapshot_key,
 )
+
+from casewatch.adapters.clients import dynamodb_client
 from casewatch.domain.values import sortable_iso
 from casewatch.handlers import case_changed, related_item_created
 from casewatch.models.enriched import EnrichedCase, EnrichedField, Provenance

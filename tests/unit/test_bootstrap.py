@@ -10,19 +10,19 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-
-from casewatch import bootstrap
-from casewatch.adapters.cases_api import CasesApi
 from casewatch.adapters.dynamodb_sla_store import DynamoDbSlaStore
 from casewatch.adapters.dynamodb_snapshots import DynamoDbSnapshotStore
-from casewatch.adapters.enriched_bus import EventBridgeEnrichedBus
 from casewatch.adapters.idempotency import PowertoolsIdempotency
-from casewatch.adapters.scheduler_timers import SchedulerTimers
-from casewatch.adapters.sns_notifier import SnsNotifier
-from casewatch.adapters.sqs_dead_letters import SqsDeadLetters
 from casewatch.adapters.status_order import DynamoDbStatusOrder
 from casewatch.app.notify import Notifications
 from casewatch.app.sla.case_event import SlaCaseEvents
+
+from casewatch import bootstrap
+from casewatch.adapters.cases_api import CasesApi
+from casewatch.adapters.enriched_bus import EventBridgeEnrichedBus
+from casewatch.adapters.scheduler_timers import SchedulerTimers
+from casewatch.adapters.sns_notifier import SnsNotifier
+from casewatch.adapters.sqs_dead_letters import SqsDeadLetters
 from casewatch.bootstrap import Resources, aws_adapters, build_event_app
 from casewatch.constants import (
     ENV_CONFIG,

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from casewatch.domain.sla.records import StoredSla
 
 from casewatch.domain.sla.model import SlaOrigin, SlaState, SlaStatus, Transition
-from casewatch.domain.sla.records import StoredSla
 from casewatch.topology import CASE_CHANGED
 from casewatch_dev.lambda_runtime.rie import read_report
 from casewatch_dev.lambda_runtime.session import sla_changes

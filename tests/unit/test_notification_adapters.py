@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from casewatch.adapters.idempotency import KEY_PREFIX, PowertoolsIdempotency
+from casewatch_dev.fakes.powertools import InMemoryPersistenceLayer
 
 from casewatch.adapters.enriched_bus import MAX_REQUEST_BYTES, EventBridgeEnrichedBus, batches, entry_size
-from casewatch.adapters.idempotency import KEY_PREFIX, PowertoolsIdempotency
 from casewatch.adapters.sns_notifier import MAX_MESSAGE_BYTES, SnsNotifier, message_structure
 from casewatch.domain.notifications.bus import BusEvent
 from casewatch.domain.notifications.render import Notification
@@ -20,7 +21,6 @@ from casewatch.models.events import parse_case_event
 from casewatch.settings import Settings
 from casewatch_dev.clock import VirtualClock
 from casewatch_dev.fakes.clients import FakeSns
-from casewatch_dev.fakes.powertools import InMemoryPersistenceLayer
 from tests.apps import LambdaContext
 from tests.builders import T0, load_event
 

@@ -12,8 +12,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-
 from casewatch.app.notify import Notifications
+
 from casewatch.domain.notifications.bus import BusEvent
 from casewatch.domain.notifications.render import Notification
 from casewatch.domain.notifications.rules import evaluate_case_event

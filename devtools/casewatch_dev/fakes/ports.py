@@ -10,18 +10,21 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Final
 
 from casewatch.domain.case_record import CaseChange, CaseRecord, Claim, Outbox, StatusMark
 from casewatch.domain.sla.fold import FoldState
 from casewatch.domain.sla.log import Observation
 from casewatch.domain.sla.model import PolicySpec, SlaConflictError, SlaState, SlaTransition
+from casewatch.domain.sla.observations import CasesSlaReport
 from casewatch.domain.sla.timers import TimerKind, TimerSpec
+from casewatch.domain.values import cases_iso
 from casewatch.errors import CaseNotFoundError
 from casewatch.models.enriched import EnrichedCase
 from casewatch.models.fields import FieldValue
-from casewatch.ports import CaseFields, CaseStore, MetricsRecorder
+from casewatch.models.related_items import RelatedItemType
+from casewatch.ports import CaseFields, CaseStore, ChangedCase, Clock, Found, FoundItem, MetricsRecorder
 
 # --- counting, recording -------------------------------------------------------------------------
 
@@ -45,6 +48,13 @@ class CountingMetrics:
 # --- Cases ---------------------------------------------------------------------------------------
 
 
+def _field_value(value: Any) -> FieldValue:
+    """A FieldValue, a wire dict (`{"stringValue": ...}`) or a Python value, as a FieldValue."""
+    if isinstance(value, FieldValue):
+        return value
+    return FieldValue.model_validate(value) if isinstance(value, dict) else FieldValue.of(value)
+
+
 class DictCasesReader:
     """A `CasesReader` over a dict of cases: {case_id: (template_id, {field_id: value})}.
 
@@ -66,15 +76,7 @@ class DictCasesReader:
 
     def add(self, case_id: str, values: Mapping[str, Any], *, template_id: str | None = None) -> None:
         """A case; values are FieldValue, wire dicts (`{"stringValue": ...}`) or Python values."""
-        parsed = {
-            field_id: v
-            if isinstance(v, FieldValue)
-            else FieldValue.model_validate(v)
-            if isinstance(v, dict)
-            else FieldValue.of(v)
-            for field_id, v in values.items()
-        }
-        self.cases[case_id] = (template_id, parsed)
+        self.cases[case_id] = (template_id, {field_id: _field_value(v) for field_id, v in values.items()})
 
     def get_case_fields(self, domain_id: str, case_id: str, field_ids: Sequence[str]) -> CaseFields:
         with self._lock:
@@ -87,6 +89,96 @@ class DictCasesReader:
         template_id, values = found
         wanted = {f: values[f] for f in field_ids if f in values and not values[f].is_empty}
         return CaseFields(template_id, wanted)
+
+
+SEARCH_PAGE: Final = 25  # SearchCases' and SearchAllRelatedItems' largest page
+
+
+class DictCasesSearch:
+    """A `CasesSearch` over dicts, index-backed like Cases': what is put becomes visible `lag` later on
+    `clock` (no clock: at once). Pages of `SEARCH_PAGE` are counted as requests (`requests`: one entry
+    per page, the operation's name); `fail_with` makes the next searches raise, once each.
+
+    `put_case` records a case's values as of its `last_updated_datetime` (`updated`), replacing what was
+    indexed before; `add_item` a related item associated at `at` (with its Cases SLA report for an Sla).
+    """
+
+    def __init__(self, clock: Clock | None = None, lag: timedelta = timedelta()) -> None:
+        self.clock = clock
+        self.lag = lag
+        self._cases: dict[str, list[tuple[datetime, datetime, dict[str, FieldValue]]]] = {}
+        self._items: list[tuple[datetime, FoundItem]] = []
+        self.requests: list[str] = []
+        self.fail_with: list[Exception] = []
+        self._lock = threading.Lock()
+
+    def _now(self) -> datetime | None:
+        return self.clock.now() if self.clock is not None else None
+
+    def _visible(self, indexed_at: datetime | None) -> bool:
+        now = self._now()
+        return now is None or indexed_at is None or indexed_at <= now
+
+    def put_case(self, case_id: str, values: Mapping[str, Any], *, updated: datetime) -> None:
+        now = self._now()
+        parsed = {fid: _field_value(v) for fid, v in values.items()}
+        parsed["last_updated_datetime"] = FieldValue.of(cases_iso(updated))
+        with self._lock:
+            self._cases.setdefault(case_id, []).append((now + self.lag if now else updated, updated, parsed))
+
+    def add_item(
+        self,
+        case_id: str,
+        item_id: str,
+        item_type: str,
+        at: datetime,
+        sla: CasesSlaReport | None = None,
+    ) -> None:
+        now = self._now()
+        item = FoundItem(case_id, item_id, RelatedItemType.parse(item_type).value, at, sla)
+        with self._lock:
+            self._items.append((now + self.lag if now else at, item))
+
+    def _page(self, operation: str, count: int) -> int:
+        pages = max(1, -(-count // SEARCH_PAGE))
+        self.requests += [operation] * pages
+        if self.fail_with:
+            raise self.fail_with.pop(0)
+        return pages
+
+    def changed_cases(self, domain_id: str, since: datetime, field_ids: Sequence[str]) -> Found[ChangedCase]:
+        if len(field_ids) > SEARCH_PAGE:
+            raise ValueError("SearchCases returns at most 25 fields per case")
+        with self._lock:
+            latest: list[tuple[datetime, str, dict[str, FieldValue]]] = []
+            for case_id, versions in self._cases.items():
+                visible = [v for v in versions if self._visible(v[0])]
+                if visible:
+                    _, updated, values = max(visible, key=lambda v: v[1])
+                    if updated > since:
+                        latest.append((updated, case_id, values))
+            latest.sort(key=lambda found: (found[0], found[1]))
+            pages = self._page("SearchCases", len(latest))
+        wanted = set(field_ids)
+        cases = [
+            ChangedCase(case_id, {f: v for f, v in values.items() if f in wanted})
+            for _, case_id, values in latest
+        ]
+        return Found(cases, pages)
+
+    def associated_items(
+        self, domain_id: str, since: datetime, item_types: Sequence[str]
+    ) -> Found[FoundItem]:
+        kinds = {RelatedItemType.parse(t).value for t in item_types}
+        with self._lock:
+            found = sorted(
+                (item for indexed_at, item in self._items if self._visible(indexed_at)),
+                key=lambda item: (item.associated_at, item.related_item_id),
+                reverse=True,
+            )
+            newer = [item for item in found if item.associated_at > since and item.item_type in kinds]
+            pages = self._page("SearchAllRelatedItems", len(newer))
+        return Found(newer, pages)
 
 
 # --- enrichment and parking ----------------------------------------------------------------------
@@ -357,6 +449,7 @@ class RecordingCaseStore:
 __all__ = [
     "CountingMetrics",
     "DictCasesReader",
+    "DictCasesSearch",
     "InMemoryCaseStore",
     "ListDeadLetters",
     "ParkedEvent",
