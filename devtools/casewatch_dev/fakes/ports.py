@@ -97,7 +97,8 @@ SEARCH_PAGE: Final = 25  # SearchCases' and SearchAllRelatedItems' largest page
 class DictCasesSearch:
     """A `CasesSearch` over dicts, index-backed like Cases': what is put becomes visible `lag` later on
     `clock` (no clock: at once). Pages of `SEARCH_PAGE` are counted as requests (`requests`: one entry
-    per page, the operation's name); `fail_with` makes the next searches raise, once each.
+    per page, the operation's name; `calls`: one per search, with its `since` and the field ids or item
+    types asked for); `fail_with` makes the next searches raise, once each.
 
     `put_case` records a case's values as of its `last_updated_datetime` (`updated`), replacing what was
     indexed before; `add_item` a related item associated at `at` (with its Cases SLA report for an Sla).
@@ -109,6 +110,7 @@ class DictCasesSearch:
         self._cases: dict[str, list[tuple[datetime, datetime, dict[str, FieldValue]]]] = {}
         self._items: list[tuple[datetime, FoundItem]] = []
         self.requests: list[str] = []
+        self.calls: list[tuple[str, datetime, tuple[str, ...]]] = []
         self.fail_with: list[Exception] = []
         self._lock = threading.Lock()
 
@@ -150,6 +152,7 @@ class DictCasesSearch:
         if len(field_ids) > SEARCH_PAGE:
             raise ValueError("SearchCases returns at most 25 fields per case")
         with self._lock:
+            self.calls.append(("SearchCases", since, tuple(field_ids)))
             latest: list[tuple[datetime, str, dict[str, FieldValue]]] = []
             for case_id, versions in self._cases.items():
                 visible = [v for v in versions if self._visible(v[0])]
@@ -171,6 +174,7 @@ class DictCasesSearch:
     ) -> Found[FoundItem]:
         kinds = {RelatedItemType.parse(t).value for t in item_types}
         with self._lock:
+            self.calls.append(("SearchAllRelatedItems", since, tuple(item_types)))
             found = sorted(
                 (item for indexed_at, item in self._items if self._visible(indexed_at)),
                 key=lambda item: (item.associated_at, item.related_item_id),
