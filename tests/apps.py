@@ -41,7 +41,15 @@ from casewatch.domain.sla.observations import CasesSlaReport
 from casewatch.domain.sla.timers import TimerKind
 from casewatch.models.enriched import EnrichedCase
 from casewatch.models.signals import SlaSignalKind, SlaTimerPayload
-from casewatch.ports import CasesReader, CasesSearch, CasesSlaSource, CaseStore, Clock, MetricsRecorder
+from casewatch.ports import (
+    CasesReader,
+    CasesSearch,
+    CasesSlaSource,
+    CaseStore,
+    Clock,
+    DeadLetters,
+    MetricsRecorder,
+)
 from casewatch.settings import Settings
 from casewatch.topology import CASE_CHANGED, RELATED_ITEM_CREATED_FN, function_named
 from casewatch_dev.clock import VirtualClock
@@ -108,6 +116,7 @@ def memory_adapters(
     search: CasesSearch | None = None,
     store: CaseStore | None = None,
     metrics: MetricsRecorder | None = None,
+    dead_letters: DeadLetters | None = None,
 ) -> MemoryAws:
     sns, events, sqs, scheduler = FakeSns(), FakeEventBridge(clock), FakeSqs(), FakeScheduler(SCHEDULE_GROUP)
     store = store if store is not None else InMemoryCaseStore(policies(settings))
@@ -127,7 +136,7 @@ def memory_adapters(
             target_arn=SLA_TIMER_ARN,
             role_arn=SCHEDULER_ROLE_ARN,
         ),
-        dead_letters=SqsDeadLetters(DEAD_LETTER_QUEUE, client=sqs),  # type: ignore[arg-type]
+        dead_letters=dead_letters or SqsDeadLetters(DEAD_LETTER_QUEUE, client=sqs),  # type: ignore[arg-type]
     )
     return MemoryAws(adapters, store, sns, events, sqs, scheduler)
 
@@ -170,6 +179,7 @@ class World:
         search: CasesSearch | None = None,
         store: CaseStore | None = None,
         metrics: MetricsRecorder | None = None,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or VirtualClock(T0)
@@ -185,6 +195,7 @@ class World:
             search=self.search,
             store=store,
             metrics=self.metrics,
+            dead_letters=dead_letters,
         )
         self.adapters = self.aws.adapters
         self.store: Any = self.aws.store
