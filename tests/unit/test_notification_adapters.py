@@ -1,4 +1,4 @@
-"""SNS notifier, enriched bus and idempotency guard with fake clients (no network)."""
+"""SNS notifier and enriched bus with fake clients (no network)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from casewatch.adapters.idempotency import KEY_PREFIX, PowertoolsIdempotency
-from casewatch_dev.fakes.powertools import InMemoryPersistenceLayer
 
 from casewatch.adapters.enriched_bus import MAX_REQUEST_BYTES, EventBridgeEnrichedBus, batches, entry_size
 from casewatch.adapters.sns_notifier import MAX_MESSAGE_BYTES, SnsNotifier, message_structure
@@ -19,10 +17,8 @@ from casewatch.domain.notifications.rules import evaluate_case_event
 from casewatch.errors import EnrichedBusError, NotificationPublishError
 from casewatch.models.events import parse_case_event
 from casewatch.settings import Settings
-from casewatch_dev.clock import VirtualClock
 from casewatch_dev.fakes.clients import FakeSns
-from tests.apps import LambdaContext
-from tests.builders import T0, load_event
+from tests.builders import load_event
 
 DOMAIN = "b7f3c2a1-5d4e-4f6a-9b8c-0d1e2f3a4b5c"
 SETTINGS = Settings.from_mapping(
@@ -197,75 +193,3 @@ def test_oversized_bus_events_drop_field_values() -> None:
     )
     sent = json.loads(events.calls[0][0]["Detail"])
     assert sent["case"]["truncated"] is True and sent["case"]["fields"] == {}
-
-
-# --- idempotency guard -------------------------------------------------------------------------
-
-
-def guard_in_memory() -> tuple[PowertoolsIdempotency, InMemoryPersistenceLayer]:
-    """The guard on in-memory records, in an invocation with 30 s left (unless a test registers another)."""
-    persistence = InMemoryPersistenceLayer(VirtualClock(T0))
-    guard = PowertoolsIdempotency("casewatch-idempotency", persistence=persistence)
-    guard.register_lambda_context(LambdaContext(remaining_ms=30_000))
-    return guard, persistence
-
-
-def test_a_key_runs_once_and_a_repeat_gets_the_first_result() -> None:
-    guard, persistence = guard_in_memory()
-    runs: list[int] = []
-
-    def action() -> dict[str, Any]:
-        runs.append(1)
-        return {"outcome": "published", "n": len(runs)}
-
-    assert guard.run("notify:a", action) == ({"outcome": "published", "n": 1}, True)
-    assert guard.run("notify:a", action) == ({"outcome": "published", "n": 1}, False)
-    assert guard.run("notify:b", action) == ({"outcome": "published", "n": 2}, True)
-    assert len(runs) == 2
-    assert persistence.record_count() == 2
-
-
-def test_a_repeat_is_told_by_the_response_hook_even_for_an_empty_result() -> None:
-    guard, _ = guard_in_memory()
-    assert guard.run("bus:a", dict) == ({}, True)
-    assert guard.run("bus:a", dict) == ({}, False)
-
-
-def test_a_failed_action_leaves_no_record_and_runs_again() -> None:
-    guard, persistence = guard_in_memory()
-
-    def fail() -> dict[str, Any]:
-        raise RuntimeError("SNS unavailable")
-
-    with pytest.raises(RuntimeError):
-        guard.run("notify:a", fail)
-    assert persistence.record_count() == 0
-    assert guard.run("notify:a", lambda: {"outcome": "published"}).executed is True
-
-
-def test_an_in_progress_record_expires_with_the_registered_invocation() -> None:
-    """Powertools' own `register_lambda_context`: the record in progress lasts as long as the
-    invocation has left, so Lambda's retry of a timed-out invocation runs the side effect."""
-    persistence = InMemoryPersistenceLayer(VirtualClock(T0))
-    guard = PowertoolsIdempotency("casewatch-idempotency", persistence=persistence)
-    seen: list[int | None] = []
-
-    def look() -> dict[str, Any]:
-        (record,) = (r for r in persistence._records.values() if r._status == "INPROGRESS")
-        seen.append(record.in_progress_expiry_timestamp)
-        return {}
-
-    with pytest.warns(UserWarning, match="register_lambda_context"):  # Powertools says so
-        guard.run("notify:unregistered", look)
-    guard.register_lambda_context(LambdaContext(remaining_ms=7_000))
-    guard.run("notify:registered", look)
-    assert seen[0] is None  # no invocation registered: no in-progress expiry
-    deadline_ms = int(T0.timestamp() * 1000) + 7_000  # the invocation's deadline, on its clock
-    assert seen[1] is not None and abs(seen[1] - deadline_ms) < 500  # (the wall moved meanwhile)
-
-
-def test_keys_carry_the_casewatch_prefix_not_the_function_name() -> None:
-    guard, persistence = guard_in_memory()
-    guard.run("notify:a", dict)
-    (key,) = persistence._records
-    assert key.startswith(f"{KEY_PREFIX}#")
