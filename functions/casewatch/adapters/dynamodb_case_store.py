@@ -229,12 +229,13 @@ class DynamoDbCaseStore:
         )
 
     def _get(self, key: dict[str, Any], projection: list[str], names: dict[str, str]) -> Item | None:
+        # DynamoDB refuses an empty ExpressionAttributeNames: send it only when the projection names some.
         found: Item | None = self._client.get_item(
             TableName=self.table_name,
             Key=key,
             ConsistentRead=True,
             ProjectionExpression=", ".join(projection),
-            ExpressionAttributeNames=names,
+            **({"ExpressionAttributeNames": names} if names else {}),  # type: ignore[arg-type]
         ).get("Item")
         return found
 
