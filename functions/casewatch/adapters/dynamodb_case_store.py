@@ -208,14 +208,17 @@ class DynamoDbCaseStore:
             feed_item = next((i for i in items if "wm" in i), None)
             record = self._record(domain_id, case_id, case_item, claim_key)
             watermark = _str(feed_item, "wm") if feed_item else None
-            return replace(
-                record,
-                watermark=parse_iso(watermark) if watermark else None,
-                log=self._log(case_id) if with_log else None,
-            )
+            record = replace(record, watermark=parse_iso(watermark) if watermark else None)
+            return self._with_log(record) if with_log else record
         item = self._get(case_key(case_id), projection, names)
         record = self._record(domain_id, case_id, item, claim_key)
-        return replace(record, log=self._log(case_id)) if with_log else record
+        return self._with_log(record) if with_log else record
+
+    def _with_log(self, record: CaseRecord) -> CaseRecord:
+        """The record with its observation log, counted as read: the items are the truth (a writer that
+        lost a race may have put an observation its retry then found stored), `nlog`/`blog` follow."""
+        log = self._log(record.case_id)
+        return replace(record, log=log, log_size=len(log), log_bytes=json_bytes(log))
 
     def _log(self, case_id: str) -> tuple[Observation, ...]:
         pages = self._client.get_paginator("query").paginate(
@@ -370,9 +373,11 @@ class DynamoDbCaseStore:
             sets.append("hz = :hz")
             values[":hz"] = _s(iso(change.horizon))
         if change.appended or change.dropped:
-            added = json_bytes(change.appended) - json_bytes(change.dropped)
-            sets += ["nlog = nlog + :nobs", "blog = blog + :bobs"]
-            values[":nobs"], values[":bobs"] = _n(len(change.appended) - len(change.dropped)), _n(added)
+            # Absolute counts (the write is conditional on the revision): a record loaded with its log
+            # counts what is stored, so a count that drifted is set right by the next re-fold.
+            log_size, log_bytes = _log_counts(old, change)
+            sets += ["nlog = :nobs", "blog = :bobs"]
+            values[":nobs"], values[":bobs"] = _n(log_size), _n(log_bytes)
         for n, (scope, mark) in enumerate(sorted(change.status_order.items())):
             names[f"#so{n}"] = scope
             sets.append(f"so.#so{n} = :so{n}")
@@ -533,9 +538,17 @@ def _check_size(case_id: str, item: Item) -> None:
         raise SlaItemTooLargeError(f"case {case_id}: the item would be {size} bytes, over DynamoDB's limit")
 
 
+def _log_counts(old: CaseRecord, change: CaseChange) -> tuple[int, int]:
+    """The log's size (observations, bytes of JSON) after `change`."""
+    if old.revision == 0:
+        return len(change.appended), json_bytes(change.appended)
+    added = json_bytes(change.appended) - json_bytes(change.dropped)
+    return old.log_size + len(change.appended) - len(change.dropped), old.log_bytes + added
+
+
 def _applied(old: CaseRecord, change: CaseChange, revision: int) -> CaseRecord:
     """The record as it is after `change` (what a load would now return, without the log)."""
-    log_size = old.log_size + len(change.appended) - len(change.dropped)
+    log_size, log_bytes = _log_counts(old, change)
     return replace(
         old,
         revision=revision,
@@ -546,6 +559,7 @@ def _applied(old: CaseRecord, change: CaseChange, revision: int) -> CaseRecord:
         claim=change.claim,
         log=None,
         log_size=log_size,
+        log_bytes=log_bytes,
         claims_size=old.claims_size + (0 if old.claim is not None else 1),
     )
 
