@@ -410,13 +410,20 @@ class DynamoDbCaseStore:
 
     @staticmethod
     def _version(old: CaseRecord, change: CaseChange) -> dict[str, Any]:
-        """`ver` (the newest change applied) and the TTL that follows it."""
+        """`ver` (the newest change applied) and the TTL that follows it, when `change` brings a newer
+        one: an older event delivered late moves neither back."""
         latest = [o.at for o in change.appended]
         if change.snapshot is not None:
             latest.append(change.snapshot.version)
         if not latest:
             return {}
         version = max(latest)
+        # What `ver` holds now: the newest observation folded and the stored view's version.
+        applied = [old.snapshot.version] if old.snapshot is not None else []
+        if old.fold is not None and old.fold.last is not None:
+            applied.append(old.fold.last[0])
+        if applied and version <= max(applied):
+            return {}
         return {"ver": _s(iso(version)), "expires_at": _n(int((version + RETENTION).timestamp()))}
 
     def complete(self, case_id: str, claim_key: str, *, pending: Sequence[str] | None = None) -> None:
