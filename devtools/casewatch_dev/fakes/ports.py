@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from casewatch.adapters.dynamodb_case_store import CLAIM_RETENTION, MAX_CLAIMS
 from casewatch.domain.case_record import CaseChange, CaseRecord, Claim, Outbox, StatusMark
 from casewatch.domain.sla.fold import FoldState
 from casewatch.domain.sla.log import Observation
@@ -238,13 +239,16 @@ class InMemoryCaseStore:
     """`CaseStore` and `FeedState` with `DynamoDbCaseStore`'s semantics, in dicts.
 
     Each case is kept as the DynamoDB item keeps it: the fold as its JSON document (so every load
-    decodes it, as a read does), the log as canonical JSON strings, one claim read by key. A commit
-    succeeds only if the revision is the one loaded; a completion marks the claim (or keeps ids
-    pending). `before_commit`: a hook called once before the next commit (tests interleave a writer).
+    decodes it, as a read does), the log as canonical JSON strings (a set, read in time order, as the
+    observation items' sort keys order them), one claim read by key. A commit succeeds only if the
+    revision is the one loaded; a completion marks the claim (or keeps ids pending); a case with more
+    than `max_claims` claims loses those done and older than `CLAIM_RETENTION`. `before_commit`: a hook
+    called once before the next commit (tests interleave a writer).
     """
 
-    def __init__(self, policies: Sequence[PolicySpec]) -> None:
+    def __init__(self, policies: Sequence[PolicySpec], *, max_claims: int = MAX_CLAIMS) -> None:
         self.policies = tuple(policies)
+        self.max_claims = max_claims
         self._lock = threading.Lock()
         self._cases: dict[str, _StoredCase] = {}
         self._watermarks: dict[str, datetime] = {}
@@ -267,7 +271,7 @@ class InMemoryCaseStore:
             stored = self._cases.get(case_id)
             watermark = self._watermarks.get(domain_id) if with_watermark else None
             if stored is None:
-                return CaseRecord(domain_id, case_id, watermark=watermark)
+                return CaseRecord(domain_id, case_id, log=() if with_log else None, watermark=watermark)
             return replace(
                 stored.record(self.policies, claim_key, with_log=with_log, watermark=watermark),
                 case_id=case_id,
@@ -297,6 +301,11 @@ class InMemoryCaseStore:
             if stored is None:
                 stored = self._cases[old.case_id] = _StoredCase(old.domain_id)
             stored.apply(change)
+            if len(stored.claims) > self.max_claims:
+                cutoff = change.claim.at - CLAIM_RETENTION
+                for key, claim in list(stored.claims.items()):
+                    if claim.done and claim.at < cutoff:
+                        del stored.claims[key]
             self.commits += 1
             record = stored.record(self.policies, change.claim_key, with_log=False, watermark=None)
             return replace(record, case_id=old.case_id)
@@ -353,7 +362,7 @@ class _StoredCase:
         self.snapshot: EnrichedCase | None = None
         self.fold: str | None = None
         self.horizon: datetime | None = None
-        self.log: list[str] = []
+        self.log: dict[str, Observation] = {}  # canonical JSON -> the observation
         self.log_bytes = 2
         self.status_order: dict[str, StatusMark] = {}
         self.claims: dict[str, Claim] = {}
@@ -367,13 +376,14 @@ class _StoredCase:
             self.fold = json.dumps(change.fold.to_doc(), separators=(",", ":"))
         if change.horizon is not None:
             self.horizon = change.horizon
-        if change.dropped:
-            dropped = {o.to_json() for o in change.dropped}
-            self.log = [t for t in self.log if t not in dropped]
-            self.log_bytes -= sum(len(t.encode()) + 1 for t in dropped)
-        for text in (o.to_json() for o in change.appended):  # a set: the same observation once
-            self.log.append(text)
-            self.log_bytes += len(text.encode()) + 1
+        for text in {o.to_json() for o in change.dropped}:
+            if self.log.pop(text, None) is not None:
+                self.log_bytes -= len(text.encode()) + 1
+        for obs in change.appended:  # a set: the same observation once
+            text = obs.to_json()
+            if text not in self.log:
+                self.log[text] = Observation.from_json(text)
+                self.log_bytes += len(text.encode()) + 1
         self.status_order.update(change.status_order)
         self.claims[change.claim_key] = change.claim
         self.due_at = change.due_at
@@ -396,7 +406,7 @@ class _StoredCase:
             horizon=self.horizon,
             status_order=dict(self.status_order),
             claim=self.claims.get(claim_key) if claim_key is not None else None,
-            log=tuple(Observation.from_json(text) for text in self.log) if with_log else None,
+            log=tuple(sorted(self.log.values(), key=Observation.sort_key)) if with_log else None,
             log_size=len(self.log),
             log_bytes=self.log_bytes,
             claims_size=len(self.claims),
