@@ -49,6 +49,7 @@ from casewatch.ports import (
     Clock,
     DeadLetters,
     MetricsRecorder,
+    SlaTimers,
 )
 from casewatch.settings import Settings
 from casewatch.topology import CASE_CHANGED, RELATED_ITEM_CREATED_FN, function_named
@@ -180,6 +181,7 @@ class World:
         store: CaseStore | None = None,
         metrics: MetricsRecorder | None = None,
         dead_letters: DeadLetters | None = None,
+        timers: SlaTimers | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or VirtualClock(T0)
@@ -198,6 +200,8 @@ class World:
             dead_letters=dead_letters,
         )
         self.adapters = self.aws.adapters
+        if timers is not None:  # another Scheduler than the fake (moto's): `fire_timers` cannot see it
+            self.adapters = replace(self.adapters, timers=timers)
         self.store: Any = self.aws.store
         self.scheduler = self.aws.scheduler
         self._apps: dict[str, Any] = {}
