@@ -1,5 +1,5 @@
-"""Issue 8's invariants: a generated day replayed with 20% duplicates, 10% reordered, 5% GetCase
-throttles, 1% malformed and 0.5% dropped events, against the same day replayed clean and in order.
+"""Issue 8's invariants: a generated day replayed with 20% duplicates, 10% reordered, 5% throttled
+Cases reads, 1% malformed and 0.5% dropped events, against the same day replayed clean and in order.
 
 Sizes: `CASEWATCH_RELIABILITY_EVENTS` (memory backend, default 1000; `make reliability`: 10000) and
 `CASEWATCH_RELIABILITY_MOTO_EVENTS` (moto backend, default 150; a day that small gets 3% malformed and
@@ -72,5 +72,5 @@ def test_the_faults_were_really_injected(issue_runs: tuple[Day, Run, Run]) -> No
     plan, injected = faulty.plan, faulty.report.faults
     n = len(day.events)
     assert len(plan.duplicated) > 0.1 * n and len(plan.reordered) > 0.05 * n
-    assert plan.malformed and plan.dropped and injected["getcase_faults"] > 0
+    assert plan.malformed and plan.dropped and injected["cases_faults"] > 0
     assert Counter(faulty.report.bus_events) and faulty.report.duplicates_delivered >= len(plan.duplicated)
