@@ -26,8 +26,15 @@ _ATTRIBUTE_TYPES = {
 }
 
 # What `DynamoDbCaseStore` calls: a read and conditional writes of a case's item (nothing deletes: TTL
-# does); several cases (and the feed's watermark) read at once by the timer and the change feed.
-STATE_ACTIONS = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+# does), the observation items put (and compacted) in batches and queried to fold again; several cases
+# (and the feed's watermark) read at once by the timer and the change feed.
+STATE_ACTIONS = [
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:Query",
+]
 BATCH_READ_ACTIONS = ["dynamodb:BatchGetItem"]
 # `SchedulerTimers`: create (update on conflict) and delete one-time schedules.
 TIMER_ACTIONS = ["scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"]
