@@ -252,6 +252,7 @@ class InMemoryCaseStore:
         self._lock = threading.Lock()
         self._cases: dict[str, _StoredCase] = {}
         self._watermarks: dict[str, datetime] = {}
+        self._owed: dict[str, set[tuple[str, str]]] = {}
         self.loads = 0
         self.commits = 0
         self.conflicts = 0
@@ -343,6 +344,18 @@ class InMemoryCaseStore:
         with self._lock:
             if self._watermarks.get(domain_id) == previous:
                 self._watermarks[domain_id] = watermark
+
+    def owed(self, domain_id: str) -> list[tuple[str, str]]:
+        with self._lock:
+            return sorted(self._owed.get(domain_id, set()))
+
+    def owe(self, domain_id: str, triggers: Sequence[tuple[str, str]]) -> None:
+        with self._lock:
+            self._owed.setdefault(domain_id, set()).update(triggers)
+
+    def settle(self, domain_id: str, triggers: Sequence[tuple[str, str]]) -> None:
+        with self._lock:
+            self._owed.get(domain_id, set()).difference_update(triggers)
 
     def states(self) -> dict[tuple[str, str], SlaState]:
         """Every SLA's state by (case, SLA key)."""

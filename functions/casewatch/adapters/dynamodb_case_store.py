@@ -22,7 +22,8 @@ fold and the recent claims take KB), and a read asks only for what a trigger nee
 not the others): neither grows with the case's history. The first write of a case is a conditional
 PutItem; later ones an UpdateItem conditional on `rev` that sets the changed attributes. Claims older
 than `CLAIM_RETENTION` are removed from a case with more
-than `MAX_CLAIMS` of them. The feed's item: `pk=FEED#<domainId>, sk=FEED`, `wm` (S): its watermark.
+than `MAX_CLAIMS` of them. The feed's item: `pk=FEED#<domainId>, sk=FEED`, `wm` (S): its watermark,
+`owed` (SS): the feed's triggers whose side effects may still be owed (`<case id>\n<claim key>`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ MAX_CLAIMS: Final = 500  # claims kept before old ones are removed (a busy case:
 MAX_ITEM_BYTES: Final = 400 * 1024  # DynamoDB's item size limit
 BATCH_GET_KEYS: Final = 100  # BatchGetItem's limit
 BATCH_WRITE_ITEMS: Final = 25  # BatchWriteItem's limit
+_OWED_SEPARATOR: Final = "\n"  # between a case id and a claim key in the feed's `owed` set
 _BASE = ("#rev", "dom", "snap", "fold", "hz", "so", "nlog", "blog", "nclaims")
 _NAMES: Final = {"#rev": "rev"}  # `rev` is not reserved; named anyway, with the claim's key
 
@@ -511,18 +513,46 @@ class DynamoDbCaseStore:
         return parse_iso(text) if text else None
 
     def advance(self, domain_id: str, watermark: datetime, previous: datetime | None) -> None:
-        condition = "attribute_not_exists(pk)" if previous is None else "wm = :prev"
-        values: dict[str, Any] = {} if previous is None else {":prev": _s(iso(previous))}
+        condition = "attribute_not_exists(wm)" if previous is None else "wm = :prev"
+        values: dict[str, Any] = {":wm": _s(iso(watermark))}
+        if previous is not None:
+            values[":prev"] = _s(iso(previous))
         try:
-            self._client.put_item(
+            self._client.update_item(
                 TableName=self.table_name,
-                Item={**feed_key(domain_id), "wm": _s(iso(watermark))},
+                Key=feed_key(domain_id),
+                UpdateExpression="SET wm = :wm",
                 ConditionExpression=condition,
-                **({"ExpressionAttributeValues": values} if values else {}),  # type: ignore[arg-type]
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:  # another poll moved it meanwhile: it is at least as far
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
+
+    # The triggers owed: a string set on the feed's item (ADD and DELETE of a set are safe side by side).
+    def owed(self, domain_id: str) -> list[tuple[str, str]]:
+        item = self._client.get_item(
+            TableName=self.table_name, Key=feed_key(domain_id), ConsistentRead=True
+        ).get("Item")
+        entries = sorted((item or {}).get("owed", {}).get("SS", []))
+        return [(case_id, key) for case_id, _, key in (e.partition(_OWED_SEPARATOR) for e in entries)]
+
+    def owe(self, domain_id: str, triggers: Sequence[tuple[str, str]]) -> None:
+        if triggers:
+            self._owed_update(domain_id, "ADD", triggers)
+
+    def settle(self, domain_id: str, triggers: Sequence[tuple[str, str]]) -> None:
+        if triggers:
+            self._owed_update(domain_id, "DELETE", triggers)
+
+    def _owed_update(self, domain_id: str, action: str, triggers: Sequence[tuple[str, str]]) -> None:
+        entries = sorted({f"{case_id}{_OWED_SEPARATOR}{key}" for case_id, key in triggers})
+        self._client.update_item(
+            TableName=self.table_name,
+            Key=feed_key(domain_id),
+            UpdateExpression=f"{action} owed :entries",
+            ExpressionAttributeValues={":entries": {"SS": entries}},
+        )
 
 
 def _observation_key(case_id: str, obs: Observation) -> dict[str, Any]:
