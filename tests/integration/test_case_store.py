@@ -734,3 +734,21 @@ def test_load_many_retries_unprocessed_keys(
     assert sorted(found) == ids
     assert client.batches == [100, 30, 1]  # the first batch, its unprocessed keys again, the 101st
     assert len(sleeps) == 1  # a backoff before asking for the unprocessed keys again
+
+
+def test_the_feed_keeps_what_failed_polls_owe_beside_its_watermark(store: Any) -> None:
+    assert store.owed(DOMAIN) == []
+    store.owe(DOMAIN, [("c1", "feed:p1:c1"), ("c2", "feed:p1:c2:due")])
+    store.owe(DOMAIN, [("c1", "feed:p1:c1")])  # a set: the same trigger once
+    store.advance(DOMAIN, at(10), None)  # the first watermark, beside what is owed
+    assert store.watermark(DOMAIN) == at(10)
+    assert store.owed(DOMAIN) == [("c1", "feed:p1:c1"), ("c2", "feed:p1:c2:due")]
+    store.advance(DOMAIN, at(20), at(10))
+    store.settle(DOMAIN, [("c1", "feed:p1:c1"), ("c9", "never-owed")])
+    assert store.owed(DOMAIN) == [("c2", "feed:p1:c2:due")]
+    assert store.watermark(DOMAIN) == at(20)
+    store.owe(DOMAIN, [])
+    store.settle(DOMAIN, [])
+    store.settle(DOMAIN, [("c2", "feed:p1:c2:due")])
+    assert store.owed(DOMAIN) == [] and store.owed("another-domain") == []
+    assert store.load(DOMAIN, "c1", with_watermark=True).watermark == at(20)

@@ -324,8 +324,9 @@ def test_a_poll_out_of_time_leaves_the_watermark_and_the_next_one_goes_on(world:
     cases.emitted()
     world.clock.set(T0 + timedelta(minutes=1))
     before = watermark(world)
-    # The time left before each case: exactly the reserve still goes, a millisecond less stops.
-    left = iter([60.0, MIN_RESERVE_S, MIN_RESERVE_S - 0.001])
+    # The time left at the start (the claims' lease), then before each case: exactly the reserve still goes,
+    # a millisecond less stops.
+    left = iter([60.0, 60.0, MIN_RESERVE_S, MIN_RESERVE_S - 0.001])
     report = world.reconcile_app().feed.poll(trigger_id="p-short", remaining_s=lambda: next(left))
     assert (report.cases_changed, report.cases_applied, report.cases_left, report.until) == (3, 2, 1, None)
     assert watermark(world) == before
@@ -432,3 +433,46 @@ def test_the_reconcile_handler_reports_ids_and_counts_only(world: World, cases: 
     assert response["slaChanges"] == [
         {"case": case_id, "sla": RESOLVE, "status": "Active", "at": T0.isoformat()}
     ]
+
+
+class Killed(BaseException):
+    """The reconcile invocation dies (a timeout): nothing after this point of it runs."""
+
+
+@pytest.mark.parametrize("failure", ["down", "killed"])
+def test_what_a_repair_owes_is_sent_by_a_later_poll_when_its_sends_failed(
+    world: World, cases: Cases, failure: str
+) -> None:
+    """A poll writes a repair (Met), then its bus event fails — SNS/EventBridge down (the case counts an
+    error), or the invocation killed (nothing after it runs). The case's record knows the closing now: a
+    later poll has no news of it, but sends what the write owes, once."""
+    case_id = cases.create()
+    deliver(world, cases.emitted())
+    world.clock.advance(timedelta(minutes=10))
+    cases.set_status(case_id, "closed")
+    cases.emitted()  # the closing event lost
+    events = world.aws.events
+    put_events = events.put_events
+
+    def failing(**request: Any) -> Any:
+        if failure == "killed":
+            raise Killed("Task timed out")
+        raise RuntimeError("EventBridge is down")
+
+    events.put_events = failing  # type: ignore[method-assign]
+    world.clock.set(T0 + timedelta(minutes=11))
+    if failure == "killed":
+        with pytest.raises(Killed):
+            world.poll("p-11")
+    else:
+        assert world.poll("p-11")["caseErrors"] == 1
+    assert world.state(case_id, RESOLVE).status is SlaStatus.MET  # written before the sends
+    assert world.signals() == []
+    assert world.adapters.feed.owed(DOMAIN) == [(case_id, f"feed:p-11:{case_id}")]
+    events.put_events = put_events  # type: ignore[method-assign]
+    later = poll_at(world, T0 + timedelta(minutes=12))
+    assert later["recovered"] == 1
+    assert world.signals() == [("resolve-within-8h", SlaSignalKind.MET)]
+    assert world.adapters.feed.owed(DOMAIN) == []
+    poll_at(world, T0 + timedelta(minutes=13))
+    assert world.signals() == [("resolve-within-8h", SlaSignalKind.MET)]  # once

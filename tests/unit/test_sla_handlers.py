@@ -514,3 +514,34 @@ def test_timer_names_are_short_and_deterministic() -> None:
     assert len(name) <= 64
     assert name != schedule_name("a" * 36, "cases#" + "b" * 36, TimerKind.BREACH)
     assert Path(__file__).exists()
+
+
+def test_a_repair_whose_sends_failed_is_sent_by_a_later_poll() -> None:
+    """The feed repairs a case (its closing event was dropped), writes it, then the bus is down: the poll
+    counts a case error and keeps the watermark before it. A later poll must send what that write owes
+    (the SLA's Met), once, although the case's record already knows the closing."""
+    world, clock, search = feed_world()
+    search.put_case(
+        "c1", {"status": "closed", "last_closed_datetime": "2026-11-23T10:00:00.000Z"}, updated=at(60)
+    )
+    world.bus_events()
+    put_events = world.aws.events.put_events
+
+    def down(**request: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        raise ClientError({"Error": {"Code": "InternalException", "Message": "down"}}, "PutEvents")
+
+    world.aws.events.put_events = down  # type: ignore[method-assign]
+    clock.set(at(61))
+    failed = world.poll("p1")
+    assert failed["caseErrors"] == 1
+    assert world.adapters.feed.watermark(DOMAIN) < at(60)  # pinned before the case's news
+    assert world.state("c1", RESOLVE).status is SlaStatus.MET  # written before the sends
+    assert world.bus_events() == []
+    world.aws.events.put_events = put_events  # type: ignore[method-assign]
+    for minute in (62, 63):
+        clock.set(at(minute))
+        world.poll(f"p-{minute}")
+    assert kinds(world) == [SlaSignalKind.MET]  # sent by the next poll, once
+    assert world.adapters.feed.owed(DOMAIN) == []  # and no longer owed
