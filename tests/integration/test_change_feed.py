@@ -476,3 +476,20 @@ def test_what_a_repair_owes_is_sent_by_a_later_poll_when_its_sends_failed(
     assert world.adapters.feed.owed(DOMAIN) == []
     poll_at(world, T0 + timedelta(minutes=13))
     assert world.signals() == [("resolve-within-8h", SlaSignalKind.MET)]  # once
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a gap of the new design (reported to the lead): a deleted case leaves Cases' search, so the "
+    "change feed never learns of a deletion whose CASE.DELETED event was dropped; the old reconciliation's "
+    "GetCase answered 404 and cancelled the SLAs (test_reconciliation_cancels_the_slas_of_a_deleted_case)",
+)
+def test_a_deleted_case_whose_event_was_dropped_has_its_slas_cancelled(world: World, cases: Cases) -> None:
+    case_id = cases.create()
+    deliver(world, cases.emitted())
+    cases.client.delete_case(domainId=DOMAIN, caseId=case_id)
+    deliver(world, cases.emitted(), drop=1)
+    for minute in range(1, 10):
+        poll_at(world, T0 + timedelta(minutes=minute))
+    poll_at(world, T0 + timedelta(hours=9))
+    assert world.state(case_id, RESOLVE).status is SlaStatus.CANCELLED
