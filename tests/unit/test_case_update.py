@@ -622,3 +622,30 @@ def test_a_container_keeps_nothing_per_event() -> None:
         logger.setLevel(level)
     assert path.metrics.counts[NOTIFICATIONS_PUBLISHED] == 270  # it did deliver them all
     assert after_270 - after_20 < 1_024
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a window of the outbox design (reported to the lead): a claim's progress is not written per "
+    "notification, so an invocation killed between two sends makes the recovery send the first again (the "
+    "idempotency guard it replaced recorded each notification; consumers can dedupe on notificationId)",
+)
+def test_a_crash_between_two_sends_does_not_send_the_first_again() -> None:
+    path = Path(*RULES)
+    raw = event("case-updated")
+    publish = path.notifier.publish
+    published: list[str] = []
+
+    def dies_on_the_second(notification: Notification) -> str:
+        if published:
+            raise Crash("Task timed out")
+        published.append(notification.rule)
+        return publish(notification)
+
+    path.notifier.publish = dies_on_the_second  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        path.deliver(raw)
+    path.notifier.publish = publish  # type: ignore[method-assign]
+    path.after_lease()
+    path.deliver(raw)
+    assert sorted(path.rules()) == ["assigned", "updated"]
