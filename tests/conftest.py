@@ -8,7 +8,7 @@ Suites are directories, each test marked by its directory (`pytest -m unit`, `-m
 - reliability: fault-injected generated days (sized by `CASEWATCH_RELIABILITY_EVENTS`).
 
 Fixtures: `aws_env` (dummy credentials and a region), `moto` (AWS mocked, cached boto3 clients reset on
-both sides), `tables` (the state and idempotency tables on moto), `lambda_context`; the settings cache
+both sides), `state_table` (the state table on moto), `lambda_context`; the settings cache
 and the composition root's cached apps are reset around every test. Builders of inputs are in
 `tests/builders.py`, the use cases composed over fakes in `tests/apps.py`.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -102,23 +101,17 @@ def moto(aws_env: None) -> Iterator[None]:
     reset_clients()
 
 
-@dataclass(frozen=True)
-class Tables:
-    state: str
-    idempotency: str
+STATE_TABLE_NAME = "casewatch-state"
 
 
 @pytest.fixture
-def tables(moto: None) -> Tables:
-    """The state and idempotency tables on moto, created from the definitions the CDK stack uses."""
+def state_table(moto: None) -> str:
+    """The state table on moto, created from the definition the CDK stack uses; its name."""
     from casewatch.adapters.clients import dynamodb_client
-    from casewatch.tables import IDEMPOTENCY_TABLE, STATE_TABLE
+    from casewatch.tables import STATE_TABLE
 
-    names = Tables(state="casewatch-state", idempotency="casewatch-idempotency")
-    client = dynamodb_client()
-    client.create_table(**STATE_TABLE.create_table_args(names.state))
-    client.create_table(**IDEMPOTENCY_TABLE.create_table_args(names.idempotency))
-    return names
+    dynamodb_client().create_table(**STATE_TABLE.create_table_args(STATE_TABLE_NAME))
+    return STATE_TABLE_NAME
 
 
 # --- Lambda ------------------------------------------------------------------------------------------

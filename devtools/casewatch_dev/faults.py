@@ -44,6 +44,7 @@ from casewatch.ports import Notifier
 from casewatch_dev.event_files import RawEvent, UsageError
 
 RATES = ("duplicates", "reorder", "drop", "malformed", "throttle", "errors", "timeouts")
+CASES_READS = ("GetCase", "SearchCases", "SearchAllRelatedItems", "SearchRelatedItems")
 
 
 class SimulatedTimeout(BaseException):
@@ -78,10 +79,15 @@ class Faults:
         return self if self.seed is not None else replace(self, seed=seed)
 
     def emulator_options(self) -> dict[str, Any]:
-        """The Cases emulator's knobs for `throttle` and `errors` (GetCase only)."""
+        """The Cases emulator's knobs for `throttle` and `errors`: every read casewatch makes of Cases
+        (GetCase on the event path, the change feed's searches, an Sla item's SearchRelatedItems)."""
         if not (self.throttle or self.errors):
             return {}
-        return {"throttle_rate": self.throttle, "error_rate": self.errors, "fault_operations": ["GetCase"]}
+        return {
+            "throttle_rate": self.throttle,
+            "error_rate": self.errors,
+            "fault_operations": list(CASES_READS),
+        }
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from casewatch.settings import load_cdk_context
-from casewatch.topology import FUNCTIONS, function_named
+from casewatch.topology import FUNCTIONS, SLA_TIMER, function_named
 from casewatch_dev.event_files import UsageError, read_events
 from casewatch_dev.replay import STATE_FILE
 
@@ -124,11 +124,23 @@ def invoke_once(
             pipeline.effects()  # what priming did is not this invocation's
             pipeline.transitions.clear()
             pipeline.emulator.reset_counters()
-        # The invocation happens at the event's time (a timer's: its targetTime). The clock is set, not
-        # advanced, so no schedule fires on its own: only this invocation's effects are reported.
+        # The invocation happens at the event's time (a breach timer's: `breach_grace` after its target, when
+        # Scheduler fires it). The clock is set, not advanced, so no schedule fires on its own: only this
+        # invocation's effects are reported.
         moment = event.get("time") or event.get("targetTime")
-        if isinstance(moment, str) and _time(moment) > pipeline.clock.now():
-            pipeline.clock.set(_time(moment))
+        if isinstance(moment, str):
+            when = _time(moment)
+            if function == SLA_TIMER.name and event.get("kind") == "breach":
+                when += settings.breach_grace
+            if when > pipeline.clock.now():
+                pipeline.clock.set(when)
+        if function == SLA_TIMER.name:
+            # In the stack the change feed polls every `reconcile_every_minutes`: by the time a timer fires,
+            # it has read Cases up to then (a breach is declared once it passed the target).
+            pipeline.reconcile()
+            pipeline.effects()
+            pipeline.transitions.clear()
+            pipeline.emulator.reset_counters()
         invocation = pipeline.invoke(function, event)
         return pipeline.describe_invocation(invocation)
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from casewatch.settings import load_cdk_context
 from casewatch_dev.event_files import RawEvent, UsageError, expand_paths, read_events
-from casewatch_dev.faults import Faults, arrange_deliveries, parse_faults
+from casewatch_dev.faults import CASES_READS, Faults, arrange_deliveries, parse_faults
 from casewatch_dev.replay_diff.command import add_replay_flags, check_replay_args, observing, run_observed
 
 if TYPE_CHECKING:
@@ -291,16 +291,18 @@ def replay(
         counts = getattr(pipeline, "counts", {})
         report.faults = {
             **options.injected,
-            "getcase_faults": _getcase_faults(pipeline) if hasattr(pipeline, "emulator") else 0,
+            "cases_faults": _cases_faults(pipeline) if hasattr(pipeline, "emulator") else 0,
             "timeouts": int(counts.get("timeouts", 0)),
             "retries": int(counts.get("retries", 0)),
         }
     return report
 
 
-def _getcase_faults(pipeline: Any) -> int:
-    """GetCase requests the emulator answered with a fault (429 or 500)."""
-    return sum(1 for call in pipeline.emulator.call_log if call.operation == "GetCase" and call.status >= 429)
+def _cases_faults(pipeline: Any) -> int:
+    """Reads of Cases (GetCase, the searches) the emulator answered with a fault (429 or 500)."""
+    return sum(
+        1 for call in pipeline.emulator.call_log if call.operation in CASES_READS and call.status >= 429
+    )
 
 
 def _progress(err: TextIO, done: int, total: int, started: float) -> None:

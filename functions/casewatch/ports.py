@@ -184,12 +184,25 @@ class CaseStore(Protocol):
 
 class FeedState(Protocol):
     """Where the change feed left off, per domain (`watermark`: every change of Cases up to it is
-    applied)."""
+    applied), and the feed's triggers whose side effects may still be owed (`owed`: a poll failed on the
+    case after, perhaps, writing it; the case's record alone cannot tell the next poll)."""
 
     def watermark(self, domain_id: str) -> datetime | None: ...
 
     def advance(self, domain_id: str, watermark: datetime, previous: datetime | None) -> None:
         """Move the watermark forward, if nobody moved it since `previous` was read."""
+        ...
+
+    def owed(self, domain_id: str) -> list[tuple[str, str]]:
+        """(case id, claim key) of the triggers owed, oldest first."""
+        ...
+
+    def owe(self, domain_id: str, triggers: Sequence[tuple[str, str]]) -> None:
+        """Add (case id, claim key) pairs to what is owed."""
+        ...
+
+    def settle(self, domain_id: str, triggers: Sequence[tuple[str, str]]) -> None:
+        """Remove them: their claims are done (or were never written)."""
         ...
 
 

@@ -25,9 +25,9 @@ _ATTRIBUTE_TYPES = {
     "B": dynamodb.AttributeType.BINARY,
 }
 
-# What `DynamoDbCaseStore` calls: a read and conditional writes of a case's item, its observations
-# written in batches and queried when the fold is rebuilt (nothing deletes: TTL does); several cases (and
-# the feed's watermark) read at once by the timer and the change feed.
+# What `DynamoDbCaseStore` calls: a read and conditional writes of a case's item (nothing deletes: TTL
+# does), the observation items put (and compacted) in batches and queried to fold again; several cases
+# (and the feed's watermark) read at once by the timer and the change feed.
 STATE_ACTIONS = [
     "dynamodb:GetItem",
     "dynamodb:PutItem",

@@ -3,8 +3,9 @@
 Usage: python -S invoke_asset.py REQUEST_JSON. `-S`: no site-packages processing, so `casewatch` can
 only come from the asset directory on PYTHONPATH (the dev virtualenv's site-packages, also on
 PYTHONPATH, supplies the third-party packages: the layer's wheels are aarch64). AWS is moto
-(`mock_aws`), with the resources the stack would create, named as the environment says. Prints one
-JSON line: where casewatch was imported from and what each handler returned.
+(`mock_aws`), with the resources the stack would create, named as the environment says; Cases is the
+emulator the caller runs (`CASEWATCH_CASES_ENDPOINT`). Prints one JSON line: where casewatch was imported
+from and what each handler returned.
 """
 
 from __future__ import annotations
@@ -24,12 +25,10 @@ def create_resources(env: dict[str, str]) -> None:
     """What the stack creates, in moto, under the names the functions' environment gives."""
     import boto3
 
-    from casewatch.constants import ENV_EVENT_BUS, ENV_IDEMPOTENCY_TABLE, ENV_SCHEDULE_GROUP, ENV_SLA_TABLE
-    from casewatch.tables import IDEMPOTENCY_TABLE, STATE_TABLE
+    from casewatch.constants import ENV_EVENT_BUS, ENV_SCHEDULE_GROUP, ENV_SLA_TABLE
+    from casewatch.tables import STATE_TABLE
 
-    dynamodb = boto3.client("dynamodb")
-    for spec, variable in ((STATE_TABLE, ENV_SLA_TABLE), (IDEMPOTENCY_TABLE, ENV_IDEMPOTENCY_TABLE)):
-        dynamodb.create_table(**spec.create_table_args(env[variable]))
+    boto3.client("dynamodb").create_table(**STATE_TABLE.create_table_args(env[ENV_SLA_TABLE]))
     boto3.client("events").create_event_bus(Name=env[ENV_EVENT_BUS])
     boto3.client("scheduler").create_schedule_group(Name=env[ENV_SCHEDULE_GROUP])
 

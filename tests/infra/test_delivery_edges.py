@@ -27,7 +27,6 @@ import pytest
 from casewatch.constants import (
     ENV_DEAD_LETTER_QUEUE_URL,
     ENV_EVENT_BUS,
-    ENV_IDEMPOTENCY_TABLE,
     ENV_SCHEDULER_ROLE_ARN,
     ENV_SLA_TABLE,
     ENV_SLA_TIMER_ARN,
@@ -59,7 +58,6 @@ CONFUSED_DEPUTY_KEYS = frozenset({"aws:SourceArn", "aws:SourceAccount"})
 # What a function's environment reference means: the action the function must be allowed on it.
 ENV_GRANTS: dict[str, tuple[str, str]] = {
     ENV_SLA_TABLE: ("dynamodb:PutItem", "arn"),
-    ENV_IDEMPOTENCY_TABLE: ("dynamodb:PutItem", "arn"),
     ENV_TOPIC_ARN: ("sns:Publish", "ref"),
     ENV_EVENT_BUS: ("events:PutEvents", "arn"),
     ENV_DEAD_LETTER_QUEUE_URL: ("sqs:SendMessage", "arn"),

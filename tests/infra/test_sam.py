@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from infra.constructs.dependencies import locked_requirements
 
-from casewatch.constants import ENV_CONFIG_FILE
+from casewatch.constants import ENV_CASES_ENDPOINT, ENV_CONFIG_FILE
 from casewatch.topology import (
     CASE_CHANGED,
     FUNCTIONS,
@@ -30,6 +30,7 @@ from casewatch.topology import (
     SLA_TIMER,
     FunctionSpec,
 )
+from casewatch_dev.emulator import CasesEmulator
 from tests.builders import load_event
 from tests.infra.synth import Synthesized, render
 
@@ -130,7 +131,35 @@ def test_the_handlers_run_from_the_function_asset(synth: Synthesized) -> None:
         ],
     }
     site_packages = sysconfig.get_paths()["purelib"]
-    process = subprocess.run(
+    with CasesEmulator(seed=1) as emu:  # Cases, for GetCase and the change feed's searches
+        emu.seed_domain(domain_id=synth.settings.domain_id)
+        for name, field_id in synth.settings.field_names.items():
+            emu.seed_field(synth.settings.domain_id, name, "SingleSelect", field_id=field_id)
+        request["env"] = {**env, ENV_CASES_ENDPOINT: emu.url}
+        process = run_driver(request, code, site_packages)
+    lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
+    assert process.returncode == 0 and lines, process.stderr[-3000:] + process.stdout[-2000:]
+    report = json.loads(lines[-1].removeprefix("RESULT "))
+    assert Path(report["casewatch"]).is_relative_to(code)  # imported from the asset, not the repo
+    outcomes = {}
+    for invocation in report["invocations"]:
+        assert Path(invocation["file"]).is_relative_to(code)
+        outcomes[invocation["module"]] = invocation["result"]
+    assert outcomes[CASE_CHANGED.module]["outcome"] == "handled"
+    assert outcomes[CASE_CHANGED.module]["caseId"] == case_id
+    assert outcomes[CASE_CHANGED.module]["getcaseCalls"] == 0  # the event carries what is needed
+    assert outcomes[RELATED_ITEM_CREATED_FN.module]["outcome"] == "handled"
+    assert outcomes[SLA_TIMER.module]["outcome"] == "handled"
+    reconciled = outcomes[RECONCILE.module]
+    assert (reconciled["outcome"], reconciled["throttled"], reconciled["searchRequests"]) == (
+        "handled",
+        False,
+        2,
+    )
+
+
+def run_driver(request: dict[str, Any], code: Path, site_packages: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-S", str(DRIVER), json.dumps(request)],
         capture_output=True,
         text=True,
@@ -146,17 +175,3 @@ def test_the_handlers_run_from_the_function_asset(synth: Synthesized) -> None:
             "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
         },
     )
-    lines = [line for line in process.stdout.splitlines() if line.startswith("RESULT ")]
-    assert process.returncode == 0 and lines, process.stderr[-3000:] + process.stdout[-2000:]
-    report = json.loads(lines[-1].removeprefix("RESULT "))
-    assert Path(report["casewatch"]).is_relative_to(code)  # imported from the asset, not the repo
-    outcomes = {}
-    for invocation in report["invocations"]:
-        assert Path(invocation["file"]).is_relative_to(code)
-        outcomes[invocation["module"]] = invocation["result"]
-    assert outcomes[CASE_CHANGED.module]["outcome"] == "handled"
-    assert outcomes[CASE_CHANGED.module]["caseId"] == case_id
-    assert outcomes[CASE_CHANGED.module]["getcaseCalls"] == 0  # the event carries what is needed
-    assert outcomes[RELATED_ITEM_CREATED_FN.module]["outcome"] == "handled"
-    assert outcomes[SLA_TIMER.module]["outcome"] == "handled"
-    assert outcomes[RECONCILE.module]["outcome"] == "handled"

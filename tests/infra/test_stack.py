@@ -15,7 +15,6 @@ from casewatch.constants import (
     ENV_CONFIG_FILE,
     ENV_DEAD_LETTER_QUEUE_URL,
     ENV_EVENT_BUS,
-    ENV_IDEMPOTENCY_TABLE,
     ENV_SCHEDULE_GROUP,
     ENV_SCHEDULER_ROLE_ARN,
     ENV_SLA_TABLE,
@@ -31,8 +30,9 @@ from casewatch.observability import (
     SIGNALS_PARKED,
     SLA_REPAIRS,
 )
-from casewatch.tables import IDEMPOTENCY_TABLE, STATE_TABLE, TableSpec
+from casewatch.tables import STATE_TABLE
 from casewatch.topology import (
+    CASE_CHANGED,
     EVENT_ROUTED,
     FUNCTIONS,
     RECONCILE,
@@ -107,17 +107,19 @@ def expected_permissions(synth: Synthesized, spec: FunctionSpec) -> set[Permissi
             ["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
             [queue_arn(synth, "FailureQueue")],
         )
-        | allow(
-            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-            [getatt(synth, "SlaStore/IdempotencyTable/Resource")],
-        )
         | allow(["sns:Publish"], ["${" + logical_id(synth, "Notifications/Topic/Resource") + "}"])
         | allow(["kms:GenerateDataKey", "kms:Decrypt"], [getatt(synth, "Notifications/Key/Resource")])
         | allow(["events:PutEvents"], [getatt(synth, "Notifications/EnrichedBus/Resource")])
-        | allow(["cases:GetCase"], [domain, f"{domain}/case/*", f"{domain}/field/*"])
+        # the case's item, its observation items (batch-written, queried to fold again); no DeleteItem
         | allow(
-            ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"],
-            [state, f"{state}/index/due"] if spec == RECONCILE else [state],
+            [
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:BatchWriteItem",
+                "dynamodb:Query",
+            ],
+            [state],
         )
         | allow(
             ["scheduler:CreateSchedule", "scheduler:UpdateSchedule", "scheduler:DeleteSchedule"],
@@ -129,10 +131,17 @@ def expected_permissions(synth: Synthesized, spec: FunctionSpec) -> set[Permissi
             {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}},
         )
     )
-    if spec in (RECONCILE, SLA_TIMER, RELATED_ITEM_CREATED_FN):
-        granted |= allow(["cases:SearchRelatedItems"], [domain, f"{domain}/case/*"])
-    if spec.event_types:  # only the event-routed functions park events; the timer and reconcile do not
+    if spec.event_types:  # enrichment reads Cases; only these functions park events
+        granted |= allow(["cases:GetCase"], [domain, f"{domain}/case/*", f"{domain}/field/*"])
         granted |= allow(["sqs:SendMessage"], [queue_arn(synth, "InvalidEventsQueue")])
+    if spec == RELATED_ITEM_CREATED_FN:  # an Sla item without content: its definition from Cases
+        granted |= allow(["cases:SearchRelatedItems"], [domain, f"{domain}/case/*"])
+    if spec in (SLA_TIMER, RECONCILE):  # several cases (and the feed's watermark) at once
+        granted |= allow(["dynamodb:BatchGetItem"], [state])
+    if spec == RECONCILE:  # the change feed: domain-wide searches, and the due sweep
+        granted |= allow(["cases:SearchCases"], [domain, f"{domain}/field/*"])
+        granted |= allow(["cases:SearchAllRelatedItems"], [domain, f"{domain}/case/*"])
+        granted |= allow(["dynamodb:Query"], [f"{state}/index/due"])
     return granted
 
 
@@ -230,7 +239,6 @@ def test_outputs_name_everything_a_user_or_a_replay_needs(synth: Synthesized) ->
         "ArchiveName",
         "ArchiveArn",
         "StateTableName",
-        "IdempotencyTableName",
         "TopicArn",
         "EnrichedBusName",
         "ScheduleGroupName",
@@ -292,7 +300,6 @@ def test_function_environment(synth: Synthesized, spec: FunctionSpec) -> None:
         "POWERTOOLS_SERVICE_NAME",
         "POWERTOOLS_METRICS_NAMESPACE",
         ENV_SLA_TABLE,
-        ENV_IDEMPOTENCY_TABLE,
         ENV_TOPIC_ARN,
         ENV_EVENT_BUS,
         ENV_SCHEDULE_GROUP,
@@ -304,7 +311,6 @@ def test_function_environment(synth: Synthesized, spec: FunctionSpec) -> None:
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Casewatch"
     ref = {
         ENV_SLA_TABLE: "SlaStore/CaseTable/Resource",
-        ENV_IDEMPOTENCY_TABLE: "SlaStore/IdempotencyTable/Resource",
         ENV_TOPIC_ARN: "Notifications/Topic/Resource",
         ENV_EVENT_BUS: "Notifications/EnrichedBus/Resource",
         **(
@@ -331,11 +337,28 @@ def test_each_function_role_has_exact_actions_on_exact_resources(
     assert function_permissions(synth, spec) == expected_permissions(synth, spec)
 
 
-def test_get_case_is_granted_on_the_domain_its_cases_and_fields_only(synth: Synthesized) -> None:
+def test_cases_is_read_by_the_event_functions_and_the_feed_only(synth: Synthesized) -> None:
+    """GetCase on the event path only (the domain, its cases and fields); the breach timer reads no
+    Cases at all (the change feed's polls do, domain-wide)."""
     domain = domain_arn(synth.settings.domain_id)
     for spec in FUNCTIONS:
-        resources = {r for a, r, _ in function_permissions(synth, spec) if a == "cases:GetCase"}
-        assert resources == {domain, f"{domain}/case/*", f"{domain}/field/*"}, spec.name
+        get_case = {r for a, r, _ in function_permissions(synth, spec) if a == "cases:GetCase"}
+        expected = {domain, f"{domain}/case/*", f"{domain}/field/*"} if spec.event_types else set()
+        assert get_case == expected, spec.name
+    assert {a for a, _, _ in function_permissions(synth, SLA_TIMER) if a.startswith("cases:")} == set()
+    assert {a for a, _, _ in function_permissions(synth, RECONCILE) if a.startswith("cases:")} == {
+        "cases:SearchCases",
+        "cases:SearchAllRelatedItems",
+    }
+
+
+def test_nothing_deletes_items_and_there_is_no_idempotency_table(synth: Synthesized) -> None:
+    """Claims are written with the case (no idempotency table), and nothing deletes a case's item (TTL
+    does); observation items are deleted by BatchWriteItem's compaction only."""
+    assert not [path for path in synth.resources if "Idempotency" in path]
+    for spec in FUNCTIONS:
+        actions = {a for a, _, _ in function_permissions(synth, spec)}
+        assert "dynamodb:DeleteItem" not in actions and "dynamodb:Scan" not in actions, spec.name
 
 
 def test_no_wildcard_resource_except_xray(synth: Synthesized) -> None:
@@ -376,20 +399,20 @@ def test_reconcile_runs_on_a_schedule(synth: Synthesized) -> None:
 
 
 # -- storage and notifications ------------------------------------------------------------------------
-@pytest.mark.parametrize("spec", [STATE_TABLE, IDEMPOTENCY_TABLE], ids=lambda s: s.construct_id)
-def test_tables_match_the_shared_definitions(synth: Synthesized, spec: TableSpec) -> None:
+def test_the_state_table_matches_the_shared_definition(synth: Synthesized) -> None:
+    spec = STATE_TABLE
+    assert list(synth.of_type("AWS::DynamoDB::Table")) == [logical_id(synth, "SlaStore/CaseTable/Resource")]
     _, table = synth.by_path(f"SlaStore/{spec.construct_id}/Resource")
     props = table["Properties"]
     args = spec.create_table_args("x")
     assert props["KeySchema"] == args["KeySchema"]
     assert sorted(props["AttributeDefinitions"], key=str) == sorted(args["AttributeDefinitions"], key=str)
-    if spec.indexes:
-        assert [
-            {k: v for k, v in gsi.items() if k in ("IndexName", "KeySchema", "Projection")}
-            for gsi in props["GlobalSecondaryIndexes"]
-        ] == args["GlobalSecondaryIndexes"]
-    else:
-        assert "GlobalSecondaryIndexes" not in props
+    assert [
+        {k: v for k, v in gsi.items() if k in ("IndexName", "KeySchema", "Projection")}
+        for gsi in props["GlobalSecondaryIndexes"]
+    ] == args["GlobalSecondaryIndexes"]
+    [due] = props["GlobalSecondaryIndexes"]
+    assert due["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["dom"]}  # the due sweep's
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["TimeToLiveSpecification"] == {"AttributeName": spec.ttl_attribute, "Enabled": True}
     assert props["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
@@ -552,3 +575,156 @@ def test_the_topic_key_lets_cloudwatch_encrypt_for_the_stack_alarms_only(synth: 
 def test_alarms_are_named_after_the_stack(synth: Synthesized) -> None:
     for alarm in synth.of_type("AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmName"].startswith("Casewatch-")
+
+
+# -- the grants cover what the code calls -------------------------------------------------------------
+
+
+class Calls:
+    """The AWS operations a function's code made (botocore's `before-parameter-build` hook on the DynamoDB
+    client: the API parameters, paginated or not; the Cases emulator's call log): {(IAM action, resource
+    kind)}, resource kind "table", "index" (the `due` index) or "" (Cases)."""
+
+    def __init__(self, dynamodb: Any, emu: Any) -> None:
+        self.emu = emu
+        self.seen: set[tuple[str, str]] = set()
+        dynamodb.meta.events.register("before-parameter-build.dynamodb", self._dynamodb)
+
+    def _dynamodb(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        self.seen.add((f"dynamodb:{model.name}", "index" if params.get("IndexName") else "table"))
+
+    def take(self) -> set[tuple[str, str]]:
+        taken = self.seen | {(f"cases:{c.operation}", "") for c in self.emu.call_log}
+        self.seen = set()
+        self.emu.reset_counters()
+        return taken
+
+
+def test_every_call_each_function_makes_is_granted(synth: Synthesized, state_table: str) -> None:
+    """Each function run over the DynamoDB store (moto) and Cases (the emulator, in process) on the paths
+    that reach every call — a new case, a later and an out-of-order event, an Sla item without content,
+    a fold stored under other policies, a breach timer, a change-feed poll with news and a due case —
+    and every DynamoDB and Cases action it used is in its role (on the table, or the `due` index)."""
+    from datetime import timedelta
+
+    from casewatch.adapters.cases_api import CasesApi
+    from casewatch.adapters.clients import dynamodb_client
+    from casewatch.adapters.dynamodb_case_store import DynamoDbCaseStore
+    from casewatch.bootstrap import policies
+    from casewatch.models.signals import SlaTimerPayload
+    from casewatch_dev.clock import VirtualClock
+    from casewatch_dev.emulator import CasesEmulator
+    from tests.apps import World
+    from tests.builders import DOMAIN, FIRST, PRIORITY, T0, at, case_event_raw, comment, related_raw
+
+    settings = synth.settings
+    assert settings.domain_id == DOMAIN
+    clock = VirtualClock(T0)
+    emu = CasesEmulator(clock=clock, seed=5, search_index_lag=settings.index_lag)
+    emu.seed_domain(domain_id=DOMAIN)
+    emu.seed_field(DOMAIN, "Priority", "SingleSelect", field_id=PRIORITY)
+    template = emu.seed_template(DOMAIN, "Default")
+    known = emu.seed_case(DOMAIN, template, {"status": "open", PRIORITY: "high"}, case_id="c-known")
+    api = CasesApi(emu.client(in_process=True))
+    client = dynamodb_client()
+    calls = Calls(client, emu)
+    world = World(
+        settings,
+        clock=clock,
+        cases=api,
+        cases_slas=api,
+        search=api,
+        store=DynamoDbCaseStore(state_table, client, policies(settings)),
+    )
+    used: dict[str, set[tuple[str, str]]] = {spec.name: set() for spec in FUNCTIONS}
+
+    def run(spec: FunctionSpec, action: Any) -> None:
+        calls.take()
+        action()
+        used[spec.name] |= calls.take()
+
+    # case-changed: a new case, a later event, one out of order (the log is queried to fold again), GetCase
+    fields = {"status": "open", PRIORITY: "high"}
+    run(CASE_CHANGED, lambda: world.deliver(case_event_raw("CASE.CREATED", "c1", at(0), fields)))
+    run(
+        CASE_CHANGED,
+        lambda: world.deliver(
+            case_event_raw(
+                "CASE.UPDATED", "c1", at(20), {**fields, "status": "pending-customer"}, changed=["status"]
+            )
+        ),
+    )
+    run(
+        CASE_CHANGED,
+        lambda: world.deliver(
+            case_event_raw("CASE.UPDATED", "c1", at(10), {**fields, "status": "open"}, changed=["status"])
+        ),
+    )
+    metadata_only = case_event_raw("CASE.UPDATED", known, at(5), {}, changed=["status"])
+    metadata_only["detail"]["case"].pop("fields")
+    run(CASE_CHANGED, lambda: world.deliver(metadata_only))
+    # related-item-created: a comment (GetCase: no stored view), an older one, an Sla item without content
+    run(RELATED_ITEM_CREATED_FN, lambda: world.deliver(comment("c2", 15, "cm-1")))
+    run(RELATED_ITEM_CREATED_FN, lambda: world.deliver(comment("c2", 5, "cm-0")))
+    item = emu.seed_related_item(
+        DOMAIN,
+        known,
+        "Sla",
+        {
+            "sla": {
+                "slaInputConfiguration": {
+                    "name": "R",
+                    "type": "CaseField",
+                    "fieldId": "status",
+                    "targetFieldValues": [{"stringValue": "closed"}],
+                    "targetSlaMinutes": 60,
+                }
+            }
+        },
+    )
+    run(RELATED_ITEM_CREATED_FN, lambda: world.deliver(related_raw(known, at(6), "Sla", item)))
+    # sla-timer: a breach with the feed past its target; a case folded under other policies (the timer finds
+    # no SLA in it: the feed's due sweep folds its log again)
+    longer = [p.model_copy(update={"target_minutes": p.target_minutes + 1}) for p in settings.sla_policies]
+    earlier = settings.model_copy(update={"sla_policies": longer})  # the settings of the last deployment
+    other = World(earlier, clock=clock, store=DynamoDbCaseStore(state_table, client, policies(earlier)))
+    other.deliver(case_event_raw("CASE.CREATED", "c3", at(0), fields))
+    clock.set(at(30) + settings.breach_grace)
+    world.catch_up()
+    for case_id in ("c1", "c3"):
+        payload = SlaTimerPayload(
+            kind="breach",
+            domain_id=DOMAIN,
+            case_id=case_id,
+            sla_name="first-response-high",
+            sla_key=FIRST,
+            target_time=at(30),
+        )
+        run(SLA_TIMER, lambda p=payload: world.fire(p))
+    # reconcile: news of a case (its events lost), and a due case
+    emu.seed_case(DOMAIN, template, {"status": "open", PRIORITY: "low"}, case_id="c-lost")
+    clock.advance(timedelta(minutes=5))
+    run(RECONCILE, lambda: world.poll("poll-1"))
+    clock.advance(timedelta(hours=9))
+    run(RECONCILE, lambda: world.poll("poll-2"))
+
+    state = getatt(synth, "SlaStore/CaseTable/Resource")
+    resource = {"table": state, "index": f"{state}/index/due"}
+    for spec in FUNCTIONS:
+        granted = function_permissions(synth, spec)
+        actions = {a for a, _, _ in granted}
+        for action, kind in sorted(used[spec.name]):
+            if action.startswith("dynamodb:"):
+                assert (action, resource[kind], "{}") in granted, (spec.name, action, kind)
+            else:
+                assert action in actions, (spec.name, action)
+    # the paths meant to reach them did
+    assert ("dynamodb:BatchWriteItem", "table") in used[CASE_CHANGED.name]
+    assert ("dynamodb:Query", "table") in used[CASE_CHANGED.name] & used[RELATED_ITEM_CREATED_FN.name]
+    assert ("dynamodb:Query", "table") in used[RECONCILE.name]  # c3's due sweep folds its log again
+    assert ("dynamodb:BatchGetItem", "table") in used[SLA_TIMER.name] & used[RECONCILE.name]
+    assert ("dynamodb:Query", "index") in used[RECONCILE.name]
+    assert {("cases:GetCase", ""), ("cases:SearchRelatedItems", "")} <= used[RELATED_ITEM_CREATED_FN.name]
+    assert ("cases:GetCase", "") in used[CASE_CHANGED.name]
+    assert {("cases:SearchCases", ""), ("cases:SearchAllRelatedItems", "")} <= used[RECONCILE.name]
+    assert not {a for a, _ in used[SLA_TIMER.name] if a.startswith("cases:")}

@@ -60,7 +60,6 @@ def test_alarm_email_subscribes_to_the_alarm_topic(variant: Synthesized) -> None
 def test_destroy_removes_tables_logs_and_key(variant: Synthesized) -> None:
     for path in (
         "SlaStore/CaseTable/Resource",
-        "SlaStore/IdempotencyTable/Resource",
         "Notifications/Key/Resource",
     ):
         assert variant.by_path(path)[1]["DeletionPolicy"] == "Delete", path

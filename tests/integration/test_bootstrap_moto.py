@@ -1,9 +1,11 @@
 """The functions as Lambda runs them: no app injected, `casewatch.bootstrap` builds each from the
-environment the stack sets, on moto (DynamoDB, SNS, EventBridge, SQS, Scheduler)."""
+environment the stack sets, on moto (DynamoDB, SNS, EventBridge, SQS, Scheduler), Cases the emulator
+(`CASEWATCH_CASES_ENDPOINT`)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,10 +15,10 @@ import pytest
 from casewatch.adapters.clients import dynamodb_client, scheduler_client
 from casewatch.adapters.scheduler_timers import schedule_name
 from casewatch.constants import (
+    ENV_CASES_ENDPOINT,
     ENV_CONFIG,
     ENV_DEAD_LETTER_QUEUE_URL,
     ENV_EVENT_BUS,
-    ENV_IDEMPOTENCY_TABLE,
     ENV_SCHEDULE_GROUP,
     ENV_SCHEDULER_ROLE_ARN,
     ENV_SLA_TABLE,
@@ -27,8 +29,9 @@ from casewatch.domain.sla.timers import TimerKind
 from casewatch.errors import SettingsError
 from casewatch.handlers import case_changed, reconcile, sla_timer
 from casewatch.settings import Settings
+from casewatch_dev.emulator import CasesEmulator
 from tests.apps import SCHEDULE_GROUP, SCHEDULER_ROLE_ARN, SLA_TIMER_ARN, LambdaContext
-from tests.builders import FIRST, PRIORITY, REGION, RESOLVE, SLA_SETTINGS, case_event_raw
+from tests.builders import DOMAIN, FIRST, PRIORITY, REGION, RESOLVE, SLA_SETTINGS, case_event_raw
 
 
 def created_now(case_id: str) -> dict[str, Any]:
@@ -37,7 +40,19 @@ def created_now(case_id: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def stack_env(tables: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def cases_endpoint(moto: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[CasesEmulator]:
+    """The Cases emulator on 127.0.0.1, where the functions' Cases client goes."""
+    with CasesEmulator(seed=1) as emu:
+        emu.seed_domain(domain_id=DOMAIN)
+        emu.seed_field(DOMAIN, "Priority", "SingleSelect", field_id=PRIORITY)
+        monkeypatch.setenv(ENV_CASES_ENDPOINT, emu.url)
+        yield emu
+
+
+@pytest.fixture
+def stack_env(
+    state_table: str, cases_endpoint: CasesEmulator, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, str]:
     """The stack's resources on moto and the functions' environment naming them (no dead-letter queue:
     each test adds it where the function has one)."""
     settings = Settings.from_mapping(
@@ -50,8 +65,7 @@ def stack_env(tables: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     boto3.client("events", region_name=REGION).create_event_bus(Name="casewatch-enriched")
     env = {
         ENV_CONFIG: settings.runtime_json(),
-        ENV_SLA_TABLE: tables.state,
-        ENV_IDEMPOTENCY_TABLE: tables.idempotency,
+        ENV_SLA_TABLE: state_table,
         ENV_TOPIC_ARN: boto3.client("sns", region_name=REGION).create_topic(Name="n")["TopicArn"],
         ENV_EVENT_BUS: "casewatch-enriched",
         ENV_SCHEDULE_GROUP: SCHEDULE_GROUP,
@@ -82,7 +96,7 @@ def test_the_event_function_tracks_slas_and_sets_timers(
         KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": {"S": "CASE#c1"}},
     )["Items"]
-    assert sorted(i["sk"]["S"] for i in items) == ["SLA#" + FIRST, "SLA#" + RESOLVE, "SLALOG", "SNAPSHOT"]
+    assert [i["sk"]["S"].split("#")[0] for i in items] == ["CASE", "OBS"]  # one case item, one observation
 
 
 def test_the_timer_and_reconcile_functions_run_without_a_dead_letter_queue(
@@ -101,6 +115,8 @@ def test_the_timer_and_reconcile_functions_run_without_a_dead_letter_queue(
     response = sla_timer.handler(payload, lambda_context)
     assert (response["outcome"], response["caseId"]) == ("handled", "c1")
     assert response["slaChanges"] == []  # fired early (on the wall clock, its target is 30 minutes away)
-    assert reconcile.handler({"id": "r1"}, lambda_context)["outcome"] == "handled"
+    polled = reconcile.handler({"id": "r1"}, lambda_context)
+    assert (polled["outcome"], polled["throttled"], polled["caseErrors"]) == ("handled", False, 0)
+    assert polled["searchRequests"] == 2  # SearchCases and SearchAllRelatedItems, on the emulator
     with pytest.raises(SettingsError, match=ENV_DEAD_LETTER_QUEUE_URL):
         case_changed.handler(created_now("c2"), lambda_context)

@@ -22,14 +22,13 @@ from botocore.retries.standard import ExponentialBackoff
 from casewatch import bootstrap
 from casewatch.adapters.cases_api import CasesApi
 from casewatch.adapters.clients import client_config
-from casewatch.adapters.dynamodb_snapshots import DynamoDbSnapshotStore
+from casewatch.adapters.dynamodb_case_store import DynamoDbCaseStore
 from casewatch.adapters.sqs_dead_letters import SqsDeadLetters
 from casewatch.constants import (
     ENV_CASES_ENDPOINT,
     ENV_CONFIG,
     ENV_DEAD_LETTER_QUEUE_URL,
     ENV_EVENT_BUS,
-    ENV_IDEMPOTENCY_TABLE,
     ENV_SLA_TABLE,
     ENV_TOPIC_ARN,
 )
@@ -40,7 +39,7 @@ from casewatch.settings import Settings
 from casewatch.topology import CASE_CHANGED, RELATED_ITEM_CREATED_FN
 from casewatch_dev.clock import VirtualClock
 from casewatch_dev.emulator import CasesEmulator
-from tests.apps import EventPath, FixedClock, LambdaContext
+from tests.apps import LambdaContext, World
 from tests.builders import (
     CASE_1,
     CASE_2,
@@ -133,12 +132,17 @@ class Aws:
         ).get("Messages", [])
         return [{"body": json.loads(m["Body"]), "attributes": m["MessageAttributes"]} for m in messages]
 
+    def stored(self, settings: Settings, case_id: str) -> EnrichedCase | None:
+        """The case's stored view (what the next event's enrichment starts from)."""
+        store = DynamoDbCaseStore(self.table, self.dynamodb, bootstrap.policies(settings))
+        return store.load(DOMAIN, case_id).snapshot
+
 
 @pytest.fixture
-def moto_aws(tables: Any) -> Aws:
+def moto_aws(state_table: str) -> Aws:
     sqs = boto3.client("sqs", region_name=REGION)
     url = sqs.create_queue(QueueName="casewatch-invalid-events")["QueueUrl"]
-    return Aws(boto3.client("dynamodb", region_name=REGION), sqs, tables.state, url)
+    return Aws(boto3.client("dynamodb", region_name=REGION), sqs, state_table, url)
 
 
 @pytest.fixture(name="repo_settings")
@@ -146,23 +150,25 @@ def repo_settings_fixture() -> Settings:
     return repo_settings()
 
 
-def real_deps(emu: CasesEmulator, res: Aws, settings: Settings, *, max_attempts: int = 4) -> EventPath:
-    """The event path on the real adapters: Cases (the emulator), DynamoDB and SQS (moto)."""
-    return EventPath(
+def real_deps(emu: CasesEmulator, res: Aws, settings: Settings, *, max_attempts: int = 4) -> World:
+    """The functions on the real adapters for Cases (the emulator), the case store and SQS (moto)."""
+    cases = CasesApi(emu.client(config=client_config(max_attempts=max_attempts, mode="adaptive")))
+    return World(
         settings,
-        cases=CasesApi(emu.client(config=client_config(max_attempts=max_attempts, mode="adaptive"))),
-        snapshots=DynamoDbSnapshotStore(res.table, client=res.dynamodb),
+        clock=VirtualClock(NOW),
+        cases=cases,
+        cases_slas=cases,
+        store=DynamoDbCaseStore(res.table, res.dynamodb, bootstrap.policies(settings)),
         dead_letters=SqsDeadLetters(res.queue_url, client=res.sqs),
-        clock=FixedClock(NOW),
     )
 
 
-def run(raw: Any, deps: EventPath, function: str | None = None) -> dict[str, Any]:
-    return deps.invoke(raw, function)
+def run(raw: Any, deps: World, function: str | None = None) -> dict[str, Any]:
+    return deps.deliver(raw, function)
 
 
-def only_case(deps: EventPath) -> EnrichedCase:
-    [(_, case)] = deps.sink.received
+def only_case(deps: World) -> EnrichedCase:
+    [case] = deps.views()
     return case
 
 
@@ -236,7 +242,7 @@ def test_every_sample_event_with_the_real_client(
     else:
         assert set(case.fields) >= needed
         assert case.missing == ()
-    stored = DynamoDbSnapshotStore(moto_aws.table, client=moto_aws.dynamodb).get(DOMAIN, case.case_id)
+    stored = moto_aws.stored(settings, case.case_id)
     assert stored is not None  # the view, with the needed fields, is the case's durable snapshot now
     assert stored.fields == {f: v for f, v in case.fields.items() if f in needed}
     assert stored.model_dump(exclude={"fields"}) == case.model_dump(exclude={"fields"})
@@ -412,7 +418,7 @@ def test_throttling_past_the_budget_propagates_from_the_handler(
     counts = deps.counts
     assert counts["GetCaseThrottled"] == 3
     assert counts["EventsHandled"] == 0
-    assert deps.sink.received == []
+    assert deps.views() == []
     assert moto_aws.parked() == []  # retryable: Lambda retries it, it is not parked
     # Lambda's retry, once Cases has capacity again, processes it.
     assert run(load_event("related-item-comment"), deps)["outcome"] == "handled"
@@ -465,7 +471,6 @@ def test_the_container_reaches_the_emulator_through_the_environment(
     for name, value in {
         ENV_CONFIG: repo_settings.runtime_json(),
         ENV_SLA_TABLE: moto_aws.table,
-        ENV_IDEMPOTENCY_TABLE: "casewatch-idempotency",
         ENV_TOPIC_ARN: sns.create_topic(Name="casewatch-notifications")["TopicArn"],
         ENV_EVENT_BUS: "casewatch-enriched",
         ENV_DEAD_LETTER_QUEUE_URL: moto_aws.queue_url,
@@ -488,5 +493,11 @@ def test_the_container_reaches_the_emulator_through_the_environment(
     assert [v["fields"]["status"]["value"] for v in views] == [
         "pending-customer"
     ] * 2  # GetCase, then the snapshot
-    # SLA tracking ran too: the Cases SLA item's target passed long ago (on the wall clock)
-    assert [e["detail-type"] for e in received if e["detail-type"].startswith("Sla")] == ["Sla Breached"]
+    # SLA tracking ran too: the Cases SLA item is tracked; its target passed long ago (on the wall clock),
+    # so no timer is set: the change feed's due sweep declares the breach on its next poll.
+    assert [e["detail-type"] for e in received if e["detail-type"].startswith("Sla")] == []
+    store = DynamoDbCaseStore(moto_aws.table, moto_aws.dynamodb, bootstrap.policies(repo_settings))
+    states = store.load(DOMAIN, CASE_1).states()
+    sla = load_event("related-item-sla")["detail"]["relatedItem"]["relatedItemId"]
+    assert f"cases#{sla}" in states
+    assert (DOMAIN, CASE_1) in store.due_before(datetime.now(UTC))

@@ -1,6 +1,7 @@
-"""Done when: a day of sample events replayed in any order, with duplicates, ends with the same SLA
-table as in-order delivery — SLA tracking + DynamoDbSlaStore + SchedulerTimers on moto, timers fired by
-calling the sla-timer handler as Scheduler would (moto never fires them)."""
+"""Done when: a day of sample events replayed in any order, with duplicates, ends with the same SLAs as
+in-order delivery — the four functions over the case store (DynamoDB) and SchedulerTimers on moto, timers
+fired by calling the sla-timer handler as Scheduler would (moto never fires them), the change feed polled
+as its schedule would."""
 
 from __future__ import annotations
 
@@ -14,17 +15,18 @@ import pytest
 from moto.scheduler.models import scheduler_backends
 
 from casewatch.adapters.clients import dynamodb_client, scheduler_client
-from casewatch.adapters.dynamodb_sla_store import DynamoDbSlaStore
+from casewatch.adapters.dynamodb_case_store import DynamoDbCaseStore
 from casewatch.adapters.scheduler_timers import SchedulerTimers
-from casewatch.handlers import sla_timer
+from casewatch.bootstrap import policies
 from casewatch.tables import STATE_TABLE
 from casewatch_dev.clock import VirtualClock
 from casewatch_dev.sla_cli import render_slas
 from tests.apps import SCHEDULER_ROLE_ARN as ROLE_ARN
 from tests.apps import SLA_TIMER_ARN as TIMER_ARN
-from tests.apps import LambdaContext, SlaSystem
+from tests.apps import World
 from tests.builders import (
     ACCOUNT,
+    DOMAIN,
     PRIORITY,
     REGION,
     SLA_SETTINGS,
@@ -35,22 +37,6 @@ from tests.builders import (
 )
 
 pytestmark = pytest.mark.usefixtures("moto")
-STATE_FIELDS = (
-    "name",
-    "origin",
-    "status",
-    "cycle",
-    "started_at",
-    "target_time",
-    "duration_s",
-    "paused_s",
-    "paused_since",
-    "completion_time",
-    "history",
-    "complete_field",
-    "complete_values",
-    "complete_item",
-)
 
 
 # --- a working day ---------------------------------------------------------------------------------
@@ -152,20 +138,20 @@ def _time(event: dict[str, Any]) -> str:
 class Replay:
     name: str
     clock: VirtualClock
-    sla: SlaSystem = field(init=False)
-    latest_status: dict[str, Any] = field(default_factory=dict)
+    world: World = field(init=False)
     timers_fired: int = 0
 
     def __post_init__(self) -> None:
         dynamodb_client().create_table(**STATE_TABLE.create_table_args(self.table))
         scheduler_client().create_schedule_group(Name=self.group)
-        self.sla = SlaSystem(
+        self.store = DynamoDbCaseStore(self.table, dynamodb_client(), policies(SLA_SETTINGS))
+        self.world = World(
             SLA_SETTINGS,
-            store=DynamoDbSlaStore(self.table, dynamodb_client()),
+            clock=self.clock,
+            store=self.store,
             timers=SchedulerTimers(
                 scheduler_client(), group_name=self.group, target_arn=TIMER_ARN, role_arn=ROLE_ARN
             ),
-            clock=self.clock,
         )
 
     @property
@@ -177,15 +163,7 @@ class Replay:
         return f"timers-{self.name}"
 
     def deliver(self, raw: dict[str, Any]) -> None:
-        detail = raw["detail"]
-        case_id = (detail.get("case") or detail.get("relatedItem"))["caseId"]
-        status = detail.get("case", {}).get("fields", {}).get("status")
-        extra = {}
-        if "relatedItem" in detail and case_id in self.latest_status:
-            extra = {"status": self.latest_status[case_id]}  # a snapshot as of delivery order
-        elif status is not None:
-            self.latest_status[case_id] = status["value"]["stringValue"]
-        self.sla.deliver(raw, extra)
+        assert self.world.deliver(raw)["outcome"] == "handled"
 
     def pending(self) -> list[tuple[datetime, str, dict[str, Any]]]:
         group = scheduler_backends[ACCOUNT][REGION].schedule_groups[self.group]
@@ -196,30 +174,30 @@ class Replay:
         return sorted(found, key=lambda p: (p[0], p[1]))
 
     def run_clock(self, until: datetime) -> None:
-        """Fire every schedule due by `until`, in time order (ActionAfterCompletion: DELETE)."""
+        """Fire every schedule due by `until`, in time order (ActionAfterCompletion: DELETE), the change
+        feed keeping up (its watermark at now - the index lag, as its polls leave it)."""
         while (due := self.pending()) and due[0][0] <= until:
             moment, name, payload = due[0]
             self.clock.set(max(moment, self.clock.now()))
-            sla_timer.handler(payload, LambdaContext("casewatch-sla-timer"), app=self.sla.timer_app())
             scheduler_backends[ACCOUNT][REGION].schedule_groups[self.group].schedules.pop(name, None)
+            self.world.catch_up()
+            self.world.fire(payload)
             self.timers_fired += 1
         if until > self.clock.now():
             self.clock.set(until)
 
-    def table_state(self) -> dict[tuple[str, str], dict[str, Any]]:
-        items = dynamodb_client().scan(TableName=self.table)["Items"]
+    def slas(self) -> dict[tuple[str, str], Any]:
+        return self.world.states()
+
+    def logs(self) -> dict[str, frozenset[str]]:
+        """Each case's observation log, as the set of its observations' JSON."""
         return {
-            (i["pk"]["S"], i["sk"]["S"]): {k: i.get(k) for k in STATE_FIELDS}
-            for i in items
-            if i["sk"]["S"].startswith("SLA#")
+            case_id: frozenset(o.to_json() for o in self.store.load(DOMAIN, case_id, with_log=True).log or ())
+            for _, case_id in self.store.case_ids()
         }
 
-    def logs(self) -> dict[str, list[str]]:
-        items = dynamodb_client().scan(TableName=self.table)["Items"]
-        return {i["pk"]["S"]: json.loads(i["observations"]["S"]) for i in items if i["sk"]["S"] == "SLALOG"}
 
-
-def test_a_day_in_any_order_with_duplicates_ends_with_the_in_order_sla_table() -> None:
+def test_a_day_in_any_order_with_duplicates_ends_with_the_in_order_slas() -> None:
     day = working_day()
     in_order = sorted(day, key=_time)
     end = datetime.fromisoformat(_time(in_order[-1]).replace("Z", "+00:00")) + timedelta(days=1)
@@ -240,15 +218,18 @@ def test_a_day_in_any_order_with_duplicates_ends_with_the_in_order_sla_table() -
     for raw in chaos:
         b.deliver(raw)
     b.run_clock(end)
-    # C: a late replay of the day (every target already passed: no timers, breaches judged on arrival)
+    # C: a late replay of the day (every target already passed: no timer is set, the change feed's due
+    # sweep declares the breaches on its next poll)
     c = Replay("late", VirtualClock(end))
     for raw in reversed(chaos):
         c.deliver(raw)
+    assert not c.pending()
+    c.world.poll("after-the-late-replay")
 
-    table = a.table_state()
-    statuses = sorted(item["status"]["S"] for item in table.values())
-    origins = {item["origin"]["S"] for item in table.values()}
-    print(f"\n{len(day)} events, {len(chaos)} delivered shuffled; {len(table)} SLAs: ", end="")
+    slas = a.slas()
+    statuses = sorted(s.status.value for s in slas.values())
+    origins = {s.origin.value for s in slas.values()}
+    print(f"\n{len(day)} events, {len(chaos)} delivered shuffled; {len(slas)} SLAs: ", end="")
     print(
         {s: statuses.count(s) for s in sorted(set(statuses))},
         f"timers fired: A={a.timers_fired} B={b.timers_fired}",
@@ -256,11 +237,12 @@ def test_a_day_in_any_order_with_duplicates_ends_with_the_in_order_sla_table() -
     assert len(day) >= 60
     assert {"Met", "NotMet", "Overdue", "Cancelled"} <= set(statuses)  # some breach, some are met
     assert origins == {"policy", "cases"}
-    assert any(item["cycle"]["N"] == "2" for item in table.values())  # a reopened case re-armed
+    assert any(s.cycle == 2 for s in slas.values())  # a reopened case re-armed
 
-    assert b.table_state() == table
-    assert c.table_state() == table
+    assert b.slas() == slas
+    assert c.slas() == slas
     assert b.logs() == a.logs() == c.logs()  # the observation logs are the same sets
     assert not b.pending() and not a.pending()
-    one = next(k for k in table if k[0] == "CASE#case-00")[0].removeprefix("CASE#")
-    print(render_slas(a.sla.store.case_slas(one), end))
+    case_00 = sorted((s for (case_id, _), s in slas.items() if case_id == "case-00"), key=lambda s: s.key)
+    assert case_00
+    print(render_slas(case_00, end))

@@ -4,23 +4,21 @@ The tolerances, and why each is not a loss:
 
 1. Dropped events (Cases' delivery is best effort). casewatch never sees them, so:
    - their own notifications (e.g. the `comment-added` of a dropped comment) are not sent;
-   - a Cases SLA whose RELATED_ITEM.CREATED (Sla) event was dropped is unknown to casewatch:
-     reconciliation repairs the SLAs it tracks (the `due` index), it does not discover new ones. Its
-     row is absent from the SLA table, and its SLA notifications (at risk, breached) are not sent;
    - a dropped status change that Cases' current state no longer shows — a pause or resume
      (`pause_when`), or a change a later status change superseded (a close before a reopen, a reopen
-     before the next close) — is history Cases does not report (GetCase gives the current status and
+     before the next close) — is history Cases does not report (search gives the current status and
      `last_closed_datetime`; the events do not carry `last_reopened_datetime`). The policy SLAs that
      depend on status history (`pause_when`, `rearm_on_reopen`) of that case may then end with another
      target, cycle, status or completion, and their SLA notifications may differ.
-   Every other consequence of a drop must be repaired — breach timers ask Cases before breaching and
-   reconciliation reads what Cases says — e.g. a dropped final closing, first comment or CASE.CREATED
-   still ends with the in-order row.
+   Every other consequence of a drop is repaired by the change feed, which reads what Cases says
+   (SearchCases, SearchAllRelatedItems) whether or not its events arrived — e.g. a dropped final
+   closing, first comment or CASE.CREATED still ends with the in-order row, and a Cases SLA whose
+   RELATED_ITEM.CREATED (Sla) event was dropped is discovered: its row and its SLA notifications are the
+   in-order run's (they were tolerated before the feed).
 2. Late (reordered or dropped) completions and "SLA at risk": a warning is sent on what casewatch knows
-   at the warning time, without asking Cases (breaches are verified; a warning is not worth a Cases
-   call). When the event that completes an SLA arrives after its warning time, or never, an
-   `sla-at-risk` notification the in-order run did not send is legitimate — for a case with a late or
-   dropped event, and only for that rule.
+   at the warning time, without asking Cases. When the event that completes an SLA arrives after its
+   warning time, or never, an `sla-at-risk` notification the in-order run did not send is legitimate —
+   for a case with a late or dropped event, and only for that rule.
 Nothing else may differ.
 """
 
@@ -49,7 +47,7 @@ def dropped_events(day: Day, run: Run) -> list[dict[str, Any]]:
 
 
 def unseen_cases_slas(day: Day, run: Run) -> set[tuple[str, str]]:
-    """(case, sla key) of Cases SLAs whose creation event was dropped."""
+    """(case, sla key) of Cases SLAs whose creation event was dropped (the change feed discovers them)."""
     found = set()
     for event in dropped_events(day, run):
         item = event["detail"].get("relatedItem") or {}
@@ -58,14 +56,8 @@ def unseen_cases_slas(day: Day, run: Run) -> set[tuple[str, str]]:
     return found
 
 
-def unseen_cases_sla_names(day: Day, run: Run) -> set[tuple[str, str]]:
-    """(case, SLA name) of the Cases SLAs whose creation event was dropped (what their signals carry)."""
-    found = set()
-    for event in dropped_events(day, run):
-        item = event["detail"].get("relatedItem") or {}
-        if event["detail"]["eventType"] == "RELATED_ITEM.CREATED" and item.get("relatedItemType") == "Sla":
-            found.add((item["caseId"], item["sla"]["slaConfiguration"]["name"]))
-    return found
+def cases_with_dropped_events(day: Day, run: Run) -> set[str]:
+    return {case_id for e in dropped_events(day, run) if (case_id := _case_id(e)) is not None}
 
 
 def history_policy_rows(day: Day, run: Run) -> set[tuple[str, str]]:
@@ -116,7 +108,6 @@ def lost_events(day: Day, run: Run) -> list[str]:
 def unexplained_notifications(day: Day, clean: Run, faulty: Run) -> dict[str, list[dict[str, Any]]]:
     """Notifications missing from, or extra in, the faulty run that the tolerances do not explain."""
     dropped = set(faulty.plan.dropped)
-    unseen = unseen_cases_sla_names(day, faulty)
     history = {(case, key.removeprefix("policy#")) for case, key in history_policy_rows(day, faulty)}
     late_cases = cases_with_late_events(day, faulty)
     clean_by_id = {n["id"]: n for n in clean.notifications}
@@ -126,8 +117,8 @@ def unexplained_notifications(day: Day, clean: Run, faulty: Run) -> dict[str, li
         n = clean_by_id[notification_id]
         if n["kind"] == "event" and n["source"] in dropped:
             continue  # the event never arrived
-        if n["kind"] == "signal" and (n["case"], n["sla"]) in unseen | history:
-            continue  # the signal of a Cases SLA casewatch never heard of, or of lost status history
+        if n["kind"] == "signal" and (n["case"], n["sla"]) in history:
+            continue  # the signal of an SLA judged without the lost status history
         missing.append(n)
     extra = []
     for notification_id in faulty_by_id.keys() - clean_by_id.keys():
@@ -141,15 +132,12 @@ def unexplained_notifications(day: Day, clean: Run, faulty: Run) -> dict[str, li
 
 
 def unexplained_sla_rows(day: Day, clean: Run, faulty: Run) -> list[tuple[Any, ...]]:
-    unseen = unseen_cases_slas(day, faulty)
     history = history_policy_rows(day, faulty)
     rows = []
     for key in sorted(clean.sla.keys() | faulty.sla.keys()):
         want, got = clean.sla.get(key), faulty.sla.get(key)
         if want == got:
             continue
-        if key in unseen and got is None:
-            continue  # a Cases SLA casewatch never heard of
         if key in history and want is not None and got is not None:
             continue  # judged without the lost status history
         rows.append((key, want, got))

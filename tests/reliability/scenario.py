@@ -23,6 +23,7 @@ from typing import Any
 from casewatch.settings import Settings, load_cdk_context
 from casewatch_dev.clock import VirtualClock
 from casewatch_dev.event_files import RawEvent
+from casewatch_dev.fakes.ports import InMemoryCaseStore
 from casewatch_dev.faults import DeliveryPlan, Faults, arrange_deliveries
 from casewatch_dev.generate import run_day
 from casewatch_dev.pipeline import LocalPipeline
@@ -30,7 +31,7 @@ from casewatch_dev.replay import ReplayOptions, ReplayReport, replay
 from tests.builders import ROOT
 
 SETTINGS: Settings = load_cdk_context(ROOT / "cdk.json")
-SETTLE = timedelta(hours=25)  # after the drain: reconciliation re-checks every open SLA at least once
+SETTLE = timedelta(hours=25)  # after the drain: the change feed polls on (every reconcile_every_minutes)
 EVENTS_PER_CASE = 6.1  # what `run_day` produces on average (measured: 1196 events for 200 cases)
 
 # The faults of issue 8's invariant suite.
@@ -80,8 +81,9 @@ class Run:
     bus_ids: Counter[str]  # detail.id of every event on the enriched bus (stable per source event)
     outcomes: dict[str, Counter[str]]  # event id -> outcome of each invocation
     logs: list[str] = field(default_factory=list)
-    counts: Counter[str] = field(default_factory=Counter)
-    in_progress_left: int = 0
+    counts: Counter[str] = field(default_factory=Counter)  # the pipeline's: invocations, timers, polls
+    metrics: Counter[str] = field(default_factory=Counter)  # what the functions counted (EMF metrics)
+    claims_pending: int = 0  # claims whose side effects were never all sent, at the end
 
     def notification_ids(self) -> Counter[str]:
         return Counter(n["id"] for n in self.notifications)
@@ -129,9 +131,8 @@ def replay_day(
         restore = _capture_logs(buffer) if capture_logs else None
         try:
             report = replay(plan.deliveries, pipeline, ReplayOptions(seed=seed, faults=faults))
-            # Then reconciliation gets its chance: a day of reconcile runs after the last timer, so
-            # that every open SLA past its target is checked against Cases again (rechecks come at
-            # most `RECHECK_MAX` = 24 h apart).
+            # Then the change feed keeps polling for a day after the last timer: every change of Cases
+            # is read, and every open SLA past its target swept by the `due` index.
             pipeline.advance_to(pipeline.clock.now() + SETTLE)
         finally:
             if restore is not None:
@@ -143,9 +144,9 @@ def replay_day(
         for invocation in pipeline.invocations:
             if invocation.event_id is not None:
                 outcomes.setdefault(invocation.event_id, Counter())[invocation.outcome] += 1
-        backend_layer = getattr(pipeline.backend, "idempotency", None)
-        in_progress = backend_layer.in_progress() if backend_layer is not None else 0
+        pending = claims_pending(pipeline.backend.case_store())
         counts = Counter(pipeline.counts)
+        metrics = Counter(pipeline.metrics.counts)
     return Run(
         report=report,
         plan=plan,
@@ -165,7 +166,23 @@ def replay_day(
         outcomes=outcomes,
         logs=buffer.getvalue().splitlines(),
         counts=counts,
-        in_progress_left=in_progress,
+        metrics=metrics,
+        claims_pending=pending,
+    )
+
+
+def claims_pending(store: Any) -> int:
+    """Claims not done (an outbox never sent in full) in a backend's case store: the in-memory one's
+    records, or the DynamoDB items' claims (`d` false)."""
+    if isinstance(store, InMemoryCaseStore):
+        return sum(1 for case in store._cases.values() for claim in case.claims.values() if not claim.done)
+    items = store._client.get_paginator("scan").paginate(TableName=store.table_name)
+    return sum(
+        1
+        for page in items
+        for item in page.get("Items", [])
+        for claim in item.get("claims", {}).get("M", {}).values()
+        if not claim["M"]["d"]["BOOL"]
     )
 
 

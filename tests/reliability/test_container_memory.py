@@ -2,12 +2,11 @@
 
 The container is what a Lambda execution environment keeps between invocations: the apps bootstrap
 builds, their settings, and the module state of casewatch (Powertools' logger and metrics, caches). Its
-caches bounded by construction (the observation JSON memo, by bytes; the time formatters' LRU caches,
-by entries) are checked against their bounds; everything else it holds (the idempotency guard's local
-cache included) is measured by walking what it references, after a warm-up and again at the end, and
-must not grow. What the AWS stand-ins keep (tables, queues, idempotency records) is AWS's, not the
-container's; the logging root and manager are the runtime's (here pytest's log capture): neither is
-walked.
+caches bounded by construction (the time formatters' LRU caches, by entries) are checked against their
+bounds; everything else it holds is measured by walking what it references, after a warm-up and again
+at the end, and must not grow. What the AWS stand-ins keep (the case store with its records, claims and
+observations, queues) is AWS's, not the container's; the logging root and manager are the runtime's
+(here pytest's log capture): neither is walked.
 
 Size: `CASEWATCH_RELIABILITY_CONTAINER_EVENTS` (default 2,000; `make reliability`: 50,000).
 """
@@ -24,7 +23,6 @@ from datetime import timedelta
 from typing import Any
 
 from casewatch.bootstrap import EventApp, build_event_app
-from casewatch.domain.sla.log import JSON_MEMO
 from casewatch.handlers import case_changed, related_item_created
 from casewatch.topology import CASE_CHANGED, RELATED_ITEM_CREATED_FN
 from casewatch_dev.clock import VirtualClock
@@ -90,28 +88,25 @@ def casewatch_module_state() -> list[Any]:
 
 def test_one_container_keeps_its_memory_flat() -> None:
     clock = VirtualClock(T0 - timedelta(minutes=1))
-    aws = memory_adapters(clock, cases=DictCasesReader())
+    aws = memory_adapters(clock, SETTINGS, cases=DictCasesReader())
     adapters = aws.adapters
     apps: dict[Any, EventApp] = {
         case_changed.handler: build_event_app(CASE_CHANGED, SETTINGS, adapters),
         related_item_created.handler: build_event_app(RELATED_ITEM_CREATED_FN, SETTINGS, adapters),
     }
-    # AWS's side: the stores, queues and clients the adapters stand for (the guard's local cache, in the
-    # persistence layer, is the container's: only its records are AWS's).
+    # AWS's side: the stores, queues and clients the adapters stand for.
     aws_side = [
         adapters.cases,
         adapters.cases_slas,
-        adapters.snapshots,
-        adapters.sla_store,
-        adapters.status_order,
+        adapters.search,
+        adapters.store,
+        adapters.feed,
         adapters.clock,
         adapters.metrics,
         aws.sns,
         aws.events,
         aws.sqs,
         aws.scheduler,
-        aws.idempotency._records,
-        JSON_MEMO,  # bounded by bytes: checked below
         logging.root,
         logging.Logger.manager,  # every logger of the process, pytest's capturing ones among them
     ]
@@ -126,7 +121,7 @@ def test_one_container_keeps_its_memory_flat() -> None:
         gc.collect()
         return retained([*apps.values(), *casewatch_module_state()], aws_side)
 
-    warm_up = min(EVENTS // 2, 5_000)  # the guard's local cache (1,024 records) is full by then
+    warm_up = min(EVENTS // 2, 5_000)  # the LRU caches are full by then
     outcomes: dict[str, int] = {}
     before = 0
     for n, raw in enumerate(stream(EVENTS)):
@@ -145,11 +140,10 @@ def test_one_container_keeps_its_memory_flat() -> None:
             aws.events.take()
     after = measure()
     assert outcomes == {"handled": EVENTS}
-    assert JSON_MEMO.bytes <= JSON_MEMO.max_bytes
     assert lru_caches and all(
         c.cache_info().currsize <= (c.cache_info().maxsize or 0) for c in lru_caches.values()
     )
-    assert len(aws.idempotency._cache) <= adapters.once.config.local_cache_max_items  # type: ignore[attr-defined]
+    assert aws.store.commits >= EVENTS  # every event was applied (the store is AWS's: not walked)
     growth = after - before
     print(
         f"\n{EVENTS} events: the container held {before / 1024:.0f} KiB after {warm_up}, {after / 1024:.0f} KiB at the end"

@@ -1,13 +1,10 @@
-"""Handler timeouts on the idempotency in-progress path (memory backend).
+"""Handler timeouts between an invocation's write and its sends (memory backend).
 
-A `timeouts` fault kills the invocation right after Powertools saved the in-progress record of a
-notification (or enriched event) and before the side effect: the record stays INPROGRESS until the
-invocation's remaining time has passed *on the virtual clock*; Lambda's retry, a minute later, then
-runs the side effect once. So with timeouts (and duplicates arriving meanwhile) every notification of
-the in-order run is sent exactly once, no event fails, and no record is left in progress.
-
-(Before the handlers registered their Lambda context, the guard assumed Lambda's 15-minute maximum:
-both retries met `IdempotencyAlreadyInProgressError` and the event went to the failure queue.)
+A `timeouts` fault kills the invocation as it publishes a notification: its state and its event's claim
+(the outbox) were written, leased for the invocation's remaining time *on the virtual clock*; Lambda's
+retry, a minute later, finds the lease over and sends what is owed. So with timeouts (and duplicates
+arriving meanwhile) every notification of the in-order run is sent, no event fails, and no claim is left
+pending at the end.
 """
 
 from __future__ import annotations
@@ -25,7 +22,7 @@ def test_a_timed_out_side_effect_runs_once_on_the_retry() -> None:
     faulty = replay_day(day, backend="memory", faults=TIMEOUTS)
     assert faulty.counts["timeouts"] >= 5  # the fault really happened
     assert faulty.report.failed == 0 and faulty.failures == [] and faulty.report.lost == 0
-    assert faulty.in_progress_left == 0
+    assert faulty.claims_pending == 0  # every outbox was sent in the end
     assert max(faulty.notification_ids().values()) == 1
     # A retry waits a minute of virtual time, and this single-threaded pipeline waits with it: a later
     # event may then arrive after an SLA warning time (the late-event tolerance of invariants.py).

@@ -7,28 +7,23 @@ in tests/integration/test_bootstrap_moto.py.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from casewatch import bootstrap
 from casewatch.adapters.cases_api import CasesApi
-from casewatch.adapters.dynamodb_sla_store import DynamoDbSlaStore
-from casewatch.adapters.dynamodb_snapshots import DynamoDbSnapshotStore
+from casewatch.adapters.dynamodb_case_store import DynamoDbCaseStore
 from casewatch.adapters.enriched_bus import EventBridgeEnrichedBus
-from casewatch.adapters.idempotency import PowertoolsIdempotency
 from casewatch.adapters.scheduler_timers import SchedulerTimers
 from casewatch.adapters.sns_notifier import SnsNotifier
 from casewatch.adapters.sqs_dead_letters import SqsDeadLetters
-from casewatch.adapters.status_order import DynamoDbStatusOrder
-from casewatch.app.notify import Notifications
-from casewatch.app.sla.case_event import SlaCaseEvents
 from casewatch.bootstrap import Resources, aws_adapters, build_event_app
 from casewatch.constants import (
     ENV_CONFIG,
     ENV_DEAD_LETTER_QUEUE_URL,
     ENV_EVENT_BUS,
-    ENV_IDEMPOTENCY_TABLE,
     ENV_SCHEDULE_GROUP,
     ENV_SCHEDULER_ROLE_ARN,
     ENV_SLA_TABLE,
@@ -42,7 +37,6 @@ from tests.builders import repo_settings
 
 REQUIRED = {
     ENV_SLA_TABLE: "casewatch-state",
-    ENV_IDEMPOTENCY_TABLE: "casewatch-idempotency",
     ENV_TOPIC_ARN: "arn:aws:sns:us-east-1:123456789012:casewatch",
     ENV_EVENT_BUS: "casewatch-enriched",
 }
@@ -72,10 +66,8 @@ def adapters(settings: Settings, env: dict[str, str], *, parks_events: bool) -> 
 
 def test_resources_come_from_the_environment() -> None:
     resources = Resources.from_env({**REQUIRED, **TIMERS, **DLQ})
-    assert (resources.state_table, resources.idempotency_table) == (
-        "casewatch-state",
-        "casewatch-idempotency",
-    )
+    assert resources.state_table == "casewatch-state"
+    assert not hasattr(resources, "idempotency_table")  # no idempotency table: claims live with the case
     assert resources.topic_arn == REQUIRED[ENV_TOPIC_ARN]
     assert resources.event_bus == "casewatch-enriched"
     assert resources.schedule_group == "casewatch-sla"
@@ -99,16 +91,15 @@ def test_a_missing_resource_is_named(missing: str, value: str | None) -> None:
 
 def test_the_aws_adapters_are_the_real_ones_on_the_named_resources(aws_env: None) -> None:
     built = adapters(repo_settings(), {**REQUIRED, **TIMERS, **DLQ}, parks_events=True)
-    assert isinstance(built.cases, CasesApi) and built.cases_slas is built.cases  # one Cases adapter
-    assert (
-        isinstance(built.snapshots, DynamoDbSnapshotStore) and built.snapshots.table_name == "casewatch-state"
-    )
-    assert isinstance(built.sla_store, DynamoDbSlaStore)
+    assert isinstance(built.cases, CasesApi)
+    assert built.cases_slas is built.cases and built.search is built.cases  # one Cases adapter
+    assert isinstance(built.store, DynamoDbCaseStore) and built.store.table_name == "casewatch-state"
+    assert built.feed is built.store  # the feed's watermark lives in the state table too
+    assert built.store.policies == bootstrap.policies(
+        repo_settings()
+    )  # a stored fold is checked against them
     assert isinstance(built.notifier, SnsNotifier) and built.notifier.topic_arn == REQUIRED[ENV_TOPIC_ARN]
     assert isinstance(built.bus, EventBridgeEnrichedBus) and built.bus.bus_name == "casewatch-enriched"
-    assert isinstance(built.once, PowertoolsIdempotency) and built.once.table_name == "casewatch-idempotency"
-    assert isinstance(built.status_order, DynamoDbStatusOrder)
-    assert built.status_order.table_name == "casewatch-state"
     assert isinstance(built.timers, SchedulerTimers)
     assert isinstance(built.dead_letters, SqsDeadLetters)
 
@@ -123,7 +114,7 @@ def test_functions_that_park_nothing_need_no_dead_letter_queue(aws_env: None) ->
     built = adapters(repo_settings(), {**REQUIRED, **TIMERS}, parks_events=False)
     assert built.dead_letters is None
     assert bootstrap.build_sla_timer_app(repo_settings(), built).timer is not None
-    assert bootstrap.build_reconcile_app(repo_settings(), built).reconciliation is not None
+    assert bootstrap.build_reconcile_app(repo_settings(), built).feed is not None
     with pytest.raises(SettingsError, match=ENV_DEAD_LETTER_QUEUE_URL):
         adapters(repo_settings(), {**REQUIRED, **TIMERS}, parks_events=True)
 
@@ -138,33 +129,43 @@ def test_an_event_app_needs_a_dead_letter_queue(aws_env: None, spec: Any) -> Non
 # --- the apps ---------------------------------------------------------------------------------------------
 
 
-def test_an_event_app_tracks_slas_and_notifies_on_one_signal_path(aws_env: None) -> None:
+def test_the_event_apps_apply_events_through_one_case_updater(aws_env: None) -> None:
     built = adapters(repo_settings(), {**REQUIRED, **TIMERS, **DLQ}, parks_events=True)
     apps = {
         spec.name: build_event_app(spec, repo_settings(), built)
         for spec in (CASE_CHANGED, RELATED_ITEM_CREATED_FN)
     }
     for name, app in apps.items():
-        sla, notifications = app.processor.sinks
-        assert isinstance(sla, SlaCaseEvents) and isinstance(notifications, Notifications)
-        assert sla.applier.signals is notifications  # SLA signals notify through the same sink
-        assert sla.applier.timers is built.timers and sla.applier.store is built.sla_store
-        assert app.processor.dead_letters is built.dead_letters and app.once is built.once
-        assert app.processor.function == name
+        processor = app.processor
+        updater = processor.updater
+        assert updater.store is built.store and updater.timers is built.timers
+        assert updater.notifier is built.notifier and updater.bus is built.bus
+        assert updater.policies == bootstrap.policies(repo_settings()) != ()
+        assert updater.breach_grace == repo_settings().breach_grace
+        assert processor.enricher.cases is built.cases
+        assert processor.dead_letters is built.dead_letters
+        assert processor.function == name
     # Only related-item events can carry an SLA item without its definition: only they ask Cases.
-    assert apps[RELATED_ITEM_CREATED_FN.name].processor.sinks[0].cases_slas is built.cases_slas  # type: ignore[attr-defined]
-    assert apps[CASE_CHANGED.name].processor.sinks[0].cases_slas is None  # type: ignore[attr-defined]
+    assert apps[RELATED_ITEM_CREATED_FN.name].processor.cases_slas is built.cases_slas
+    assert apps[CASE_CHANGED.name].processor.cases_slas is None
     assert apps[CASE_CHANGED.name].processor.event_types == frozenset(CASE_CHANGED.event_types)
 
 
-def test_the_timer_and_reconciliation_ask_cases_before_judging(aws_env: None) -> None:
-    built = adapters(repo_settings(), {**REQUIRED, **TIMERS}, parks_events=False)
-    timer = bootstrap.build_sla_timer_app(repo_settings(), built).timer
-    assert timer.verify_breaches and timer.check is not None and timer.check.enabled
-    assert timer.check.cases_reader is built.cases and timer.check.cases_slas is built.cases_slas
-    reconciliation = bootstrap.build_reconcile_app(repo_settings(), built).reconciliation
-    assert reconciliation.check.cases_reader is built.cases
-    assert reconciliation.applier.policies == timer.applier.policies != ()
+def test_the_timer_asks_cases_nothing_and_the_feed_searches(aws_env: None) -> None:
+    settings = repo_settings()
+    built = adapters(settings, {**REQUIRED, **TIMERS}, parks_events=False)
+    timer = bootstrap.build_sla_timer_app(settings, built).timer
+    assert timer.feed_period == settings.feed_period == timedelta(minutes=settings.reconcile_every_minutes)
+    assert not hasattr(timer, "check")  # no per-SLA Cases read
+    feed = bootstrap.build_reconcile_app(settings, built).feed
+    assert (feed.search, feed.store, feed.feed) == (built.search, built.store, built.feed)
+    assert feed.index_lag == settings.index_lag == timedelta(seconds=settings.search_index_lag_seconds)
+    assert feed.first_lookback == settings.feed_period
+    assert feed.domain_id == settings.domain_id
+    assert feed.updater.policies == timer.updater.policies != ()
+    assert len(feed.fields) <= 25  # SearchCases returns at most 25 fields
+    assert {"last_updated_datetime", "last_closed_datetime", "created_datetime", "status"} <= set(feed.fields)
+    assert "Sla" in feed.item_types
 
 
 def test_apps_are_built_once_per_container_and_afresh_after_forget(lambda_env: dict[str, str]) -> None:
@@ -183,7 +184,7 @@ def test_the_timer_and_reconcile_functions_start_without_a_dead_letter_queue(
 ) -> None:
     monkeypatch.delenv(ENV_DEAD_LETTER_QUEUE_URL)
     assert bootstrap.sla_timer_app().timer is not None
-    assert bootstrap.reconcile_app().reconciliation is not None
+    assert bootstrap.reconcile_app().feed is not None
     with pytest.raises(SettingsError, match=ENV_DEAD_LETTER_QUEUE_URL):
         bootstrap.event_app(CASE_CHANGED.name)
 
@@ -217,4 +218,4 @@ def test_adapters_can_be_replaced_one_by_one(aws_env: None) -> None:
     swapped = replace(built, dead_letters=ListDeadLetters())
     app = build_event_app(CASE_CHANGED, repo_settings(), swapped)
     assert isinstance(app.processor.dead_letters, ListDeadLetters)
-    assert app.processor.sinks[1].notifier is built.notifier  # type: ignore[attr-defined]
+    assert app.processor.updater.notifier is built.notifier

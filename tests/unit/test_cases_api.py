@@ -1,10 +1,10 @@
-"""`CasesApi` (GetCase, SearchRelatedItems) and its one error translator, on the real boto3
+"""`CasesApi` (GetCase, SearchRelatedItems, SearchCases, SearchAllRelatedItems) and its one error translator, on the real boto3
 `connectcases` client with botocore's Stubber (no network; one attempt, so no retry takes a stub)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -217,23 +217,135 @@ def test_the_sparse_list_of_related_items_skips_its_empty_entries(
     api, stubber = stubbed
     # What Cases returns is not what its model allows (a null entry): the stub must not refuse it.
     monkeypatch.setattr(stubber, "_validate_operation_response", lambda *_: None)
-    comment = {
-        "relatedItemId": "cm1",
-        "type": "Comment",
-        "associationTime": CREATED,
-        "content": {"comment": {}},
+    stubber.add_response("search_related_items", {"relatedItems": [sla_item("s1"), None]}, search("sla"))
+    assert [r.related_item_id for r in api.case_slas(DOMAIN, CASE_1)] == ["s1"]
+
+
+# --- SearchCases, SearchAllRelatedItems: the change feed ---------------------------------------------------
+
+SINCE = datetime(2026, 11, 23, 9, 0, 0, 123456, tzinfo=UTC)
+
+
+def cases_search(
+    token: str | None = None, fields: tuple[str, ...] = ("status", "last_updated_datetime")
+) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "domainId": DOMAIN,
+        "fields": [{"id": f} for f in fields],
+        "filter": {
+            "field": {
+                "greaterThan": {
+                    "id": "last_updated_datetime",
+                    "value": {"stringValue": "2026-11-23T09:00:00.123Z"},
+                }
+            }
+        },
+        "sorts": [{"fieldId": "last_updated_datetime", "sortOrder": "Asc"}],
+        "maxResults": 25,
     }
-    later = {**comment, "relatedItemId": "cm2", "associationTime": datetime(2026, 11, 23, 9, 5, tzinfo=UTC)}
-    stubber.add_response("search_related_items", {"relatedItems": [later, None, comment]}, search("comment"))
-    assert api.related_items(DOMAIN, CASE_1, "Comment") == [
-        ("cm1", CREATED),
-        ("cm2", datetime(2026, 11, 23, 9, 5, tzinfo=UTC)),
+    if token:
+        request["nextToken"] = token
+    return request
+
+
+def found_case(case_id: str, status: str) -> dict[str, Any]:
+    return {
+        "caseId": case_id,
+        "templateId": "tpl",
+        "fields": [
+            {"id": "status", "value": {"stringValue": status}},
+            {"id": "last_updated_datetime", "value": {"stringValue": "2026-11-23T09:30:00.000Z"}},
+            {"id": "summary", "value": {"emptyValue": {}}},
+        ],
+        "tags": {},
+    }
+
+
+def test_changed_cases_follow_every_page_of_25_sorted_by_last_update(
+    stubbed: tuple[CasesApi, Stubber], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, stubber = stubbed
+    monkeypatch.setattr(stubber, "_validate_operation_response", lambda *_: None)  # the sparse null entry
+    page = [found_case(f"c{n:02d}", "open") for n in range(25)]
+    stubber.add_response("search_cases", {"cases": page, "nextToken": "p2"}, cases_search())
+    stubber.add_response("search_cases", {"cases": [None, found_case("c25", "closed")]}, cases_search("p2"))
+    found = api.changed_cases(DOMAIN, SINCE, ["status", "last_updated_datetime"])
+    assert found.requests == 2
+    assert [c.case_id for c in found.items] == [f"c{n:02d}" for n in range(26)]
+    assert found.items[-1].values == {
+        "status": FieldValue.of("closed"),
+        "last_updated_datetime": FieldValue.of("2026-11-23T09:30:00.000Z"),
+    }  # an emptyValue is no value
+
+
+def test_changed_cases_of_exactly_one_page_take_one_request(stubbed: tuple[CasesApi, Stubber]) -> None:
+    api, stubber = stubbed
+    page = [found_case(f"c{n:02d}", "open") for n in range(25)]
+    stubber.add_response("search_cases", {"cases": page}, cases_search())
+    found = api.changed_cases(DOMAIN, SINCE, ["status", "last_updated_datetime"])
+    assert (len(found.items), found.requests) == (25, 1)
+
+
+def test_changed_cases_ask_for_at_most_25_fields(stubbed: tuple[CasesApi, Stubber]) -> None:
+    api, stubber = stubbed
+    fields = tuple(f"f{n:02d}" for n in range(30))
+    stubber.add_response("search_cases", {"cases": []}, cases_search(fields=fields[:25]))
+    assert api.changed_cases(DOMAIN, SINCE, fields).items == []
+
+
+def items_search(token: str | None = None) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "domainId": DOMAIN,
+        "filters": [{"sla": {}}, {"comment": {}}],
+        "sorts": [{"sortProperty": "AssociationTime", "sortOrder": "Desc"}],
+        "maxResults": 25,
+    }
+    if token:
+        request["nextToken"] = token
+    return request
+
+
+def found_item(item_id: str, item_type: str, at: datetime, case_id: str = CASE_1) -> dict[str, Any]:
+    content = (
+        sla_item(item_id)["content"]
+        if item_type == "Sla"
+        else {"comment": {"body": "hi", "contentType": "Text/Plain"}}
+    )
+    return {
+        "caseId": case_id,
+        "relatedItemId": item_id,
+        "type": item_type,
+        "associationTime": at,
+        "content": content,
+    }
+
+
+def test_associated_items_stop_at_the_first_item_not_after_since(
+    stubbed: tuple[CasesApi, Stubber], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Newest first: the first item at or before `since` ends the search (no further page is read)."""
+    api, stubber = stubbed
+    monkeypatch.setattr(stubber, "_validate_operation_response", lambda *_: None)  # the sparse null entry
+    first = [found_item(f"cm{n:02d}", "Comment", SINCE + timedelta(minutes=60 - n)) for n in range(25)]
+    second = [
+        None,
+        found_item("s1", "Sla", SINCE + timedelta(microseconds=1), case_id="c2"),
+        found_item("cm-at", "Comment", SINCE),  # exactly at `since`: already seen
+        found_item("cm-old", "Comment", SINCE - timedelta(minutes=1)),
     ]
-
-
-def test_an_unknown_item_type_asks_nothing(stubbed: tuple[CasesApi, Stubber]) -> None:
-    api, _ = stubbed
-    assert api.related_items(DOMAIN, CASE_1, "Hologram") == []
+    stubber.add_response(
+        "search_all_related_items", {"relatedItems": first, "nextToken": "p2"}, items_search()
+    )
+    stubber.add_response(
+        "search_all_related_items", {"relatedItems": second, "nextToken": "p3"}, items_search("p2")
+    )
+    found = api.associated_items(DOMAIN, SINCE, ["Sla", "comment"])
+    assert found.requests == 2  # p3 is never asked for
+    assert [i.related_item_id for i in found.items] == [*(f"cm{n:02d}" for n in range(25)), "s1"]
+    sla = found.items[-1]
+    assert (sla.case_id, sla.item_type, sla.associated_at) == ("c2", "Sla", SINCE + timedelta(microseconds=1))
+    assert sla.sla is not None and sla.sla.spec.target_values == ("closed",)
+    assert found.items[0].sla is None
 
 
 def test_search_errors_are_translated_from_the_client_error(stubbed: tuple[CasesApi, Stubber]) -> None:
@@ -249,3 +361,22 @@ def test_search_errors_are_translated_from_the_client_error(stubbed: tuple[Cases
         api.case_slas(DOMAIN, CASE_1)
     assert isinstance(raised.value.__cause__, ClientError)
     assert raised.value.__cause__ is not raised.value
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "kind"),
+    [
+        ("ThrottlingException", 429, CasesThrottledError),
+        ("InternalServerException", 500, CasesUnavailableError),
+    ],
+)
+def test_feed_search_errors_are_translated(
+    stubbed: tuple[CasesApi, Stubber], code: str, status: int, kind: type[CasesError]
+) -> None:
+    api, stubber = stubbed
+    stubber.add_client_error("search_cases", service_error_code=code, http_status_code=status)
+    stubber.add_client_error("search_all_related_items", service_error_code=code, http_status_code=status)
+    with pytest.raises(kind, match="SearchCases"):
+        api.changed_cases(DOMAIN, SINCE, ["status"])
+    with pytest.raises(kind, match="SearchAllRelatedItems"):
+        api.associated_items(DOMAIN, SINCE, ["Sla"])

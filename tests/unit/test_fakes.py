@@ -1,6 +1,6 @@
 """The one set of fakes (`casewatch_dev.fakes`) behaves like the AWS adapters it stands for, and the
-builders of `tests/builders.py` make the events they say. (The same store scenarios run on moto in
-tests/integration/test_sla_store.py.)"""
+builders of `tests/builders.py` make the events they say. (The case store's fake and its DynamoDB adapter
+are held to one contract in tests/integration/test_case_store.py.)"""
 
 from __future__ import annotations
 
@@ -8,25 +8,27 @@ from datetime import timedelta
 
 import pytest
 
-from casewatch.domain.sla.fold import evaluate
-from casewatch.domain.sla.log import CaseSlaLog
-from casewatch.domain.sla.model import SlaConflictError, SlaStatus
+from casewatch.domain.case_record import CaseChange, Claim
+from casewatch.domain.sla.model import CasesSlaSpec, SlaConflictError, SlaStatus
+from casewatch.domain.sla.observations import CasesSlaReport
 from casewatch.domain.sla.timers import TimerKind, TimerSpec
 from casewatch.errors import CaseNotFoundError, CasesThrottledError
 from casewatch.models.fields import FieldValue
 from casewatch_dev.clock import VirtualClock
+from casewatch_dev.fakes.clients import FakeScheduler
 from casewatch_dev.fakes.ports import (
     DictCasesReader,
-    InMemorySlaStore,
-    InMemorySnapshotStore,
-    InMemoryStatusOrder,
-    RecordingSlaStore,
+    DictCasesSearch,
+    InMemoryCaseStore,
+    RecordingCaseStore,
     RecordingTimers,
 )
-from tests.apps import SlaSystem
+from casewatch_dev.sla_items import case_slas, sla_items
+from tests.apps import World
 from tests.builders import (
     DOMAIN,
     FIRST,
+    POLICIES,
     PRIORITY,
     RESOLVE,
     SLA_SETTINGS,
@@ -40,74 +42,39 @@ from tests.builders import (
     updated,
 )
 
-# --- the SLA store -----------------------------------------------------------------------------------
+# --- the case store ------------------------------------------------------------------------------------
 
 
-def test_the_store_rejects_a_stale_revision() -> None:
-    store = InMemorySlaStore()
-    empty = store.load(DOMAIN, "c1")
-    log = CaseSlaLog(DOMAIN, "c1")
-    store.save(empty, log, [])
-    with pytest.raises(SlaConflictError):
-        store.save(empty, log, [])
-    assert store.conflicts == 1
-    assert store.load(DOMAIN, "c1").revision == 1
-
-
-def test_the_store_rejects_an_older_state_over_a_newer_item() -> None:
-    system = SlaSystem(SLA_SETTINGS, store=InMemorySlaStore(), clock=VirtualClock(at(-1)))
-    system.deliver(created("c1", 0))
-    system.deliver(updated("c1", 100, "closed"))
-    current = system.store.load(DOMAIN, "c1")
-    older = CaseSlaLog(DOMAIN, "c1", current.log.observations[:1])  # version 09:00
-    with pytest.raises(SlaConflictError):  # the revision matches, the item's version does not
-        system.store.save(current, older, list(evaluate(older, system.policies).values()))
-    assert system.store.load(DOMAIN, "c1").slas[RESOLVE].state.status is SlaStatus.MET
-
-
-def test_before_save_runs_once_before_the_next_save() -> None:
-    store = InMemorySlaStore()
+def test_before_commit_runs_once_before_the_next_commit() -> None:
+    world = World(SLA_SETTINGS, clock=VirtualClock(at(-1)))
     ran: list[int] = []
-    store.before_save = lambda: ran.append(store.saves)
-    store.save(store.load(DOMAIN, "c1"), CaseSlaLog(DOMAIN, "c1"), [])
-    store.save(store.load(DOMAIN, "c1"), CaseSlaLog(DOMAIN, "c1"), [])
+    world.on_commit(lambda: ran.append(world.store.commits))
+    world.deliver(created("c1", 0))
+    world.deliver(updated("c1", 10, "closed"))
     assert ran == [0]
+    assert world.store.commits == 2
 
 
-def test_an_sla_deferred_by_reconciliation_stays_deferred_after_later_saves() -> None:
-    """The deferral travels with the SLA through saves that change other SLAs, or that SLA itself
-    (it used to be undone by the next save: `defer_check` wrote beside the transaction)."""
-    clock = VirtualClock(at(-1))
-    system = SlaSystem(SLA_SETTINGS, store=InMemorySlaStore(), clock=clock)
-    system.deliver(created("c1", 0, "high"))
-    clock.set(at(45))
-    assert system.reconcile().repairs == 1  # first response overdue since 09:30; next look at 10:15
-    deferred = at(75)
-    assert system.store.load(DOMAIN, "c1").slas[FIRST].next_check_at == deferred
-    system.deliver(updated("c1", 50, "pending-customer", "high"))  # a later save: resolve pauses
-    record = system.store.load(DOMAIN, "c1")
-    assert record.revision == 3 and record.slas[RESOLVE].state.paused_since == at(50)
-    assert record.slas[FIRST].next_check_at == deferred
-    assert [s.case_id for s in system.store.due_before(deferred)] == []  # exactly at the check: not yet
-    assert [s.state.key for s in system.store.due_before(deferred + timedelta(microseconds=1))] == [FIRST]
-    assert [s.state.key for s in system.store.case_slas("c1") if s.next_check_at == deferred] == [FIRST]
+def test_the_store_keeps_documents_not_live_objects() -> None:
+    """Every load decodes the fold from its JSON, as a DynamoDB read does: a loaded record shares nothing
+    with what was committed or loaded before."""
+    world = World(SLA_SETTINGS, clock=VirtualClock(at(-1)))
+    world.deliver(created("c1", 0))
+    one, two = world.store.load(DOMAIN, "c1"), world.store.load(DOMAIN, "c1")
+    assert one.fold is not None and two.fold is not None
+    assert one.fold is not two.fold
+    assert one.fold.to_doc() == two.fold.to_doc()
+    one.fold.extend([])  # touching one changes nothing stored
+    one.fold.known["status"] = "closed"
+    assert world.store.load(DOMAIN, "c1").fold.known["status"] == "open"
 
 
-def test_due_before_is_strictly_before_the_target() -> None:
-    system = SlaSystem(SLA_SETTINGS, store=InMemorySlaStore(), clock=VirtualClock(at(-1)))
-    system.deliver(created("c1", 0, "high"))
-    assert system.store.due_before(at(30)) == []
-    assert [s.state.key for s in system.store.due_before(at(30) + timedelta(microseconds=1))] == [FIRST]
-    assert len(system.store.due_before(at(481))) == 2
-    assert len(system.store.due_before(at(481), limit=1)) == 1
-
-
-def test_the_recording_store_records_the_transitions_of_successful_saves_only() -> None:
-    inner = InMemorySlaStore()
-    store = RecordingSlaStore(inner)
-    system = SlaSystem(SLA_SETTINGS, store=store, clock=VirtualClock(at(-1)))
-    system.deliver(created("c1", 0, "high"))
-    system.deliver(comment("c1", 10))
+def test_the_recording_store_records_the_transitions_of_successful_commits_only() -> None:
+    inner = InMemoryCaseStore(POLICIES)
+    store = RecordingCaseStore(inner)
+    world = World(SLA_SETTINGS, clock=VirtualClock(at(-1)), store=store)
+    world.deliver(created("c1", 0, "high"))
+    world.deliver(comment("c1", 10))
     taken = store.take_transitions()
     assert [(t.sla_key, t.status) for t in taken] == [
         (FIRST, SlaStatus.ACTIVE),
@@ -115,15 +82,33 @@ def test_the_recording_store_records_the_transitions_of_successful_saves_only() 
         (FIRST, SlaStatus.MET),
     ]
     assert store.take_transitions() == []
-    stale = store.load(DOMAIN, "c1")
-    system.deliver(updated("c1", 20, "closed", "high"))
-    with pytest.raises(SlaConflictError):
-        store.save(stale, stale.log, [])
+    inner.before_commit = lambda: world.deliver(updated("c1", 20, "closed", "high"))  # wins the race
+    world.deliver(updated("c1", 15, "pending-customer", "high"))  # loses once, then applies on top
+    assert inner.conflicts == 1
     assert [(t.sla_key, t.status) for t in store.take_transitions()] == [(RESOLVE, SlaStatus.MET)]
-    assert inner.states()[("c1", RESOLVE)].status is SlaStatus.MET  # the inner store has what was saved
+    assert inner.load(DOMAIN, "c1").states()[RESOLVE].status is SlaStatus.MET
+    assert world.states()[("c1", RESOLVE)].status is SlaStatus.MET
+    stale = store.load(DOMAIN, "c1")
+    world.deliver(comment("c1", 30, "cm2"))
+    with pytest.raises(SlaConflictError):  # a stale record: nothing recorded
+        store.commit(stale, CaseChange("test", Claim(at(0), done=True), transitions=taken[:1]))
+    assert store.take_transitions() == []
 
 
-# --- timers, status order, snapshots, GetCase ---------------------------------------------------------
+def test_sla_items_list_every_case_and_sla_of_a_store() -> None:
+    world = World(SLA_SETTINGS, clock=VirtualClock(at(-1)))
+    world.deliver(created("c2", 5))
+    world.deliver(created("c1", 0, "high"))
+    assert [(i.case_id, i.state.key) for i in sla_items(world.store)] == [
+        ("c1", FIRST),
+        ("c1", RESOLVE),
+        ("c2", RESOLVE),
+    ]
+    assert [i.state.key for i in case_slas(world.store, DOMAIN, "c1")] == [FIRST, RESOLVE]
+    assert case_slas(world.store, DOMAIN, "nobody") == []
+
+
+# --- timers, GetCase, search ----------------------------------------------------------------------------
 
 
 def test_recording_timers_keep_one_timer_per_case_sla_and_kind() -> None:
@@ -139,27 +124,6 @@ def test_recording_timers_keep_one_timer_per_case_sla_and_kind() -> None:
     timers.cancel("c1", RESOLVE, TimerKind.BREACH)
     timers.cancel("c1", RESOLVE, TimerKind.BREACH)  # already gone: fine
     assert (timers.sets, timers.cancels, len(timers.pending)) == (3, 2, 1)
-
-
-def test_the_status_order_only_moves_forward_per_case_and_replay() -> None:
-    order = InMemoryStatusOrder()
-    assert order.claim(case_id="c1", status="closed", changed_at=at(10), notification_id="n1")
-    assert not order.claim(case_id="c1", status="open", changed_at=at(5), notification_id="n2")
-    assert order.claim(case_id="c1", status="closed", changed_at=at(5), notification_id="n3")  # same status
-    assert order.claim(case_id="c1", status="open", changed_at=at(10), notification_id="n4")  # same time
-    assert order.claim(case_id="c1", status="closed", changed_at=at(5), notification_id="n5", replay_name="r")
-    assert order.claim(case_id="c2", status="open", changed_at=at(0), notification_id="n6")
-
-
-def test_the_snapshot_store_keeps_the_newer_view() -> None:
-    store = InMemorySnapshotStore()
-    newer, older = parsed(updated("c1", 20, "closed")), parsed(updated("c1", 10, "open"))
-    assert store.put(enriched(newer))
-    assert not store.put(enriched(older))
-    assert not store.put(enriched(newer))  # the same version again
-    view = store.get(DOMAIN, "c1")
-    assert view is not None and view.value("status") == "closed"
-    assert store.get("another-domain", "c1") is None
 
 
 def test_the_cases_reader_answers_from_its_dict_and_counts_requests() -> None:
@@ -179,6 +143,76 @@ def test_the_cases_reader_answers_from_its_dict_and_counts_requests() -> None:
         reader.get_case_fields(DOMAIN, "gone", ["status"])
     assert reader.calls == 3
     assert reader.requests[0] == (DOMAIN, "c1", ("status", "title", "empty", "unknown"))
+
+
+def test_the_cases_search_lags_writes_like_the_index() -> None:
+    clock = VirtualClock(at(0))
+    search = DictCasesSearch(clock, lag=timedelta(seconds=15))
+    search.put_case("c1", {"status": "open"}, updated=at(0))
+    assert search.changed_cases(DOMAIN, at(-1), ["status"]).items == []  # not indexed yet
+    clock.advance(15)
+    [found] = search.changed_cases(DOMAIN, at(-1), ["status"]).items
+    assert (found.case_id, found.values) == ("c1", {"status": FieldValue.of("open")})
+    search.put_case("c1", {"status": "closed"}, updated=at(1))
+    assert search.changed_cases(DOMAIN, at(-1), ["status"]).items[0].values["status"] == FieldValue.of("open")
+    clock.advance(15)
+    assert search.changed_cases(DOMAIN, at(-1), ["status"]).items[0].values["status"] == FieldValue.of(
+        "closed"
+    )
+    assert search.changed_cases(DOMAIN, at(1), ["status"]).items == []  # strictly after `since`
+
+
+@pytest.mark.parametrize(("cases", "pages"), [(0, 1), (1, 1), (25, 1), (26, 2), (51, 3)])
+def test_the_cases_search_counts_pages_of_25(cases: int, pages: int) -> None:
+    search = DictCasesSearch()
+    for n in range(cases):
+        search.put_case(f"c{n:02d}", {"status": "open"}, updated=at(n))
+    found = search.changed_cases(DOMAIN, at(-1), ["status", "last_updated_datetime"])
+    assert (len(found.items), found.requests) == (cases, pages)
+    assert [c.case_id for c in found.items] == [f"c{n:02d}" for n in range(cases)]  # oldest change first
+    with pytest.raises(ValueError, match="25 fields"):
+        search.changed_cases(DOMAIN, at(-1), [f"f{n}" for n in range(26)])
+
+
+def test_the_item_search_answers_newest_first_by_type() -> None:
+    search = DictCasesSearch()
+    spec = CasesSlaSpec("Callback", "status", ("closed",), at(61))
+    search.add_item("c1", "cm1", "Comment", at(1))
+    search.add_item("c1", "s1", "Sla", at(2), CasesSlaReport("s1", at(2), spec, "Active"))
+    search.add_item("c2", "ct1", "contact", at(3))
+    found = search.associated_items(DOMAIN, at(1), ["SLA", "Comment", "Contact"])
+    assert [(i.case_id, i.related_item_id, i.item_type) for i in found.items] == [
+        ("c2", "ct1", "Contact"),
+        ("c1", "s1", "Sla"),
+    ]
+    assert found.items[1].sla is not None and found.items[1].sla.spec == spec
+    assert [i.related_item_id for i in search.associated_items(DOMAIN, at(0), ["Comment"]).items] == ["cm1"]
+    search.fail_with.append(CasesThrottledError())
+    with pytest.raises(CasesThrottledError):
+        search.associated_items(DOMAIN, at(0), ["Sla"])
+    assert search.requests == ["SearchAllRelatedItems"] * 3
+    assert [call[0] for call in search.calls] == ["SearchAllRelatedItems"] * 3
+
+
+def test_the_fake_scheduler_answers_like_scheduler_and_logs_every_call() -> None:
+    from casewatch.adapters.scheduler_timers import SchedulerTimers, schedule_name
+
+    scheduler = FakeScheduler("g")
+    timers = SchedulerTimers(scheduler, group_name="g", target_arn="arn:t", role_arn="arn:r")  # type: ignore[arg-type]
+    breach = TimerSpec(TimerKind.BREACH, DOMAIN, "c1", RESOLVE, "resolve-within-8h", at(480), at(480))
+    timers.set(breach)
+    timers.set(breach)  # exists: updated
+    timers.cancel("c1", RESOLVE, TimerKind.BREACH)
+    timers.cancel("c1", RESOLVE, TimerKind.BREACH)  # gone: a not-found, ignored
+    name = schedule_name("c1", RESOLVE, TimerKind.BREACH)
+    assert scheduler.calls == [
+        ("CreateSchedule", name),
+        ("CreateSchedule", name),
+        ("UpdateSchedule", name),
+        ("DeleteSchedule", name),
+        ("DeleteSchedule", name),
+    ]
+    assert scheduler.pending() == [] and scheduler.earliest() is None
 
 
 # --- the builders ----------------------------------------------------------------------------------

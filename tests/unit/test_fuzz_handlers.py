@@ -4,8 +4,8 @@ Each example takes a sample event (or the Scheduler payloads of `events/schedule
 mutations — delete a key, replace a value with arbitrary JSON, change a value's type, put in a value
 that is valid elsewhere (another eventType, a related-item type, a field value union, an odd time) —
 then runs the handler on the apps `casewatch.bootstrap` builds, over adapters in memory (SLA tracking,
-notifications, Powertools idempotency, the real SNS/EventBridge/SQS/Scheduler adapters on fake clients;
-GetCase answers from a dict).
+notifications and claims in the in-memory case store, the real SNS/EventBridge/SQS/Scheduler adapters on
+fake clients; GetCase and search answer from dicts).
 
 Every example must end in a typed outcome — `handled`, `unhandled` or `invalid` — and never in an
 unhandled exception; `invalid` exactly when the event does not parse, and then the event is parked on
@@ -182,7 +182,7 @@ class World:
 
     def __init__(self) -> None:
         self.clock = VirtualClock(NOW)
-        self.aws = memory_adapters(self.clock)
+        self.aws = memory_adapters(self.clock, SETTINGS)
         adapters = self.aws.adapters
         self.apps: dict[Callable[..., Any], Any] = {
             case_changed.handler: build_event_app(CASE_CHANGED, SETTINGS, adapters),

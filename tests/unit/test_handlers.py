@@ -6,29 +6,28 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from casewatch import observability
-from casewatch.bootstrap import EventApp
-from casewatch.errors import CasesThrottledError, CasesUnavailableError
+from casewatch.app.process_event import claim_key
+from casewatch.errors import CasesThrottledError, CasesUnavailableError, DuplicateInProgressError
 from casewatch.handlers import case_changed, related_item_created
-from casewatch.models.enriched import Provenance
+from casewatch.models.enriched import EnrichedCase, Provenance
 from casewatch.models.events import parse_case_event
 from casewatch.observability import LazyTracer, PowertoolsMetrics, logger, tracing_disabled
 from casewatch.settings import Settings
 from casewatch.topology import CASE_CHANGED, RELATED_ITEM_CREATED_FN
-from casewatch_dev.fakes.ports import (
-    DictCasesReader,
-    InMemorySnapshotStore,
-)
-from tests.apps import EventPath, FixedClock, LambdaContext
+from casewatch_dev.clock import VirtualClock
+from casewatch_dev.fakes.ports import DictCasesReader, ListDeadLetters
+from tests.apps import World
 from tests.builders import (
     CASE_1,
     CASE_2,
@@ -60,18 +59,35 @@ def repo_settings_fixture() -> Settings:
     return repo_settings()
 
 
-def make_deps(settings: Settings, **overrides: Any) -> EventPath:
-    """The event path on fakes; GetCase knows the two sample cases."""
+def make_deps(settings: Settings, **overrides: Any) -> World:
+    """The functions on fakes (invalid events parked in a list); GetCase knows the two sample cases."""
     reader = DictCasesReader()
     for case_id in (CASE_1, CASE_2):
         reader.add(
             case_id, {"customer_id": "cust-1", "reference_number": "78412093", "status": "open", "title": "T"}
         )
-    return EventPath(**{"settings": settings, "cases": reader, "clock": FixedClock(NOW), **overrides})
+    options: dict[str, Any] = {
+        "cases": reader,
+        "clock": VirtualClock(NOW),
+        "dead_letters": ListDeadLetters(),
+        **overrides,
+    }
+    return World(settings, **options)
 
 
-def invoke(function: str, event: Any, deps: EventPath) -> dict[str, Any]:
-    return deps.invoke(event, function)
+def invoke(function: str, event: Any, deps: World) -> dict[str, Any]:
+    return deps.deliver(event, function)
+
+
+def received(deps: World) -> list[tuple[str | None, EnrichedCase]]:
+    """(event id, enriched view) of every event the functions handled."""
+    return [(o.event_id, o.case) for o in deps.outcomes() if o.case is not None]
+
+
+def parked(deps: World) -> Any:
+    dead_letters = deps.adapters.dead_letters
+    assert isinstance(dead_letters, ListDeadLetters)
+    return dead_letters.parked
 
 
 # --- every sample through its handler ----------------------------------------------------------
@@ -88,13 +104,12 @@ def test_every_sample_event_through_its_handler(path: Path, repo_settings: Setti
     assert result["eventId"] == raw["id"]
     ids_and_counts = {"outcome", "eventId", "caseId", "getcaseCalls"}
     assert set(result) == (ids_and_counts if event_type in ROUTE else ids_and_counts | {"reason"})
-    sink = deps.sink
     counts = deps.counts
     if event_type in ROUTE:
         assert result["outcome"] == "handled"
         assert result["caseId"] in {CASE_1, CASE_2}
-        [(event, case)] = sink.received
-        assert event.id == raw["id"]
+        [(event_id, case)] = received(deps)
+        assert event_id == raw["id"]
         assert case.case_id == result["caseId"]
         assert set(repo_settings.needed_field_ids) <= set(case.fields) | set(case.missing)
         assert counts["EventsHandled"] == 1
@@ -102,9 +117,10 @@ def test_every_sample_event_through_its_handler(path: Path, repo_settings: Setti
     else:
         assert result["outcome"] == "unhandled"
         assert result["reason"] == "event type not handled here"
-        assert sink.received == []
         assert counts["EventsUnhandled"] == 1
         assert counts["EventsHandled"] == 0
+        assert received(deps) == []
+        assert deps.store.commits == 0
 
 
 @pytest.mark.parametrize("path", SAMPLE_FILES, ids=lambda p: p.stem)
@@ -119,8 +135,10 @@ def test_the_wrong_handler_leaves_an_event_unhandled(path: Path, repo_settings: 
         assert result["outcome"] == "unhandled"
         assert result["reason"] == "event type not handled here"
         assert result["getcaseCalls"] == 0
-    assert deps.sink.received == []
+    assert received(deps) == []
     assert deps.cases.calls == 0
+    assert deps.store.commits == 0
+    assert (deps.notifications(), deps.bus_events()) == ([], [])
 
 
 @pytest.mark.parametrize(
@@ -166,19 +184,19 @@ def test_the_sample_day_in_time_order_needs_one_getcase(repo_settings: Settings)
     }
     assert sum(calls.values()) == 1  # only the metadata-only update
     assert calls[load_event("case-updated-metadata-only")["id"]] == 1
-    store = deps.snapshots
-    assert isinstance(store, InMemorySnapshotStore)
-    assert store.views[CASE_2].deleted
-    comment_view = next(c for e, c in deps.sink.received if e.id == load_event("related-item-comment")["id"])
+    stored = deps.store.load(repo_settings.domain_id, CASE_2).snapshot
+    assert stored is not None
+    assert stored.deleted
+    comment_view = next(c for e, c in received(deps) if e == load_event("related-item-comment")["id"])
     assert set(comment_view.sources().values()) == {Provenance.SNAPSHOT}
 
 
 def test_the_snapshot_keeps_the_needed_fields_only(repo_settings: Settings) -> None:
     deps = make_deps(repo_settings)
     invoke(CASE_CHANGED.name, load_event("case-created"), deps)
-    [(_, view)] = deps.sink.received
-    assert {"summary", "created_datetime"} <= set(view.fields)  # the sinks get all the event carries
-    stored = deps.snapshots.get(view.domain_id, view.case_id)
+    [(_, view)] = received(deps)
+    assert {"summary", "created_datetime"} <= set(view.fields)  # messages show all the event carries
+    stored = deps.store.load(view.domain_id, view.case_id).snapshot
     assert stored is not None
     assert set(stored.fields) == repo_settings.needed_field_ids
 
@@ -188,7 +206,7 @@ def test_a_deleted_case_builds_its_view_from_the_event_and_the_snapshot(repo_set
     invoke(CASE_CHANGED.name, load_event("case-updated-metadata-only"), deps)  # case 2: GetCase once
     result = invoke(CASE_CHANGED.name, load_event("case-deleted"), deps)
     assert result["getcaseCalls"] == 0
-    [_, (_, view)] = deps.sink.received
+    [_, (_, view)] = received(deps)
     assert view.deleted
     assert view.value("title") == "T"
     assert view.fields["title"].source is Provenance.SNAPSHOT
@@ -207,15 +225,15 @@ def test_invalid_events_are_parked_with_their_reason_and_nothing_is_raised(
     result = invoke(function, raw, deps)
     assert result["outcome"] == "invalid"
     assert result["reason"]
-    parked = deps.dead_letters.parked
-    assert len(parked) == 1
-    assert parked[0].raw is raw
-    assert parked[0].reason == result["reason"]
-    assert parked[0].function == function
+    [parked_event] = parked(deps)
+    assert parked_event.raw is raw
+    assert parked_event.reason == result["reason"]
+    assert parked_event.function == function
     expected_id = raw.get("id") if isinstance(raw, dict) else None
-    assert parked[0].event_id == expected_id == result["eventId"]
+    assert parked_event.event_id == expected_id == result["eventId"]
     assert deps.counts["EventsInvalid"] == 1
-    assert deps.sink.received == []
+    assert received(deps) == []
+    assert deps.store.commits == 0
 
 
 OTHER_DOMAIN = "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a"  # another Cases domain of the same account
@@ -236,8 +254,10 @@ def test_an_event_of_another_domain_is_unhandled_and_nothing_else_happens(
         "event of another Cases domain than the configured domain_id",
     )
     assert result["getcaseCalls"] == 0 and deps.cases.calls == 0
-    assert deps.sink.received == []
-    assert deps.dead_letters.parked == []
+    assert received(deps) == []
+    assert parked(deps) == []
+    assert deps.store.commits == 0
+    assert (deps.notifications(), deps.bus_events()) == ([], [])
     assert (deps.counts["EventsUnhandled"], deps.counts["EventsHandled"]) == (1, 0)
 
 
@@ -270,7 +290,7 @@ def test_a_poison_event_never_raises(raw: Any, repo_settings: Settings) -> None:
         result = invoke(function, raw, deps)
         assert result["outcome"] in {"handled", "unhandled", "invalid"}
         if result["outcome"] == "invalid":
-            assert len(deps.dead_letters.parked) == 1
+            assert len(parked(deps)) == 1
 
 
 # --- transient errors propagate ----------------------------------------------------------------
@@ -285,8 +305,9 @@ def test_getcase_throttled_after_retries_propagates_and_is_counted(repo_settings
     assert counts["GetCaseThrottled"] == 1
     assert counts["GetCaseCalls"] == 1
     assert counts["EventsHandled"] == 0
-    assert deps.sink.received == []
-    assert deps.dead_letters.parked == []
+    assert received(deps) == []
+    assert parked(deps) == []
+    assert deps.store.commits == 0  # nothing written: the retry starts afresh
 
 
 def test_cases_unavailable_propagates(repo_settings: Settings) -> None:
@@ -296,24 +317,44 @@ def test_cases_unavailable_propagates(repo_settings: Settings) -> None:
         invoke(RELATED_ITEM_CREATED_FN.name, load_event("related-item-comment"), deps)
 
 
-def test_a_failing_sink_propagates_after_the_snapshot_is_stored(repo_settings: Settings) -> None:
-    class Broken:
-        def on_case_event(self, event: Any, case: Any) -> None:
-            raise RuntimeError("SNS is down")
+def test_a_failing_send_propagates_after_the_state_is_stored(repo_settings: Settings) -> None:
+    """The bus is down: the invocation fails (Lambda retries) after the case's state and the event's claim
+    were written; the retry, once the first invocation's lease has ended, sends what is still pending and
+    finds the fetched fields in the stored view (no second GetCase)."""
+    deps = make_deps(repo_settings)
+    events = deps.aws.events
+    put = events.put_events
 
-    deps = make_deps(repo_settings, sinks=[Broken()])
-    with pytest.raises(RuntimeError):
-        invoke(RELATED_ITEM_CREATED_FN.name, load_event("related-item-comment"), deps)
-    # The retry finds the fetched fields in the snapshot: no second GetCase.
-    deps.sinks = None  # the recorder
-    assert invoke(RELATED_ITEM_CREATED_FN.name, load_event("related-item-comment"), deps)["getcaseCalls"] == 0
+    def down(**request: Any) -> Any:
+        raise ClientError({"Error": {"Code": "InternalException", "Message": "down"}}, "PutEvents")
+
+    events.put_events = down  # type: ignore[method-assign]
+    raw = load_event("related-item-comment")
+    with pytest.raises(Exception, match="PutEvents failed with InternalException"):
+        invoke(
+            RELATED_ITEM_CREATED_FN.name,
+            raw,
+            deps,
+        )
+    assert deps.cases.calls == 1
+    assert deps.bus_events() == []
+    events.put_events = put  # type: ignore[method-assign]
+    with pytest.raises(DuplicateInProgressError):  # Lambda's retry, before the first invocation's lease ended
+        invoke(RELATED_ITEM_CREATED_FN.name, raw, deps)
+    deps.clock.advance(60)  # the first invocation had 30 s left
+    assert invoke(RELATED_ITEM_CREATED_FN.name, raw, deps)["getcaseCalls"] == 0
+    [bus_event] = deps.bus_events()
+    assert bus_event["detail"]["event"]["id"] == raw["id"]
+    assert invoke(RELATED_ITEM_CREATED_FN.name, raw, deps)["outcome"] == "handled"  # done: a duplicate
+    assert deps.bus_events() == []
+    assert deps.cases.calls == 1
 
 
 def test_a_deleted_case_is_processed_with_what_the_event_carries(repo_settings: Settings) -> None:
     deps = make_deps(repo_settings, cases=DictCasesReader())  # GetCase answers 404
     result = invoke(RELATED_ITEM_CREATED_FN.name, load_event("related-item-file"), deps)
     assert result["outcome"] == "handled"
-    [(_, view)] = deps.sink.received
+    [(_, view)] = received(deps)
     assert view.flags == ("case_not_found",)
     assert set(view.missing) == repo_settings.needed_field_ids
     assert deps.counts["CaseNotFound"] == 1
@@ -394,30 +435,22 @@ def test_metrics_are_emf_in_the_casewatch_namespace(
 # --- the handler and its app ------------------------------------------------------------------
 
 
-class RecordingOnce:
-    """An `ExactlyOnce` that records the contexts registered with it."""
-
-    def __init__(self) -> None:
-        self.contexts: list[Any] = []
-
-    def run(self, key: str, action: Any) -> Any:  # pragma: no cover - no sink here uses it
-        raise AssertionError("not used")
-
-    def register_lambda_context(self, context: Any) -> None:
-        self.contexts.append(context)
-
-
 @pytest.mark.parametrize("function", list(HANDLERS))
-def test_the_handler_registers_each_invocation_with_the_idempotency_guard(
+def test_the_handler_leases_the_event_claim_until_the_invocation_ends(
     function: str, repo_settings: Settings
 ) -> None:
+    """The claim written with the event's state is leased for the invocation's remaining time: a
+    concurrent delivery within it waits (retries), Lambda's retry after a timeout finds it expired."""
     deps = make_deps(repo_settings)
-    once = RecordingOnce()
-    app = EventApp(deps.app(function).processor, once)
-    contexts = [LambdaContext(function), LambdaContext(function)]
-    for context in contexts:
-        HANDLERS[function].handler(load_event("case-created"), context, app=app)
-    assert once.contexts == contexts  # each invocation's own, before its side effects
+    raw = load_event("case-created" if function == CASE_CHANGED.name else "related-item-comment")
+    remaining_ms = 12_345
+    deps.deliver(raw, function, remaining_ms=remaining_ms)
+    event = parse_case_event(raw)
+    assert event.case_id is not None
+    record = deps.store.load(event.domain_id, event.case_id, claim_key=claim_key(event))
+    assert record.claim is not None
+    assert record.claim.done
+    assert record.claim.lease_until == NOW + timedelta(milliseconds=remaining_ms)
 
 
 # --- tracing -----------------------------------------------------------------------------------

@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from casewatch.domain.sla.model import SlaOrigin, SlaState, SlaStatus, Transition
-from casewatch.domain.sla.records import StoredSla
 from casewatch.topology import CASE_CHANGED
 from casewatch_dev.lambda_runtime.rie import read_report
 from casewatch_dev.lambda_runtime.session import sla_changes
 from casewatch_dev.lambda_runtime.template import FunctionDefinition, TemplateError, local_resources
 from casewatch_dev.lambda_runtime.toolchain import layer_requirements
 from casewatch_dev.pipeline import LocalResources
+from casewatch_dev.sla_items import SlaItem
 
 STACK = "Casewatch"
 
@@ -161,7 +161,7 @@ def test_without_phase_lines_the_report_line_is_read() -> None:
 T0 = datetime(2026, 11, 23, 9, tzinfo=UTC)
 
 
-def stored(*history: SlaStatus) -> StoredSla:
+def stored(*history: SlaStatus) -> SlaItem:
     transitions = tuple(
         Transition(at=T0 + timedelta(minutes=n), status=s, cycle=1, target_time=T0 + timedelta(minutes=30))
         for n, s in enumerate(history)
@@ -177,7 +177,7 @@ def stored(*history: SlaStatus) -> StoredSla:
         duration=timedelta(minutes=30),
         history=transitions,
     )
-    return StoredSla(domain_id="d", case_id="c", state=state, version=T0, revision=1)
+    return SlaItem(domain_id="d", case_id="c", state=state)
 
 
 def test_sla_changes_are_the_history_entries_an_invocation_added() -> None:
@@ -194,6 +194,11 @@ def test_sla_changes_are_the_history_entries_an_invocation_added() -> None:
     ]
     assert [c["status"] for c in sla_changes({}, [after])] == ["Active", "Overdue"]
     assert sla_changes({("c", "policy#first"): after}, [after]) == []
+    rewritten = stored(SlaStatus.ACTIVE, SlaStatus.MET)  # history not extended but rewritten: all of it
+    assert [c["status"] for c in sla_changes({("c", "policy#first"): after}, [rewritten])] == [
+        "Active",
+        "Met",
+    ]
 
 
 def test_the_layers_distributions_are_read_from_its_dist_info(tmp_path: Path) -> None:

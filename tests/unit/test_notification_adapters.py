@@ -1,29 +1,24 @@
-"""SNS notifier, enriched bus and idempotency guard with fake clients (no network)."""
+"""SNS notifier and enriched bus with fake clients (no network)."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from casewatch.adapters.enriched_bus import MAX_REQUEST_BYTES, EventBridgeEnrichedBus, batches, entry_size
-from casewatch.adapters.idempotency import KEY_PREFIX, PowertoolsIdempotency
 from casewatch.adapters.sns_notifier import MAX_MESSAGE_BYTES, SnsNotifier, message_structure
-from casewatch.constants import DEAD_LETTER_RETENTION_DAYS, IDEMPOTENCY_EXPIRY_DAYS
 from casewatch.domain.notifications.bus import BusEvent
 from casewatch.domain.notifications.render import Notification
 from casewatch.domain.notifications.rules import evaluate_case_event
 from casewatch.errors import EnrichedBusError, NotificationPublishError
 from casewatch.models.events import parse_case_event
 from casewatch.settings import Settings
-from casewatch_dev.clock import VirtualClock
 from casewatch_dev.fakes.clients import FakeSns
-from casewatch_dev.fakes.powertools import InMemoryPersistenceLayer
-from tests.apps import LambdaContext
-from tests.builders import T0, load_event
+from tests.builders import load_event
 
 DOMAIN = "b7f3c2a1-5d4e-4f6a-9b8c-0d1e2f3a4b5c"
 SETTINGS = Settings.from_mapping(
@@ -223,116 +218,3 @@ def test_oversized_bus_events_drop_field_values() -> None:
     )
     sent = json.loads(events.calls[0][0]["Detail"])
     assert sent["case"]["truncated"] is True and sent["case"]["fields"] == {}
-
-
-# --- idempotency guard -------------------------------------------------------------------------
-
-
-def guard_in_memory() -> tuple[PowertoolsIdempotency, InMemoryPersistenceLayer]:
-    """The guard on in-memory records, in an invocation with 30 s left (unless a test registers another)."""
-    persistence = InMemoryPersistenceLayer(VirtualClock(T0))
-    guard = PowertoolsIdempotency("casewatch-idempotency", persistence=persistence)
-    guard.register_lambda_context(LambdaContext(remaining_ms=30_000))
-    return guard, persistence
-
-
-def test_a_key_runs_once_and_a_repeat_gets_the_first_result() -> None:
-    guard, persistence = guard_in_memory()
-    runs: list[int] = []
-
-    def action() -> dict[str, Any]:
-        runs.append(1)
-        return {"outcome": "published", "n": len(runs)}
-
-    assert guard.run("notify:a", action) == ({"outcome": "published", "n": 1}, True)
-    assert guard.run("notify:a", action) == ({"outcome": "published", "n": 1}, False)
-    assert guard.run("notify:b", action) == ({"outcome": "published", "n": 2}, True)
-    assert len(runs) == 2
-    assert persistence.record_count() == 2
-
-
-def test_a_repeat_is_told_by_the_response_hook_even_for_an_empty_result() -> None:
-    guard, _ = guard_in_memory()
-    assert guard.run("bus:a", dict) == ({}, True)
-    assert guard.run("bus:a", dict) == ({}, False)
-
-
-def test_a_failed_action_leaves_no_record_and_runs_again() -> None:
-    guard, persistence = guard_in_memory()
-
-    def fail() -> dict[str, Any]:
-        raise RuntimeError("SNS unavailable")
-
-    with pytest.raises(RuntimeError):
-        guard.run("notify:a", fail)
-    assert persistence.record_count() == 0
-    assert guard.run("notify:a", lambda: {"outcome": "published"}).executed is True
-
-
-def test_an_in_progress_record_expires_with_the_registered_invocation() -> None:
-    """Powertools' own `register_lambda_context`: the record in progress lasts as long as the
-    invocation has left, so Lambda's retry of a timed-out invocation runs the side effect."""
-    persistence = InMemoryPersistenceLayer(VirtualClock(T0))
-    guard = PowertoolsIdempotency("casewatch-idempotency", persistence=persistence)
-    seen: list[int | None] = []
-
-    def look() -> dict[str, Any]:
-        (record,) = (r for r in persistence._records.values() if r._status == "INPROGRESS")
-        seen.append(record.in_progress_expiry_timestamp)
-        return {}
-
-    with pytest.warns(UserWarning, match="register_lambda_context"):  # Powertools says so
-        guard.run("notify:unregistered", look)
-    guard.register_lambda_context(LambdaContext(remaining_ms=7_000))
-    guard.run("notify:registered", look)
-    assert seen[0] is None  # no invocation registered: no in-progress expiry
-    deadline_ms = int(T0.timestamp() * 1000) + 7_000  # the invocation's deadline, on its clock
-    assert seen[1] is not None and abs(seen[1] - deadline_ms) < 500  # (the wall moved meanwhile)
-
-
-def test_keys_carry_the_casewatch_prefix_not_the_function_name() -> None:
-    guard, persistence = guard_in_memory()
-    guard.run("notify:a", dict)
-    (key,) = persistence._records
-    assert key.startswith(f"{KEY_PREFIX}#")
-
-
-# --- idempotency records outlive the dead-letter queues (issue 12, defect 10) -------------------------
-
-
-def test_idempotency_records_live_longer_than_the_dead_letter_queues_keep_an_event() -> None:
-    assert IDEMPOTENCY_EXPIRY_DAYS > DEAD_LETTER_RETENTION_DAYS
-    guard = PowertoolsIdempotency("casewatch-idempotency")  # as bootstrap builds it
-    assert guard.config.expires_after_seconds == IDEMPOTENCY_EXPIRY_DAYS * 24 * 3600
-
-
-@pytest.mark.parametrize(
-    ("after", "sent_again"),
-    [
-        (timedelta(days=DEAD_LETTER_RETENTION_DAYS), False),  # the queues' last moment: a redrive finds it
-        (timedelta(days=IDEMPOTENCY_EXPIRY_DAYS) - timedelta(minutes=1), False),
-        (timedelta(days=IDEMPOTENCY_EXPIRY_DAYS) + timedelta(minutes=1), True),  # expired: nothing to redrive
-    ],
-    ids=["dead-letter-retention", "just-before-expiry", "just-after-expiry"],
-)
-def test_a_late_redrive_sends_nothing_twice(after: timedelta, sent_again: bool) -> None:
-    """A notification is published, its event dead-lettered (another step failed for good); the event is
-    redriven up to the queues' retention later, in a new container (no local cache): the record is found."""
-    clock = VirtualClock(T0)
-    records = InMemoryPersistenceLayer(clock)
-    sent: list[str] = []
-
-    def container() -> PowertoolsIdempotency:  # its local cache would answer on the wall clock: off
-        guard = PowertoolsIdempotency("casewatch-idempotency", persistence=records, local_cache_max_items=0)
-        guard.register_lambda_context(LambdaContext(remaining_ms=30_000))
-        return guard
-
-    def publish() -> dict[str, Any]:
-        sent.append("notify:n1")
-        return {"outcome": "published", "messageId": f"m-{len(sent)}"}
-
-    assert container().run("notify:n1", publish).executed is True
-    clock.advance(after)
-    redriven = container().run("notify:n1", publish)
-    assert redriven.executed is sent_again
-    assert len(sent) == (2 if sent_again else 1)

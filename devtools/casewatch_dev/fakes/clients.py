@@ -126,6 +126,7 @@ class FakeScheduler:
 
     Like Scheduler: creating an existing name is a `ConflictException`, updating or deleting a missing
     one a `ResourceNotFoundException`. `earliest()` is a heap (the pipeline asks before every event).
+    `calls` records every request (operation, name).
     """
 
     def __init__(self, group_name: str) -> None:
@@ -133,6 +134,7 @@ class FakeScheduler:
         self._lock = threading.Lock()
         self.schedules: dict[str, tuple[datetime, dict[str, Any]]] = {}
         self._heap: list[tuple[datetime, str]] = []
+        self.calls: list[tuple[str, str]] = []  # (operation, schedule name), every request
 
     @staticmethod
     def _at(request: dict[str, Any]) -> datetime:
@@ -152,6 +154,7 @@ class FakeScheduler:
         heapq.heappush(self._heap, (at, request["Name"]))
 
     def create_schedule(self, **request: Any) -> dict[str, Any]:
+        self.calls.append(("CreateSchedule", request["Name"]))
         self._check_group(request["GroupName"], "CreateSchedule")
         with self._lock:
             if request["Name"] in self.schedules:
@@ -160,6 +163,7 @@ class FakeScheduler:
         return {"ScheduleArn": self._arn(request["Name"])}
 
     def update_schedule(self, **request: Any) -> dict[str, Any]:
+        self.calls.append(("UpdateSchedule", request["Name"]))
         self._check_group(request["GroupName"], "UpdateSchedule")
         with self._lock:
             if request["Name"] not in self.schedules:
@@ -171,6 +175,7 @@ class FakeScheduler:
         return f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{self.group_name}/{name}"
 
     def delete_schedule(self, *, Name: str, GroupName: str) -> dict[str, Any]:
+        self.calls.append(("DeleteSchedule", Name))
         self._check_group(GroupName, "DeleteSchedule")
         with self._lock:
             if self.schedules.pop(Name, None) is None:

@@ -10,18 +10,22 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Final
 
+from casewatch.adapters.dynamodb_case_store import CLAIM_RETENTION, MAX_CLAIMS
 from casewatch.domain.case_record import CaseChange, CaseRecord, Claim, Outbox, StatusMark
 from casewatch.domain.sla.fold import FoldState
 from casewatch.domain.sla.log import Observation
 from casewatch.domain.sla.model import PolicySpec, SlaConflictError, SlaState, SlaTransition
+from casewatch.domain.sla.observations import CasesSlaReport
 from casewatch.domain.sla.timers import TimerKind, TimerSpec
+from casewatch.domain.values import cases_iso
 from casewatch.errors import CaseNotFoundError
 from casewatch.models.enriched import EnrichedCase
 from casewatch.models.fields import FieldValue
-from casewatch.ports import CaseFields, CaseStore, MetricsRecorder
+from casewatch.models.related_items import RelatedItemType
+from casewatch.ports import CaseFields, CaseStore, ChangedCase, Clock, Found, FoundItem, MetricsRecorder
 
 # --- counting, recording -------------------------------------------------------------------------
 
@@ -45,6 +49,13 @@ class CountingMetrics:
 # --- Cases ---------------------------------------------------------------------------------------
 
 
+def _field_value(value: Any) -> FieldValue:
+    """A FieldValue, a wire dict (`{"stringValue": ...}`) or a Python value, as a FieldValue."""
+    if isinstance(value, FieldValue):
+        return value
+    return FieldValue.model_validate(value) if isinstance(value, dict) else FieldValue.of(value)
+
+
 class DictCasesReader:
     """A `CasesReader` over a dict of cases: {case_id: (template_id, {field_id: value})}.
 
@@ -66,15 +77,7 @@ class DictCasesReader:
 
     def add(self, case_id: str, values: Mapping[str, Any], *, template_id: str | None = None) -> None:
         """A case; values are FieldValue, wire dicts (`{"stringValue": ...}`) or Python values."""
-        parsed = {
-            field_id: v
-            if isinstance(v, FieldValue)
-            else FieldValue.model_validate(v)
-            if isinstance(v, dict)
-            else FieldValue.of(v)
-            for field_id, v in values.items()
-        }
-        self.cases[case_id] = (template_id, parsed)
+        self.cases[case_id] = (template_id, {field_id: _field_value(v) for field_id, v in values.items()})
 
     def get_case_fields(self, domain_id: str, case_id: str, field_ids: Sequence[str]) -> CaseFields:
         with self._lock:
@@ -87,6 +90,100 @@ class DictCasesReader:
         template_id, values = found
         wanted = {f: values[f] for f in field_ids if f in values and not values[f].is_empty}
         return CaseFields(template_id, wanted)
+
+
+SEARCH_PAGE: Final = 25  # SearchCases' and SearchAllRelatedItems' largest page
+
+
+class DictCasesSearch:
+    """A `CasesSearch` over dicts, index-backed like Cases': what is put becomes visible `lag` later on
+    `clock` (no clock: at once). Pages of `SEARCH_PAGE` are counted as requests (`requests`: one entry
+    per page, the operation's name; `calls`: one per search, with its `since` and the field ids or item
+    types asked for); `fail_with` makes the next searches raise, once each.
+
+    `put_case` records a case's values as of its `last_updated_datetime` (`updated`), replacing what was
+    indexed before; `add_item` a related item associated at `at` (with its Cases SLA report for an Sla).
+    """
+
+    def __init__(self, clock: Clock | None = None, lag: timedelta = timedelta()) -> None:
+        self.clock = clock
+        self.lag = lag
+        self._cases: dict[str, list[tuple[datetime, datetime, dict[str, FieldValue]]]] = {}
+        self._items: list[tuple[datetime, FoundItem]] = []
+        self.requests: list[str] = []
+        self.calls: list[tuple[str, datetime, tuple[str, ...]]] = []
+        self.fail_with: list[Exception] = []
+        self._lock = threading.Lock()
+
+    def _now(self) -> datetime | None:
+        return self.clock.now() if self.clock is not None else None
+
+    def _visible(self, indexed_at: datetime | None) -> bool:
+        now = self._now()
+        return now is None or indexed_at is None or indexed_at <= now
+
+    def put_case(self, case_id: str, values: Mapping[str, Any], *, updated: datetime) -> None:
+        now = self._now()
+        parsed = {fid: _field_value(v) for fid, v in values.items()}
+        parsed["last_updated_datetime"] = FieldValue.of(cases_iso(updated))
+        with self._lock:
+            self._cases.setdefault(case_id, []).append((now + self.lag if now else updated, updated, parsed))
+
+    def add_item(
+        self,
+        case_id: str,
+        item_id: str,
+        item_type: str,
+        at: datetime,
+        sla: CasesSlaReport | None = None,
+    ) -> None:
+        now = self._now()
+        item = FoundItem(case_id, item_id, RelatedItemType.parse(item_type).value, at, sla)
+        with self._lock:
+            self._items.append((now + self.lag if now else at, item))
+
+    def _page(self, operation: str, count: int) -> int:
+        pages = max(1, -(-count // SEARCH_PAGE))
+        self.requests += [operation] * pages
+        if self.fail_with:
+            raise self.fail_with.pop(0)
+        return pages
+
+    def changed_cases(self, domain_id: str, since: datetime, field_ids: Sequence[str]) -> Found[ChangedCase]:
+        if len(field_ids) > SEARCH_PAGE:
+            raise ValueError("SearchCases returns at most 25 fields per case")
+        with self._lock:
+            self.calls.append(("SearchCases", since, tuple(field_ids)))
+            latest: list[tuple[datetime, str, dict[str, FieldValue]]] = []
+            for case_id, versions in self._cases.items():
+                visible = [v for v in versions if self._visible(v[0])]
+                if visible:
+                    _, updated, values = max(visible, key=lambda v: v[1])
+                    if updated > since:
+                        latest.append((updated, case_id, values))
+            latest.sort(key=lambda found: (found[0], found[1]))
+            pages = self._page("SearchCases", len(latest))
+        wanted = set(field_ids)
+        cases = [
+            ChangedCase(case_id, {f: v for f, v in values.items() if f in wanted})
+            for _, case_id, values in latest
+        ]
+        return Found(cases, pages)
+
+    def associated_items(
+        self, domain_id: str, since: datetime, item_types: Sequence[str]
+    ) -> Found[FoundItem]:
+        kinds = {RelatedItemType.parse(t).value for t in item_types}
+        with self._lock:
+            self.calls.append(("SearchAllRelatedItems", since, tuple(item_types)))
+            found = sorted(
+                (item for indexed_at, item in self._items if self._visible(indexed_at)),
+                key=lambda item: (item.associated_at, item.related_item_id),
+                reverse=True,
+            )
+            newer = [item for item in found if item.associated_at > since and item.item_type in kinds]
+            pages = self._page("SearchAllRelatedItems", len(newer))
+        return Found(newer, pages)
 
 
 # --- enrichment and parking ----------------------------------------------------------------------
@@ -142,16 +239,20 @@ class InMemoryCaseStore:
     """`CaseStore` and `FeedState` with `DynamoDbCaseStore`'s semantics, in dicts.
 
     Each case is kept as the DynamoDB item keeps it: the fold as its JSON document (so every load
-    decodes it, as a read does), the log as canonical JSON strings, one claim read by key. A commit
-    succeeds only if the revision is the one loaded; a completion marks the claim (or keeps ids
-    pending). `before_commit`: a hook called once before the next commit (tests interleave a writer).
+    decodes it, as a read does), the log as canonical JSON strings (a set, read in time order, as the
+    observation items' sort keys order them), one claim read by key. A commit succeeds only if the
+    revision is the one loaded; a completion marks the claim (or keeps ids pending); a case with more
+    than `max_claims` claims loses those done and older than `CLAIM_RETENTION`. `before_commit`: a hook
+    called once before the next commit (tests interleave a writer).
     """
 
-    def __init__(self, policies: Sequence[PolicySpec]) -> None:
+    def __init__(self, policies: Sequence[PolicySpec], *, max_claims: int = MAX_CLAIMS) -> None:
         self.policies = tuple(policies)
+        self.max_claims = max_claims
         self._lock = threading.Lock()
         self._cases: dict[str, _StoredCase] = {}
         self._watermarks: dict[str, datetime] = {}
+        self._owed: dict[str, set[tuple[str, str]]] = {}
         self.loads = 0
         self.commits = 0
         self.conflicts = 0
@@ -171,7 +272,7 @@ class InMemoryCaseStore:
             stored = self._cases.get(case_id)
             watermark = self._watermarks.get(domain_id) if with_watermark else None
             if stored is None:
-                return CaseRecord(domain_id, case_id, watermark=watermark)
+                return CaseRecord(domain_id, case_id, log=() if with_log else None, watermark=watermark)
             return replace(
                 stored.record(self.policies, claim_key, with_log=with_log, watermark=watermark),
                 case_id=case_id,
@@ -201,6 +302,11 @@ class InMemoryCaseStore:
             if stored is None:
                 stored = self._cases[old.case_id] = _StoredCase(old.domain_id)
             stored.apply(change)
+            if len(stored.claims) > self.max_claims:
+                cutoff = change.claim.at - CLAIM_RETENTION
+                for key, claim in list(stored.claims.items()):
+                    if claim.done and claim.at < cutoff:
+                        del stored.claims[key]
             self.commits += 1
             # The record as it now is, from what was written (as the DynamoDB adapter returns it: no read,
             # no decoding of the fold just encoded).
@@ -257,6 +363,18 @@ class InMemoryCaseStore:
             if self._watermarks.get(domain_id) == previous:
                 self._watermarks[domain_id] = watermark
 
+    def owed(self, domain_id: str) -> list[tuple[str, str]]:
+        with self._lock:
+            return sorted(self._owed.get(domain_id, set()))
+
+    def owe(self, domain_id: str, triggers: Sequence[tuple[str, str]]) -> None:
+        with self._lock:
+            self._owed.setdefault(domain_id, set()).update(triggers)
+
+    def settle(self, domain_id: str, triggers: Sequence[tuple[str, str]]) -> None:
+        with self._lock:
+            self._owed.get(domain_id, set()).difference_update(triggers)
+
     def states(self) -> dict[tuple[str, str], SlaState]:
         """Every SLA's state by (case, SLA key)."""
         found = {}
@@ -275,7 +393,7 @@ class _StoredCase:
         self.snapshot: EnrichedCase | None = None
         self.fold: str | None = None
         self.horizon: datetime | None = None
-        self.log: list[str] = []
+        self.log: dict[str, Observation] = {}  # canonical JSON -> the observation
         self.log_bytes = 2
         self.status_order: dict[str, StatusMark] = {}
         self.claims: dict[str, Claim] = {}
@@ -289,13 +407,14 @@ class _StoredCase:
             self.fold = json.dumps(change.fold.to_doc(), separators=(",", ":"))
         if change.horizon is not None:
             self.horizon = change.horizon
-        if change.dropped:
-            dropped = {o.to_json() for o in change.dropped}
-            self.log = [t for t in self.log if t not in dropped]
-            self.log_bytes -= sum(len(t.encode()) + 1 for t in dropped)
-        for text in (o.to_json() for o in change.appended):  # a set: the same observation once
-            self.log.append(text)
-            self.log_bytes += len(text.encode()) + 1
+        for text in {o.to_json() for o in change.dropped}:
+            if self.log.pop(text, None) is not None:
+                self.log_bytes -= len(text.encode()) + 1
+        for obs in change.appended:  # a set: the same observation once
+            text = obs.to_json()
+            if text not in self.log:
+                self.log[text] = Observation.from_json(text)
+                self.log_bytes += len(text.encode()) + 1
         self.status_order.update(change.status_order)
         self.claims[change.claim_key] = change.claim
         self.due_at = change.due_at
@@ -318,7 +437,7 @@ class _StoredCase:
             horizon=self.horizon,
             status_order=dict(self.status_order),
             claim=self.claims.get(claim_key) if claim_key is not None else None,
-            log=tuple(Observation.from_json(text) for text in self.log) if with_log else None,
+            log=tuple(sorted(self.log.values(), key=Observation.sort_key)) if with_log else None,
             log_size=len(self.log),
             log_bytes=self.log_bytes,
             claims_size=len(self.claims),
@@ -377,6 +496,7 @@ class RecordingCaseStore:
 __all__ = [
     "CountingMetrics",
     "DictCasesReader",
+    "DictCasesSearch",
     "InMemoryCaseStore",
     "ListDeadLetters",
     "ParkedEvent",

@@ -22,7 +22,8 @@ fold and the recent claims take KB), and a read asks only for what a trigger nee
 not the others): neither grows with the case's history. The first write of a case is a conditional
 PutItem; later ones an UpdateItem conditional on `rev` that sets the changed attributes. Claims older
 than `CLAIM_RETENTION` are removed from a case with more
-than `MAX_CLAIMS` of them. The feed's item: `pk=FEED#<domainId>, sk=FEED`, `wm` (S): its watermark.
+than `MAX_CLAIMS` of them. The feed's item: `pk=FEED#<domainId>, sk=FEED`, `wm` (S): its watermark,
+`owed` (SS): the feed's triggers whose side effects may still be owed (`<case id>\n<claim key>`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ MAX_CLAIMS: Final = 500  # claims kept before old ones are removed (a busy case:
 MAX_ITEM_BYTES: Final = 400 * 1024  # DynamoDB's item size limit
 BATCH_GET_KEYS: Final = 100  # BatchGetItem's limit
 BATCH_WRITE_ITEMS: Final = 25  # BatchWriteItem's limit
+_OWED_SEPARATOR: Final = "\n"  # between a case id and a claim key in the feed's `owed` set
 _BASE = ("#rev", "dom", "snap", "fold", "hz", "so", "nlog", "blog", "nclaims")
 _NAMES: Final = {"#rev": "rev"}  # `rev` is not reserved; named anyway, with the claim's key
 
@@ -217,14 +219,17 @@ class DynamoDbCaseStore:
             feed_item = next((i for i in items if "wm" in i), None)
             record = self._record(domain_id, case_id, case_item, claim_key)
             watermark = _str(feed_item, "wm") if feed_item else None
-            return replace(
-                record,
-                watermark=parse_iso(watermark) if watermark else None,
-                log=self._log(case_id) if with_log else None,
-            )
+            record = replace(record, watermark=parse_iso(watermark) if watermark else None)
+            return self._with_log(record) if with_log else record
         item = self._get(case_key(case_id), projection, names)
         record = self._record(domain_id, case_id, item, claim_key)
-        return replace(record, log=self._log(case_id)) if with_log else record
+        return self._with_log(record) if with_log else record
+
+    def _with_log(self, record: CaseRecord) -> CaseRecord:
+        """The record with its observation log, counted as read: the items are the truth (a writer that
+        lost a race may have put an observation its retry then found stored), `nlog`/`blog` follow."""
+        log = self._log(record.case_id)
+        return replace(record, log=log, log_size=len(log), log_bytes=json_bytes(log))
 
     def _log(self, case_id: str) -> tuple[Observation, ...]:
         pages = self._client.get_paginator("query").paginate(
@@ -238,12 +243,13 @@ class DynamoDbCaseStore:
         )
 
     def _get(self, key: dict[str, Any], projection: list[str], names: dict[str, str]) -> Item | None:
+        # DynamoDB refuses an empty ExpressionAttributeNames: send it only when the projection names some.
         found: Item | None = self._client.get_item(
             TableName=self.table_name,
             Key=key,
             ConsistentRead=True,
             ProjectionExpression=", ".join(projection),
-            ExpressionAttributeNames=names,
+            **({"ExpressionAttributeNames": names} if names else {}),  # type: ignore[arg-type]
         ).get("Item")
         return found
 
@@ -378,9 +384,11 @@ class DynamoDbCaseStore:
             sets.append("hz = :hz")
             values[":hz"] = _s(iso(change.horizon))
         if change.appended or change.dropped:
-            added = json_bytes(change.appended) - json_bytes(change.dropped)
-            sets += ["nlog = nlog + :nobs", "blog = blog + :bobs"]
-            values[":nobs"], values[":bobs"] = _n(len(change.appended) - len(change.dropped)), _n(added)
+            # Absolute counts (the write is conditional on the revision): a record loaded with its log
+            # counts what is stored, so a count that drifted is set right by the next re-fold.
+            log_size, log_bytes = _log_counts(old, change)
+            sets += ["nlog = :nobs", "blog = :bobs"]
+            values[":nobs"], values[":bobs"] = _n(log_size), _n(log_bytes)
         for n, (scope, mark) in enumerate(sorted(change.status_order.items())):
             names[f"#so{n}"] = scope
             sets.append(f"so.#so{n} = :so{n}")
@@ -413,7 +421,8 @@ class DynamoDbCaseStore:
 
     @staticmethod
     def _version(old: CaseRecord, change: CaseChange) -> dict[str, Any]:
-        """`ver` (the newest change applied) and the TTL that follows it."""
+        """`ver` (the newest change applied) and the TTL that follows it, when `change` brings a newer
+        one: an older event delivered late moves neither back."""
         latest = [o.at for o in change.appended]
         if change.snapshot is not None:
             latest.append(change.snapshot.version)
@@ -422,8 +431,14 @@ class DynamoDbCaseStore:
                 return {}
             latest.append(change.claim.at)  # a first record from a timer or the feed: it expires too
         version = max(latest)
+        # What `ver` holds now: the newest observation folded and the stored view's version.
+        applied = [old.snapshot.version] if old.snapshot is not None else []
+        if old.fold is not None and old.fold.last is not None:
+            applied.append(old.fold.last[0])
+        if applied and version <= max(applied):
+            return {}
         view = change.snapshot if change.snapshot is not None else old.snapshot
-        deleted = view is not None and view.deleted  # a late fact about a deleted case does not extend it
+        deleted = view is not None and view.deleted  # a later fact about a deleted case does not extend it
         retention = DELETED_RETENTION if deleted else RETENTION
         return {"ver": _s(iso(version)), "expires_at": _n(int((version + retention).timestamp()))}
 
@@ -520,18 +535,46 @@ class DynamoDbCaseStore:
         return parse_iso(text) if text else None
 
     def advance(self, domain_id: str, watermark: datetime, previous: datetime | None) -> None:
-        condition = "attribute_not_exists(pk)" if previous is None else "wm = :prev"
-        values: dict[str, Any] = {} if previous is None else {":prev": _s(iso(previous))}
+        condition = "attribute_not_exists(wm)" if previous is None else "wm = :prev"
+        values: dict[str, Any] = {":wm": _s(iso(watermark))}
+        if previous is not None:
+            values[":prev"] = _s(iso(previous))
         try:
-            self._client.put_item(
+            self._client.update_item(
                 TableName=self.table_name,
-                Item={**feed_key(domain_id), "wm": _s(iso(watermark))},
+                Key=feed_key(domain_id),
+                UpdateExpression="SET wm = :wm",
                 ConditionExpression=condition,
-                **({"ExpressionAttributeValues": values} if values else {}),  # type: ignore[arg-type]
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:  # another poll moved it meanwhile: it is at least as far
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
+
+    # The triggers owed: a string set on the feed's item (ADD and DELETE of a set are safe side by side).
+    def owed(self, domain_id: str) -> list[tuple[str, str]]:
+        item = self._client.get_item(
+            TableName=self.table_name, Key=feed_key(domain_id), ConsistentRead=True
+        ).get("Item")
+        entries = sorted((item or {}).get("owed", {}).get("SS", []))
+        return [(case_id, key) for case_id, _, key in (e.partition(_OWED_SEPARATOR) for e in entries)]
+
+    def owe(self, domain_id: str, triggers: Sequence[tuple[str, str]]) -> None:
+        if triggers:
+            self._owed_update(domain_id, "ADD", triggers)
+
+    def settle(self, domain_id: str, triggers: Sequence[tuple[str, str]]) -> None:
+        if triggers:
+            self._owed_update(domain_id, "DELETE", triggers)
+
+    def _owed_update(self, domain_id: str, action: str, triggers: Sequence[tuple[str, str]]) -> None:
+        entries = sorted({f"{case_id}{_OWED_SEPARATOR}{key}" for case_id, key in triggers})
+        self._client.update_item(
+            TableName=self.table_name,
+            Key=feed_key(domain_id),
+            UpdateExpression=f"{action} owed :entries",
+            ExpressionAttributeValues={":entries": {"SS": entries}},
+        )
 
 
 def _observation_key(case_id: str, obs: Observation) -> dict[str, Any]:
@@ -554,9 +597,17 @@ def _check_size(case_id: str, item: Item) -> None:
         raise SlaItemTooLargeError(f"case {case_id}: the item would be {size} bytes, over DynamoDB's limit")
 
 
+def _log_counts(old: CaseRecord, change: CaseChange) -> tuple[int, int]:
+    """The log's size (observations, bytes of JSON) after `change`."""
+    if old.revision == 0:
+        return len(change.appended), json_bytes(change.appended)
+    added = json_bytes(change.appended) - json_bytes(change.dropped)
+    return old.log_size + len(change.appended) - len(change.dropped), old.log_bytes + added
+
+
 def _applied(old: CaseRecord, change: CaseChange, revision: int) -> CaseRecord:
     """The record as it is after `change` (what a load would now return, without the log)."""
-    log_size = old.log_size + len(change.appended) - len(change.dropped)
+    log_size, log_bytes = _log_counts(old, change)
     return replace(
         old,
         revision=revision,
@@ -567,6 +618,7 @@ def _applied(old: CaseRecord, change: CaseChange, revision: int) -> CaseRecord:
         claim=change.claim,
         log=None,
         log_size=log_size,
+        log_bytes=log_bytes,
         claims_size=old.claims_size + (0 if old.claim is not None else 1),
     )
 

@@ -13,18 +13,26 @@ given the horizon (a safety net for breach timers that did not fire). Search lag
 delay, so the watermark only moves to `now - index_lag`: a change younger than that is read again by the
 next poll (applying it twice changes nothing). Cases are applied oldest news first; a poll out of time
 moves the watermark up to the first case it did not reach.
+
+A case that fails is read again by the next poll (the watermark stays before its news), but if its write
+went through and only its sends failed (or the invocation was killed while sending), its record already
+knows the news: the next poll would find nothing to apply, and what the write owes would never be sent.
+So a poll marks what it is about to apply as owed (`FeedState.owe`, one write, before any case's write),
+settles what it applied and sent, and first sends what earlier polls' owed triggers still hold (a claim
+left pending, once its lease — that poll's invocation — is over).
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
 
 from casewatch.app.case_update import CaseUpdater, Trigger
+from casewatch.domain.case_record import CaseRecord
 from casewatch.domain.sla.log import Observation
 from casewatch.domain.sla.model import SlaTransition
 from casewatch.domain.sla.observations import (
@@ -34,7 +42,7 @@ from casewatch.domain.sla.observations import (
     reconcile_fields,
     tracked_fields,
 )
-from casewatch.errors import CasesThrottledError, CasesUnavailableError
+from casewatch.errors import CasesThrottledError, CasesUnavailableError, DuplicateInProgressError
 from casewatch.models.fields import FieldValue
 from casewatch.models.related_items import RelatedItemType
 from casewatch.observability import (
@@ -66,6 +74,7 @@ class FeedReport:
     repairs: int = 0  # SLAs whose state changed
     transitions: tuple[SlaTransition, ...] = ()
     throttled: bool = False
+    recovered: int = 0  # earlier polls' failed triggers whose owed side effects this poll sent
 
     def response(self) -> dict[str, object]:
         return {
@@ -80,6 +89,7 @@ class FeedReport:
             "repairs": self.repairs,
             "transitions": len(self.transitions),
             "throttled": self.throttled,
+            "recovered": self.recovered,
         }
 
 
@@ -91,6 +101,7 @@ class _Poll:
     left: int = 0
     slowest: float = 0.0
     held_at: datetime | None = None  # the earliest news of a case failed or not reached: read again
+    done: list[tuple[str, str]] = field(default_factory=list)  # (case, claim key) applied and sent
 
     def pin(self, at: datetime) -> None:
         self.held_at = at if self.held_at is None else min(self.held_at, at)
@@ -132,11 +143,13 @@ class ChangeFeed:
     ) -> FeedReport:
         """One poll (`trigger_id`: the invocation's event id, so a retry of it is recognised)."""
         now = now or self.updater.clock.now()
+        deadline = self.updater.deadline(int(remaining_s() * 1000)) if remaining_s is not None else None
+        recovered = self._settle_owed(deadline)
         since = self.feed.watermark(self.domain_id)
         start = since or now - self.first_lookback
         until = now - self.index_lag
         if until <= start:
-            return FeedReport(since=since)
+            return FeedReport(since=since, recovered=recovered)
         requests = 0
         try:
             cases = self.search.changed_cases(self.domain_id, start, self.fields)
@@ -148,15 +161,13 @@ class ChangeFeed:
                 "change feed: Cases search failed, the next poll retries", error=type(exc).__name__
             )
             self.metrics.count(FEED_REQUESTS, requests)
-            return FeedReport(since=since, throttled=True, search_requests=requests)
+            return FeedReport(since=since, throttled=True, search_requests=requests, recovered=recovered)
         self.metrics.count(FEED_REQUESTS, requests)
         values = {c.case_id: c.values for c in cases.items}
         found: dict[str, list[FoundItem]] = defaultdict(list)
         # Each case's earliest news, so the cases go oldest first and a poll out of time still moves
         # the watermark up to the first case it did not reach.
-        changed_at: dict[str, datetime] = {}
-        for case_id, case_values in values.items():
-            changed_at[case_id] = _updated_at(case_values) or start
+        changed_at = {case_id: _updated_at(case_values) or start for case_id, case_values in values.items()}
         for item in items.items:
             found[item.case_id].append(item)
             earlier = changed_at.get(item.case_id)
@@ -167,25 +178,26 @@ class ChangeFeed:
         self.metrics.count(FEED_CASES_CHANGED, len(changed))
         poll = _Poll()
         records = self.store.load_many(self.domain_id, changed) if changed else {}
-        for position, case_id in enumerate(changed):
+        planned = [
+            (case_id, f"feed:{trigger_id}:{case_id}", news)
+            for case_id in changed
+            if (news := self._news(records.get(case_id), values.get(case_id), found.get(case_id, []), now))
+        ]
+        self._owe(planned)
+        for n, (case_id, key, news) in enumerate(planned):
             if _out_of_time(remaining_s, poll.slowest):
-                poll.left = len(changed) - position
+                poll.left = len(planned) - n
                 poll.pin(changed_at[case_id])
                 break
-            record = records.get(case_id)
-            fold = record.fold if record is not None else None
-            news = observe_search(values[case_id], self.tracked, fold, now) if case_id in values else []
-            news += observe_items(
-                ((i.related_item_id, i.item_type, i.associated_at, i.sla) for i in found.get(case_id, ())),
-                fold,
-            )
-            if news:
-                self._apply(poll, case_id, f"feed:{trigger_id}:{case_id}", tuple(news), until)
+            self._apply(poll, case_id, key, news, until, deadline=deadline)
         due = [] if poll.left else self.store.due_before(until, domain_id=self.domain_id)
-        for _, case_id in due:
-            if _out_of_time(remaining_s, poll.slowest):
-                break
-            self._apply(poll, case_id, f"feed:{trigger_id}:{case_id}:due", (), until)
+        sweep = [(case_id, f"feed:{trigger_id}:{case_id}:due", ()) for _, case_id in due]
+        self._owe(sweep)
+        for case_id, key, _ in sweep:
+            if not _out_of_time(remaining_s, poll.slowest):
+                self._apply(poll, case_id, key, (), until, deadline=deadline)
+        if poll.done:  # the others stay owed: the next polls send what their writes owe, if any
+            self.feed.settle(self.domain_id, poll.done)
         complete = not poll.left
         # The news of a failed case, and of the cases not reached, is read again by the next poll: the
         # watermark stays just before the earliest of it (a poll out of time still makes progress).
@@ -207,15 +219,70 @@ class ChangeFeed:
             search_requests=requests,
             repairs=len(repairs),
             transitions=tuple(poll.transitions),
+            recovered=recovered,
         )
 
+    def _news(
+        self,
+        record: CaseRecord | None,
+        values: Mapping[str, FieldValue] | None,
+        items: Sequence[FoundItem],
+        now: datetime,
+    ) -> tuple[Observation, ...]:
+        """What the search results say about a case that its record does not know."""
+        fold = record.fold if record is not None else None
+        news = observe_search(values, self.tracked, fold, now) if values is not None else []
+        news += observe_items(((i.related_item_id, i.item_type, i.associated_at, i.sla) for i in items), fold)
+        return tuple(news)
+
+    def _owe(self, planned: Sequence[tuple[str, str, tuple[Observation, ...]]]) -> None:
+        """Before any write: a poll that fails (or is killed) after a case's write leaves it owed."""
+        if planned:
+            self.feed.owe(self.domain_id, [(case_id, key) for case_id, key, _ in planned])
+
+    def _settle_owed(self, deadline: datetime | None) -> int:
+        """Send what earlier polls' failed triggers owe: a claim left pending (written, its sends failed
+        or cut short) is recovered once its lease is over; one done, or never written, is settled."""
+        owed = self.feed.owed(self.domain_id)
+        settled: list[tuple[str, str]] = []
+        recovered = 0
+        for case_id, claim_key in owed:
+            try:
+                update = self.updater.apply(
+                    self.domain_id, case_id, claim_key, lambda _record: None, deadline=deadline
+                )
+            except DuplicateInProgressError:
+                continue  # its poll may still be running: the next one looks again
+            except Exception as exc:  # still failing: owed still (counted; the next poll retries)
+                self.metrics.count(RECONCILE_CASE_ERRORS)
+                logger.warning(
+                    "change feed: an owed trigger failed again", case_id=case_id, error=type(exc).__name__
+                )
+                continue
+            recovered += update.kind == "recovered"
+            settled.append((case_id, claim_key))
+        if settled:
+            self.feed.settle(self.domain_id, settled)
+        return recovered
+
     def _apply(
-        self, poll: _Poll, case_id: str, claim_key: str, news: tuple[Observation, ...], until: datetime
+        self,
+        poll: _Poll,
+        case_id: str,
+        claim_key: str,
+        news: tuple[Observation, ...],
+        until: datetime,
+        *,
+        deadline: datetime | None,
     ) -> None:
         started = time.monotonic()
         try:
             update = self.updater.apply(
-                self.domain_id, case_id, claim_key, lambda _record: Trigger(observations=news, horizon=until)
+                self.domain_id,
+                case_id,
+                claim_key,
+                lambda _record: Trigger(observations=news, horizon=until),
+                deadline=deadline,
             )
         except (
             Exception
@@ -227,6 +294,7 @@ class ChangeFeed:
             return
         finally:
             poll.slowest = max(poll.slowest, time.monotonic() - started)
+        poll.done.append((case_id, claim_key))
         if update.kind == "applied":
             poll.applied += 1
             poll.transitions += update.transitions
