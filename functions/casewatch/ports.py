@@ -182,12 +182,24 @@ class CaseStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class FeedPosition:
+    """Where the change feed of a domain is: its watermark and the triggers owed, (case id, claim key)."""
+
+    watermark: datetime | None = None
+    owed: tuple[tuple[str, str], ...] = ()
+
+
 class FeedState(Protocol):
     """Where the change feed left off, per domain (`watermark`: every change of Cases up to it is
     applied), and the feed's triggers whose side effects may still be owed (`owed`: a poll failed on the
     case after, perhaps, writing it; the case's record alone cannot tell the next poll)."""
 
     def watermark(self, domain_id: str) -> datetime | None: ...
+
+    def position(self, domain_id: str) -> FeedPosition:
+        """The watermark and what is owed, in one read (a poll's first)."""
+        ...
 
     def advance(self, domain_id: str, watermark: datetime, previous: datetime | None) -> None:
         """Move the watermark forward, if nobody moved it since `previous` was read."""
@@ -244,6 +256,7 @@ __all__ = [
     "DeadLetters",
     "EnrichedBus",
     "EventConfigurationStore",
+    "FeedPosition",
     "FeedState",
     "Found",
     "FoundItem",

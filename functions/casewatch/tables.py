@@ -12,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-DUE_SHARDS = 4  # spread the sparse `due` index over a few partitions
+# Partitions of the sparse `due` index. It is written only when a case's earliest due time moves (an SLA
+# armed, met or breached), a few writes per case, so one partition (1,000 WCU/s) is far from full at the
+# rates the change feed sustains (see the README, Performance), and the due sweep is one Query a poll.
+DUE_SHARDS = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -319,19 +319,29 @@ def test_the_watermark_is_pinned_before_a_case_that_failed_and_advanced_otherwis
     assert watermark(world) == T0 + timedelta(minutes=5) - LAG
 
 
-def test_a_poll_out_of_time_leaves_the_watermark_and_the_next_one_goes_on(world: World, cases: Cases) -> None:
-    created = [cases.create() for _ in range(3)]
+def test_a_poll_out_of_time_applies_the_oldest_news_first_and_moves_the_watermark_to_the_rest(
+    world: World, cases: Cases
+) -> None:
+    """A backlog always makes progress: the cases go oldest change first, and a poll out of time moves the
+    watermark to just before the first case it did not reach (not back to where it started)."""
+    created = []
+    for _ in range(3):
+        created.append(cases.create())
+        world.clock.advance(timedelta(seconds=1))
     cases.emitted()
     world.clock.set(T0 + timedelta(minutes=1))
-    before = watermark(world)
     # The time left at the start (the claims' lease), then before each case: exactly the reserve still goes,
     # a millisecond less stops.
     left = iter([60.0, 60.0, MIN_RESERVE_S, MIN_RESERVE_S - 0.001])
     report = world.reconcile_app().feed.poll(trigger_id="p-short", remaining_s=lambda: next(left))
     assert (report.cases_changed, report.cases_applied, report.cases_left, report.until) == (3, 2, 1, None)
-    assert watermark(world) == before
+    applied = {case_id for case_id, _ in world.states()}
+    assert applied == set(created[:2])  # the two oldest
+    third = world.adapters.store.load(DOMAIN, created[2])
+    assert third.revision == 0
+    assert watermark(world) == T0 + timedelta(seconds=2) - timedelta(microseconds=1)  # the third's change
     again = world.reconcile_app().feed.poll(trigger_id="p-next")
-    assert (again.cases_changed, again.cases_applied, again.cases_left) == (3, 1, 0)  # two knew it all
+    assert (again.cases_changed, again.cases_applied, again.cases_left) == (1, 1, 0)  # only the rest
     assert {case_id for case_id, _ in world.states()} == set(created)
     assert watermark(world) == T0 + timedelta(minutes=1) - LAG
 

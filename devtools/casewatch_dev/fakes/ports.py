@@ -25,7 +25,16 @@ from casewatch.errors import CaseNotFoundError
 from casewatch.models.enriched import EnrichedCase
 from casewatch.models.fields import FieldValue
 from casewatch.models.related_items import RelatedItemType
-from casewatch.ports import CaseFields, CaseStore, ChangedCase, Clock, Found, FoundItem, MetricsRecorder
+from casewatch.ports import (
+    CaseFields,
+    CaseStore,
+    ChangedCase,
+    Clock,
+    FeedPosition,
+    Found,
+    FoundItem,
+    MetricsRecorder,
+)
 
 # --- counting, recording -------------------------------------------------------------------------
 
@@ -366,6 +375,12 @@ class InMemoryCaseStore:
     def owed(self, domain_id: str) -> list[tuple[str, str]]:
         with self._lock:
             return sorted(self._owed.get(domain_id, set()))
+
+    def position(self, domain_id: str) -> FeedPosition:
+        with self._lock:
+            return FeedPosition(
+                self._watermarks.get(domain_id), tuple(sorted(self._owed.get(domain_id, set())))
+            )
 
     def owe(self, domain_id: str, triggers: Sequence[tuple[str, str]]) -> None:
         with self._lock:

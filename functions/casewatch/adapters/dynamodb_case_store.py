@@ -48,6 +48,7 @@ from casewatch.domain.sla.model import PolicySpec, SlaConflictError, SlaItemTooL
 from casewatch.domain.values import parse_iso
 from casewatch.domain.values import sortable_iso as iso
 from casewatch.models.enriched import EnrichedCase
+from casewatch.ports import FeedPosition
 from casewatch.tables import DUE_SHARDS, STATE_TABLE
 
 if TYPE_CHECKING:
@@ -528,11 +529,16 @@ class DynamoDbCaseStore:
 
     # -- the feed's watermark ----------------------------------------------------------------------------
     def watermark(self, domain_id: str) -> datetime | None:
+        return self.position(domain_id).watermark
+
+    def position(self, domain_id: str) -> FeedPosition:
         item = self._client.get_item(
             TableName=self.table_name, Key=feed_key(domain_id), ConsistentRead=True
         ).get("Item")
         text = _str(item, "wm") if item else None
-        return parse_iso(text) if text else None
+        entries = sorted((item or {}).get("owed", {}).get("SS", []))
+        owed = tuple((case_id, key) for case_id, _, key in (e.partition(_OWED_SEPARATOR) for e in entries))
+        return FeedPosition(parse_iso(text) if text else None, owed)
 
     def advance(self, domain_id: str, watermark: datetime, previous: datetime | None) -> None:
         condition = "attribute_not_exists(wm)" if previous is None else "wm = :prev"
@@ -553,11 +559,7 @@ class DynamoDbCaseStore:
 
     # The triggers owed: a string set on the feed's item (ADD and DELETE of a set are safe side by side).
     def owed(self, domain_id: str) -> list[tuple[str, str]]:
-        item = self._client.get_item(
-            TableName=self.table_name, Key=feed_key(domain_id), ConsistentRead=True
-        ).get("Item")
-        entries = sorted((item or {}).get("owed", {}).get("SS", []))
-        return [(case_id, key) for case_id, _, key in (e.partition(_OWED_SEPARATOR) for e in entries)]
+        return list(self.position(domain_id).owed)
 
     def owe(self, domain_id: str, triggers: Sequence[tuple[str, str]]) -> None:
         if triggers:

@@ -53,7 +53,7 @@ from casewatch.observability import (
     SLA_REPAIRS,
     logger,
 )
-from casewatch.ports import CasesSearch, CaseStore, FeedState, FoundItem, MetricsRecorder
+from casewatch.ports import CasesSearch, CaseStore, ChangedCase, FeedState, FoundItem, MetricsRecorder
 
 # Time kept free at the end of an invocation (at least three times the slowest case so far).
 MIN_RESERVE_S: Final = 5.0
@@ -144,8 +144,9 @@ class ChangeFeed:
         """One poll (`trigger_id`: the invocation's event id, so a retry of it is recognised)."""
         now = now or self.updater.clock.now()
         deadline = self.updater.deadline(int(remaining_s() * 1000)) if remaining_s is not None else None
-        recovered = self._settle_owed(deadline)
-        since = self.feed.watermark(self.domain_id)
+        position = self.feed.position(self.domain_id)
+        recovered = self._settle_owed(position.owed, deadline)
+        since = position.watermark
         start = since or now - self.first_lookback
         until = now - self.index_lag
         if until <= start:
@@ -163,17 +164,7 @@ class ChangeFeed:
             self.metrics.count(FEED_REQUESTS, requests)
             return FeedReport(since=since, throttled=True, search_requests=requests, recovered=recovered)
         self.metrics.count(FEED_REQUESTS, requests)
-        values = {c.case_id: c.values for c in cases.items}
-        found: dict[str, list[FoundItem]] = defaultdict(list)
-        # Each case's earliest news, so the cases go oldest first and a poll out of time still moves
-        # the watermark up to the first case it did not reach.
-        changed_at = {case_id: _updated_at(case_values) or start for case_id, case_values in values.items()}
-        for item in items.items:
-            found[item.case_id].append(item)
-            earlier = changed_at.get(item.case_id)
-            changed_at[item.case_id] = (
-                item.associated_at if earlier is None else min(earlier, item.associated_at)
-            )
+        values, found, changed_at = _by_case(cases.items, items.items, start)
         changed = sorted(changed_at, key=lambda case_id: (changed_at[case_id], case_id))
         self.metrics.count(FEED_CASES_CHANGED, len(changed))
         poll = _Poll()
@@ -240,10 +231,9 @@ class ChangeFeed:
         if planned:
             self.feed.owe(self.domain_id, [(case_id, key) for case_id, key, _ in planned])
 
-    def _settle_owed(self, deadline: datetime | None) -> int:
+    def _settle_owed(self, owed: Sequence[tuple[str, str]], deadline: datetime | None) -> int:
         """Send what earlier polls' failed triggers owe: a claim left pending (written, its sends failed
         or cut short) is recovered once its lease is over; one done, or never written, is settled."""
-        owed = self.feed.owed(self.domain_id)
         settled: list[tuple[str, str]] = []
         recovered = 0
         for case_id, claim_key in owed:
@@ -302,6 +292,21 @@ class ChangeFeed:
                 logger.info(
                     "sla repaired", case_id=case_id, slas=sorted({t.sla_key for t in update.transitions})
                 )
+
+
+def _by_case(
+    cases: Sequence[ChangedCase], items: Sequence[FoundItem], start: datetime
+) -> tuple[dict[str, Mapping[str, FieldValue]], dict[str, list[FoundItem]], dict[str, datetime]]:
+    """The search results by case: field values, related items, and each case's earliest news (so the
+    cases go oldest first and a poll out of time still moves the watermark up to the first not reached)."""
+    values: dict[str, Mapping[str, FieldValue]] = {c.case_id: c.values for c in cases}
+    found: dict[str, list[FoundItem]] = defaultdict(list)
+    changed_at = {case_id: _updated_at(case_values) or start for case_id, case_values in values.items()}
+    for item in items:
+        found[item.case_id].append(item)
+        earlier = changed_at.get(item.case_id)
+        changed_at[item.case_id] = item.associated_at if earlier is None else min(earlier, item.associated_at)
+    return values, found, changed_at
 
 
 def _updated_at(values: Mapping[str, FieldValue]) -> datetime | None:
