@@ -13,18 +13,17 @@ from typing import Any
 import pytest
 
 from casewatch.adapters import dynamodb_case_store
-from casewatch.adapters.clients import dynamodb_client
-from casewatch.adapters.dynamodb_case_store import (
+from casewatch.adapters.case_items import (
     CLAIM_RETENTION,
-    MAX_CLAIMS,
     MAX_ITEM_BYTES,
     RETENTION,
-    DynamoDbCaseStore,
     case_key,
     claim_id,
     due_shard,
     item_bytes,
 )
+from casewatch.adapters.clients import dynamodb_client
+from casewatch.adapters.dynamodb_case_store import MAX_CLAIMS, DynamoDbCaseStore
 from casewatch.app.case_update import Trigger
 from casewatch.app.process_event import claim_key
 from casewatch.constants import IDEMPOTENCY_EXPIRY_DAYS

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from casewatch.adapters.case_items import case_key
 from casewatch.adapters.clients import dynamodb_client
-from casewatch.adapters.dynamodb_case_store import DynamoDbCaseStore, case_key
+from casewatch.adapters.dynamodb_case_store import DynamoDbCaseStore
 from casewatch.domain.case_record import LIVE_SCOPE, CaseChange, CaseRecord, Claim, StatusMark, status_hash
 from casewatch.domain.sla.log import MAX_LOG_BYTES, CaseSlaLog, Observation, ObsKind, case_fields, json_bytes
 from casewatch.domain.sla.model import SlaStatus, compile_policies

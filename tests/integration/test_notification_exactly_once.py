@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import pytest
 
-from casewatch.adapters.dynamodb_case_store import claim_id
+from casewatch.adapters.case_items import claim_id
 from casewatch.app.process_event import claim_key
 from casewatch.bootstrap import (
     Adapters,

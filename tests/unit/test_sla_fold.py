@@ -13,7 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from casewatch.domain.sla.fold import FoldState, evaluate, fold, policies_fingerprint
-from casewatch.domain.sla.log import CaseSlaLog, Observation, ObsKind, case_fields
+from casewatch.domain.sla.log import (
+    CaseSlaLog,
+    Observation,
+    ObsKind,
+    case_fields,
+    json_bytes,
+    json_bytes_after,
+)
 from casewatch.domain.sla.model import CasesSlaSpec, PolicySpec, SlaStatus
 from tests.builders import DOMAIN, FIRST, POLICIES, PRIORITY, RESOLVE, at
 
@@ -237,3 +244,20 @@ def test_states_at_a_horizon_derive_overdue_without_changing_the_fold() -> None:
     assert state.states(at(480))[RESOLVE].history[-1].at == at(480)
     assert state.to_doc() == before
     assert FIRST not in state.states(at(480))  # no priority known: first-response-high is not armed
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), found=observations())
+def test_a_logs_byte_count_follows_its_changes_without_encoding_it_again(
+    data: st.DataObject, found: list[Observation]
+) -> None:
+    """The stores keep the log's size as a count updated by each change (`json_bytes_after`): it must equal
+    the JSON of the log after the change, an empty log and a log emptied by the change included (the
+    byte cap, MAX_LOG_BYTES, is judged on it)."""
+    unique = list(dict.fromkeys(found))
+    split = data.draw(st.integers(0, len(unique)))
+    before, added = unique[:split], unique[split:]
+    dropped = data.draw(st.lists(st.sampled_from(before), unique=True)) if before else []
+    after = [o for o in before if o not in dropped] + added
+    assert json_bytes_after(json_bytes(before), len(before), added, dropped) == json_bytes(after)
+    assert json_bytes_after(json_bytes(after), len(after), (), after) == json_bytes(()) == 2

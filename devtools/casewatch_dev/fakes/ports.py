@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from casewatch.adapters.dynamodb_case_store import CLAIM_RETENTION, MAX_CLAIMS
+from casewatch.adapters.case_items import CLAIM_RETENTION
+from casewatch.adapters.dynamodb_case_store import MAX_CLAIMS
 from casewatch.domain.case_record import CaseChange, CaseRecord, Claim, Outbox, StatusMark
 from casewatch.domain.sla.fold import FoldState
 from casewatch.domain.sla.log import Observation
@@ -409,10 +410,15 @@ class _StoredCase:
         self.fold: str | None = None
         self.horizon: datetime | None = None
         self.log: dict[str, Observation] = {}  # canonical JSON -> the observation
-        self.log_bytes = 2
+        self.log_body = 0  # the log's JSON without its `[`: each text and its separator
         self.status_order: dict[str, StatusMark] = {}
         self.claims: dict[str, Claim] = {}
         self.due_at: datetime | None = None
+
+    @property
+    def log_bytes(self) -> int:
+        """`json_bytes` of the log."""
+        return self.log_body + 1 if self.log else 2
 
     def apply(self, change: CaseChange) -> None:
         self.revision += 1
@@ -424,12 +430,12 @@ class _StoredCase:
             self.horizon = change.horizon
         for text in {o.to_json() for o in change.dropped}:
             if self.log.pop(text, None) is not None:
-                self.log_bytes -= len(text.encode()) + 1
+                self.log_body -= len(text.encode()) + 1
         for obs in change.appended:  # a set: the same observation once
             text = obs.to_json()
             if text not in self.log:
                 self.log[text] = Observation.from_json(text)
-                self.log_bytes += len(text.encode()) + 1
+                self.log_body += len(text.encode()) + 1
         self.status_order.update(change.status_order)
         self.claims[change.claim_key] = change.claim
         self.due_at = change.due_at

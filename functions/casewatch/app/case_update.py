@@ -6,10 +6,10 @@ record (`casewatch.domain.case_record`) in four steps:
 1. load the record, with the trigger's claim: a claim already done is a duplicate (nothing happens), a
    pending one with a live lease a concurrent delivery (`DuplicateInProgressError`, retried later), a
    pending one whose lease expired the retry of a claimant that died after its write (its outbox is sent);
-2. decide (`Step`): the SLA fold extended with the trigger's observations (or re-folded from the log
-   when they arrive out of order), the SLA transitions and their signals, the notifications the rules
-   ask for (status notifications checked against the case's status order), the enriched bus events,
-   the timers to set or cancel;
+2. decide (`casewatch.app.case_step.Step`): the SLA fold extended with the trigger's observations (or
+   re-folded from the log when they arrive out of order), the SLA transitions and their signals, the
+   notifications the rules ask for (status notifications checked against the case's status order), the
+   enriched bus events, the timers to set or cancel;
 3. write the new state and the trigger's claim in one conditional write (a writer that lost a race
    reloads and decides again); the claim holds the outbox while the side effects are sent;
 4. send: timers, one SNS Publish per notification, one PutEvents for the bus events; then mark the claim
@@ -25,40 +25,26 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, Literal
 
+from casewatch.app.case_step import Decider, Effects, Step, Trigger
 from casewatch.backoff import full_jitter
 from casewatch.domain.case_record import (
-    LIVE_SCOPE,
-    CaseChange,
     CaseRecord,
     Claim,
     Outbox,
-    StatusMark,
-    status_hash,
 )
-from casewatch.domain.enrichment import supersedes
-from casewatch.domain.notifications.bus import BusEvent, case_bus_event, sla_bus_event
-from casewatch.domain.notifications.render import Notification
-from casewatch.domain.notifications.rules import evaluate_case_event, evaluate_sla_signal
-from casewatch.domain.sla.fold import FoldState, fold, new_transitions
-from casewatch.domain.sla.log import MAX_LOG_BYTES, MAX_OBSERVATIONS, CaseSlaLog, Observation, json_bytes
+from casewatch.domain.notifications.bus import case_bus_event, sla_bus_event
+from casewatch.domain.notifications.rules import evaluate_sla_signal
 from casewatch.domain.sla.model import (
     PolicySpec,
     SlaConflictError,
     SlaState,
-    SlaStatus,
     SlaTransition,
 )
-from casewatch.domain.sla.timers import TimerKind, TimerSpec, desired_timers
 from casewatch.errors import DeliveryError, DuplicateInProgressError, PermanentDeliveryError
-from casewatch.models.enriched import EnrichedCase
-from casewatch.models.events import CaseEvent
-from casewatch.models.signals import SlaSignal, SlaSignalKind
 from casewatch.observability import (
     BUS_EVENTS_PUT,
     DUPLICATE_TRIGGERS,
     NOTIFICATIONS_PUBLISHED,
-    NOTIFICATIONS_STALE,
-    REPLAYS_SKIPPED,
     SLA_TRANSITIONS,
     logger,
 )
@@ -70,24 +56,6 @@ BACKOFF_BASE_S: Final = 0.01
 BACKOFF_CAP_S: Final = 0.5
 DEFAULT_LEASE: Final = timedelta(minutes=15)  # Lambda's longest invocation, when no deadline is known
 
-SIGNAL_OF: Final = {
-    SlaStatus.OVERDUE: SlaSignalKind.BREACHED,
-    SlaStatus.MET: SlaSignalKind.MET,
-    SlaStatus.NOT_MET: SlaSignalKind.NOT_MET,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Trigger:
-    """What a trigger brings to a case (see `CaseUpdater.apply`)."""
-
-    event: CaseEvent | None = None  # a Cases event: its own notifications and bus event
-    view: EnrichedCase | None = None  # the enriched case as of the event (what its messages show)
-    snapshot: EnrichedCase | None = None  # the view to store, if it is newer than the stored one
-    observations: tuple[Observation, ...] = ()
-    horizon: datetime | None = None  # time known to have reached this far (breaches are due)
-    signals: tuple[SlaSignal, ...] = ()  # signals besides the SLA transitions' (an "at risk" warning)
-
 
 @dataclass(frozen=True, slots=True)
 class Update:
@@ -98,22 +66,6 @@ class Update:
     transitions: tuple[SlaTransition, ...] = ()
     notifications: int = 0
     attempts: int = 0
-
-
-@dataclass
-class _Effects:
-    notifications: list[Notification] = field(default_factory=list)
-    bus_events: list[BusEvent] = field(default_factory=list)
-    timers_set: list[TimerSpec] = field(default_factory=list)
-    timers_cancelled: list[tuple[str, str, TimerKind]] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.notifications or self.bus_events or self.timers_set or self.timers_cancelled)
-
-    def ids(self) -> tuple[str, ...]:
-        return tuple(n.notification_id for n in self.notifications) + tuple(
-            b.event_key for b in self.bus_events
-        )
 
 
 class CaseUpdater:
@@ -143,6 +95,9 @@ class CaseUpdater:
         self.breach_grace = breach_grace
         self.max_attempts = max_attempts
         self._sleep = sleep
+
+    def _decider(self) -> Decider:
+        return Decider(self.settings, self.policies, self.metrics, self.breach_grace)
 
     def deadline(self, remaining_ms: int | None) -> datetime | None:
         """When the invocation ends, from its remaining time (None: unknown)."""
@@ -180,7 +135,7 @@ class CaseUpdater:
                 return self._recover(record, claim, claim_key, trigger, attempt)
             if trigger is None:
                 return Update("unchanged", states=record.states(), attempts=attempt)
-            step = _Step(self, record, trigger, now)
+            step = Step(self._decider(), record, trigger, now)
             if step.needs_log:
                 with_log = True
                 continue  # decide again with the log (an out-of-order observation: re-fold)
@@ -215,9 +170,9 @@ class CaseUpdater:
     ) -> Update:
         outbox = claim.outbox or Outbox()
         view = (trigger.view if trigger is not None else None) or record.snapshot
-        effects = _Effects()
+        effects = Effects()
         if trigger is not None and trigger.event is not None:
-            effects.notifications += self._event_notifications(trigger.event, view, record, {})[0]
+            effects.notifications += self._decider().event_notifications(trigger.event, view, record, {})[0]
             bus_event = case_bus_event(trigger.event, view, self.settings)
             if bus_event is not None:
                 effects.bus_events.append(bus_event)
@@ -231,7 +186,7 @@ class CaseUpdater:
         states = record.states()
         for key in outbox.timer_keys:
             if key in states:
-                self._timers_for(effects, record, None, states[key], self.clock.now())
+                self._decider().timers_for(effects, record, None, states[key], self.clock.now())
         logger.warning(
             "resending the side effects of an interrupted claim", case_id=record.case_id, claim=claim_key
         )
@@ -239,7 +194,7 @@ class CaseUpdater:
         return Update("recovered", states=states, notifications=len(effects.notifications), attempts=attempt)
 
     # -- side effects ------------------------------------------------------------------------------
-    def _send(self, case_id: str, claim_key: str, effects: _Effects) -> None:
+    def _send(self, case_id: str, claim_key: str, effects: Effects) -> None:
         """Timers, notifications, then the bus events (one PutEvents); then the claim is done. Every step
         is attempted; what failed stays pending in the claim."""
         if self.timers is not None:
@@ -285,217 +240,6 @@ class CaseUpdater:
         if retryable:
             raise retryable[0]
         raise PermanentDeliveryError("; ".join(dict.fromkeys(f"{what}: {exc}" for _, what, exc in errors)))
-
-    # -- what a trigger means -------------------------------------------------------------------------
-    def _event_notifications(
-        self,
-        event: CaseEvent,
-        view: EnrichedCase | None,
-        record: CaseRecord,
-        marks: dict[str, StatusMark],
-    ) -> tuple[list[Notification], int]:
-        """The event's notifications in the case's status order (`marks`: the marks this write sets);
-        and how many status notifications were too old to send."""
-        if event.is_replay and self.settings.replays == "skip":
-            self.metrics.count(REPLAYS_SKIPPED)
-            return [], 0
-        sent: list[Notification] = []
-        stale = 0
-        scope = LIVE_SCOPE if event.replay_name is None else f"replay#{event.replay_name}"
-        for notification in evaluate_case_event(event, view, self.settings):
-            status = notification.status_change
-            if status is not None:
-                at_ms = int(notification.as_of.timestamp() * 1000)
-                mark = marks.get(scope) or record.status_order.get(scope)
-                if mark is not None and not mark.allows(at_ms, status):
-                    stale += 1
-                    continue
-                if mark is None or at_ms >= mark.at_ms:
-                    marks[scope] = StatusMark(at_ms, status_hash(status))
-            sent.append(notification)
-        return sent, stale
-
-    def _timers_for(
-        self, effects: _Effects, record: CaseRecord, before: SlaState | None, state: SlaState, now: datetime
-    ) -> None:
-        if before is not None and before.timing == state.timing:
-            return
-        warning = self.settings.sla_warning_fraction
-        wanted = desired_timers(
-            record.domain_id, record.case_id, state, warning, now, breach_grace=self.breach_grace
-        )
-        previous = (
-            desired_timers(
-                record.domain_id, record.case_id, before, warning, now, breach_grace=self.breach_grace
-            )
-            if before is not None
-            else {}
-        )
-        for kind, timer in wanted.items():
-            if timer is not None:
-                effects.timers_set.append(timer)
-            elif previous.get(kind) is not None:  # a timer that has not fired yet: cancel it
-                effects.timers_cancelled.append((record.case_id, state.key, kind))
-
-
-class _Step:
-    """One decision: the trigger applied to the record, in memory (see the module docstring, step 2)."""
-
-    def __init__(self, updater: CaseUpdater, record: CaseRecord, trigger: Trigger, now: datetime) -> None:
-        self.updater = updater
-        self.record = record
-        self.trigger = trigger
-        self.now = now
-        self.needs_log = False
-        self.appended: tuple[Observation, ...] = ()
-        self.dropped: tuple[Observation, ...] = ()
-        self.refolded = False
-        self.horizon = _latest(record.horizon, trigger.horizon)
-        folded = self._fold()
-        if folded is None:
-            self.needs_log = True
-            return
-        self.fold = folded
-        before = record.states()
-        self.states = folded.states(self.horizon)
-        self.changed = [s for key, s in self.states.items() if before.get(key) != s]
-        self.snapshot = _newer(trigger.snapshot, record.snapshot)
-        view = trigger.view or self.snapshot or record.snapshot
-        self.transitions, signals = self._transitions(before)
-        self.signals = (*signals, *trigger.signals)
-        self.marks: dict[str, StatusMark] = {}
-        self.effects = _Effects()
-        if trigger.event is not None:
-            notifications, stale = updater._event_notifications(trigger.event, view, record, self.marks)
-            if stale:
-                updater.metrics.count(NOTIFICATIONS_STALE, stale)
-            self.effects.notifications += notifications
-            bus_event = case_bus_event(trigger.event, view, updater.settings)
-            if bus_event is not None:
-                self.effects.bus_events.append(bus_event)
-        signal_view = self.snapshot or record.snapshot or view
-        for signal in self.signals:
-            self.effects.notifications += evaluate_sla_signal(signal, signal_view, updater.settings)
-            self.effects.bus_events.append(sla_bus_event(signal, signal_view, updater.settings))
-        for state in self.changed:
-            updater._timers_for(self.effects, record, before.get(state.key), state, now)
-
-    def _fold(self) -> FoldState | None:
-        """The fold with the trigger's observations: extended in order, or re-folded from the log (None:
-        the log is needed and was not loaded)."""
-        record, new = self.record, sorted(set(self.trigger.observations), key=Observation.sort_key)
-        stored = record.fold
-        if stored is not None and not new:
-            return stored
-        room = (
-            record.log_size + len(new) <= MAX_OBSERVATIONS
-            and record.log_bytes + json_bytes(new) <= MAX_LOG_BYTES
-        )
-        if stored is not None and room and stored.can_extend(new):
-            extended = stored.copy()
-            extended.extend(new)
-            self.appended = tuple(new)
-            return extended
-        if record.log is None and (record.log_size or stored is not None):
-            return None
-        log = CaseSlaLog(
-            record.domain_id, record.case_id, tuple(sorted(record.log or (), key=Observation.sort_key))
-        )
-        merged = log.merge(new)
-        kept, before = set(merged.observations), set(log.observations)
-        self.appended = tuple(o for o in merged.observations if o not in before)
-        self.dropped = tuple(o for o in log.observations if o not in kept)
-        self.refolded = True
-        return fold(merged, self.updater.policies)
-
-    def _transitions(self, before: dict[str, SlaState]) -> tuple[tuple[SlaTransition, ...], list[SlaSignal]]:
-        record = self.record
-        transitions: list[SlaTransition] = []
-        signals: list[SlaSignal] = []
-        for state in self.changed:
-            for t in new_transitions(before.get(state.key), state):
-                transitions.append(
-                    SlaTransition(
-                        record.domain_id,
-                        record.case_id,
-                        state.key,
-                        state.name,
-                        state.origin,
-                        t.status,
-                        t.at,
-                        t.cycle,
-                        t.target_time,
-                    )
-                )
-                kind = SIGNAL_OF.get(t.status)
-                if kind is not None:
-                    signals.append(
-                        SlaSignal(
-                            kind=kind,
-                            domain_id=record.domain_id,
-                            case_id=record.case_id,
-                            sla_key=state.key,
-                            sla_name=state.name,
-                            origin=state.origin.value,
-                            target_time=t.target_time,
-                            at=t.at,
-                        )
-                    )
-        return tuple(transitions), signals
-
-    def changes_anything(self) -> bool:
-        record = self.record
-        return bool(
-            self.effects
-            or self.appended
-            or self.dropped
-            or self.snapshot is not record.snapshot
-            or self.horizon != record.horizon
-            or self.marks
-            or self.changed
-        )
-
-    def due_at(self) -> datetime | None:
-        """When the earliest open, running SLA is due a breach check (its target and the grace)."""
-        due = [
-            s.target_time + self.updater.breach_grace
-            for s in self.states.values()
-            if s.status is SlaStatus.ACTIVE and not s.paused
-        ]
-        return min(due, default=None)
-
-    def outbox(self) -> Outbox:
-        return Outbox(
-            signals=tuple(self.signals),
-            timer_keys=tuple(sorted({s.key for s in self.changed})),
-        )
-
-    def change(self, claim_key: str, claim: Claim) -> CaseChange:
-        return CaseChange(
-            claim_key=claim_key,
-            claim=claim,
-            snapshot=self.snapshot if self.snapshot is not self.record.snapshot else None,
-            fold=self.fold if (self.appended or self.refolded or self.record.fold is None) else None,
-            horizon=self.horizon,
-            appended=self.appended,
-            dropped=self.dropped,
-            status_order=self.marks,
-            due_at=self.due_at(),
-            transitions=self.transitions,
-        )
-
-
-def _latest(*moments: datetime | None) -> datetime | None:
-    return max((m for m in moments if m is not None), default=None)
-
-
-def _newer(candidate: EnrichedCase | None, stored: EnrichedCase | None) -> EnrichedCase | None:
-    """The view to keep: the candidate if it supersedes the stored one (see `domain.enrichment`)."""
-    if candidate is None:
-        return stored
-    if stored is None or supersedes(candidate, stored):
-        return candidate
-    return stored
 
 
 __all__ = ["CaseUpdater", "Trigger", "Update"]

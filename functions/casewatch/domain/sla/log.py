@@ -177,6 +177,18 @@ def json_bytes(observations: Sequence[Observation]) -> int:
     return 1 + sum(len(o.to_json().encode()) + 1 for o in observations)
 
 
+def json_bytes_after(
+    log_bytes: int, log_size: int, added: Sequence[Observation], dropped: Sequence[Observation] = ()
+) -> int:
+    """`json_bytes` of a log of `log_size` observations (`log_bytes` of JSON) once `added` join it and
+    `dropped` leave it, without encoding the rest: each text counts its bytes and one separator (a comma,
+    or the closing `]` for the last), plus the opening `[`; an empty log is `[]`."""
+    body = log_bytes - 1 if log_size else 0
+    body += sum(len(o.to_json().encode()) + 1 for o in added)
+    body -= sum(len(o.to_json().encode()) + 1 for o in dropped)
+    return body + 1 if log_size + len(added) - len(dropped) else 2
+
+
 def compact(
     observations: Sequence[Observation], limit: int, max_bytes: int = MAX_LOG_BYTES
 ) -> tuple[Observation, ...]:
