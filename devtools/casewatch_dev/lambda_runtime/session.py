@@ -139,7 +139,7 @@ class RuntimeSession:
         if self._cases_state is not None:
             self.emulator.load_state(self._cases_state)
         elif self.settings.domain_id not in self.emulator.domain_ids():
-            self.emulator.seed_domain(domain_id=self.settings.domain_id)
+            self.emulator.seed_domain(domain_id=self.settings.domain_id, fields=self.settings.field_names)
         self.resources = local_resources(self.assembly)
         self.backend = MotoBackend(self.settings, VirtualClock(), self.resources, self.emulator.url)
 

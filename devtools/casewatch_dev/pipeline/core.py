@@ -174,6 +174,7 @@ class LocalPipeline:
             if (pattern := spec.event_pattern(self.domain_arn))
         ]
         self._next_reconcile: datetime | None = None
+        self._reconciling = False  # a poll (with its retries) is running: the schedule's ticks meanwhile skip
         self.emulator: CasesEmulator
         self.backend: Backend
         self.invocations: list[Invocation] = []
@@ -216,7 +217,7 @@ class LocalPipeline:
                 self._cases_state.get("timeline", []), key=lambda change: change["at"], reverse=True
             )
         elif self.settings.domain_id not in self.emulator.domain_ids():
-            self.emulator.seed_domain(domain_id=self.settings.domain_id)
+            self.emulator.seed_domain(domain_id=self.settings.domain_id, fields=self.settings.field_names)
         self.backend = self._backend()
         self._stack.callback(self.backend.close)
         if roles is not None:
@@ -486,7 +487,17 @@ class LocalPipeline:
     def _run_reconcile(self) -> None:
         assert self._next_reconcile is not None
         self._next_reconcile += timedelta(minutes=self.settings.reconcile_every_minutes)
-        self.reconcile()
+        if self._reconciling:
+            # A poll that failed waits for its retry (Lambda's 1 and 2 minutes, longer than a 1-minute
+            # period): the ticks that fall due meanwhile would poll from the same watermark. They are
+            # skipped (counted) rather than nested: the retry, or the next tick, reads what they would.
+            self.counts["reconcile_skipped"] += 1
+            return
+        self._reconciling = True
+        try:
+            self.reconcile()
+        finally:
+            self._reconciling = False
 
     def reconcile(self) -> Invocation:
         """Run the reconciliation function now (as its schedule would)."""
