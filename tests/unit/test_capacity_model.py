@@ -7,6 +7,8 @@ import math
 import pytest
 
 from casewatch.settings import load_cdk_context
+from casewatch_dev.bench.accounting import Call, Invocation
+from casewatch_dev.bench.steady import at_rate
 from casewatch_dev.capacity import Costs, Demand, Model, percentile, search_pages
 
 
@@ -110,3 +112,46 @@ def test_percentile_is_the_nearest_rank() -> None:
     assert percentile([], 0.99) == 0.0
     assert percentile([float(n) for n in range(1, 101)], 0.99) == 99.0
     assert percentile([5.0], 0.5) == 5.0
+
+
+def _invocation(kind: str, *ops: str, wcu: int = 0) -> Invocation:
+    calls = [Call(*op.split(":"), purpose=op.split(":")[1], wcu=wcu) for op in ops]
+    return Invocation(kind, calls, cpu_s=0.0)
+
+
+def test_the_steady_state_counts_events_as_measured_and_a_poll_over_the_events_it_serves() -> None:
+    """`bench.steady.at_rate`: 4 handled events of 5 requests each (1 WCU each), one breach timer of 5,
+    polls of 3 own requests + 2 searches; at 1 event/s and P = 1 min a poll serves 60 events: 30 changed
+    cases (one page of 25 and one more, one batch read), 12 items (one page), 6 applies of a timer's 5."""
+    model = _model(1, case_results=0.5, item_results=0.2, feed_applies=0.1)
+    event = (
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "sns:Publish",
+        "events:PutEvents",
+        "dynamodb:UpdateItem",
+    )
+    timer = _invocation("breach_timer", *event, wcu=2)
+    poll = _invocation(
+        "reconcile_run",
+        "dynamodb:GetItem",
+        "connectcases:SearchCases",
+        "connectcases:SearchAllRelatedItems",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+        wcu=1,
+    )
+    log = [*(_invocation("case_updated", *event, wcu=1) for _ in range(4)), timer, poll, poll]
+    steady = at_rate(log, 4, model, 256, 1.0)
+    assert steady["events_per_poll"] == 60.0
+    assert model.feed_pages(1.0) == (2, 1)
+    own, pages, batch_reads, applies = 3, 2 + 1, 1, 6 * 5
+    assert steady["poll_requests"] == own + pages + batch_reads + applies == 37
+    assert steady["requests"] == round((4 * 5 + 5) / 4 + 37 / 60, 2)
+    # WCU: the events' 4 x 5 x 1 and the timer's 5 x 2 over 4 events; a poll's 5 x 1 and 6 applies x 10.
+    assert steady["wcu"] == round((20 + 10) / 4 + (5 + 6 * 10) / 60, 2)
+    # A poll's requests grow with the rate: at 2.5 events/s, 150 events, 75 changed cases (3 pages of 25,
+    # one batch read), 30 new items (2 pages: newest first, up to one already seen), 15 applies.
+    faster = at_rate(log, 4, model, 256, 2.5)
+    assert faster["poll_requests"] == 3 + 3 + 2 + 1 + 15 * 5
+    assert faster["requests"] == round((4 * 5 + 5) / 4 + 84 / 150, 2) < steady["requests"]
