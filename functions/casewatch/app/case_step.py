@@ -181,7 +181,12 @@ class Step:
 
     def _fold(self) -> FoldState | None:
         """The fold with the trigger's observations: extended in order, or re-folded from the log (None:
-        the log is needed and was not loaded)."""
+        the log is needed and was not loaded).
+
+        A full log (`MAX_OBSERVATIONS`, `MAX_LOG_BYTES`) is compacted as it is stored, but an in-order
+        trigger still extends the stored fold: compaction drops settled observations (a met SLA's closing
+        among them, once it is old), so a fold of the compacted log could judge old SLAs again, and
+        differently. Only an out-of-order trigger (or new policies) re-folds the log."""
         record, new = self.record, sorted(set(self.trigger.observations), key=Observation.sort_key)
         stored = record.fold
         if stored is not None and not new:
@@ -190,7 +195,8 @@ class Step:
             record.log_size + len(new) <= MAX_OBSERVATIONS
             and json_bytes_after(record.log_bytes, record.log_size, new) <= MAX_LOG_BYTES
         )
-        if stored is not None and room and stored.can_extend(new):
+        in_order = stored is not None and stored.can_extend(new)
+        if stored is not None and in_order and room:
             extended = stored.copy()
             extended.extend(new)
             self.appended = tuple(new)
@@ -204,6 +210,10 @@ class Step:
         kept, before = set(merged.observations), set(log.observations)
         self.appended = tuple(o for o in merged.observations if o not in before)
         self.dropped = tuple(o for o in log.observations if o not in kept)
+        if stored is not None and in_order:  # the log compacted, the fold extended
+            extended = stored.copy()
+            extended.extend(new)
+            return extended
         self.refolded = True
         return fold(merged, self.decider.policies)
 
