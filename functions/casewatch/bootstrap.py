@@ -166,7 +166,10 @@ def build_event_app(spec: FunctionSpec, settings: Settings, adapters: Adapters) 
 
 def build_sla_timer_app(settings: Settings, adapters: Adapters) -> SlaTimerApp:
     timer = SlaTimer(
-        updater=_updater(settings, adapters), metrics=adapters.metrics, feed_period=settings.feed_period
+        updater=_updater(settings, adapters),
+        metrics=adapters.metrics,
+        feed=adapters.feed,
+        feed_period=settings.feed_period,
     )
     return SlaTimerApp(timer)
 

@@ -6,6 +6,10 @@ been applied, whether or not its event arrived), the breach is declared: time re
 No Cases call: the feed's polls read Cases for every SLA at once. If the feed is behind, the timer is set
 again one feed period later. A warning timer emits "SLA at risk" if the SLA is still Active, running,
 with the same target. A stale timer (the SLA met, moved, or gone) changes nothing.
+
+A signal whose delivery fails for good (`PermanentDeliveryError`: a disabled key, a deleted topic) is
+written with its notification pending in the timer's claim, and the claim is left *owed* to the change
+feed: every poll sends what is pending again until it goes through (the cause fixed), then settles it.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from casewatch.app.case_update import CaseUpdater, Trigger, Update
 from casewatch.domain.case_record import CaseRecord
 from casewatch.domain.sla.model import SlaState, SlaStatus
 from casewatch.domain.sla.timers import TimerKind, TimerSpec
+from casewatch.errors import PermanentDeliveryError
 from casewatch.models.signals import SlaSignal, SlaSignalKind, SlaTimerPayload
 from casewatch.observability import SLA_BREACHES_DEFERRED, logger
-from casewatch.ports import MetricsRecorder
+from casewatch.ports import FeedState, MetricsRecorder
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +34,23 @@ class TimerOutcome:
 
 
 class SlaTimer:
-    def __init__(self, *, updater: CaseUpdater, metrics: MetricsRecorder, feed_period: timedelta) -> None:
+    def __init__(
+        self, *, updater: CaseUpdater, metrics: MetricsRecorder, feed: FeedState, feed_period: timedelta
+    ) -> None:
         self.updater = updater
         self.metrics = metrics
+        self.feed = feed
         self.feed_period = feed_period
 
     def on_timer(self, payload: SlaTimerPayload, *, remaining_ms: int | None = None) -> TimerOutcome:
+        try:
+            return self._on_timer(payload, remaining_ms)
+        except PermanentDeliveryError:
+            # Written, its sends pending in the claim: the change feed's polls send them once they can.
+            self.feed.owe(payload.domain_id, [(payload.case_id, claim_key(payload))])
+            raise
+
+    def _on_timer(self, payload: SlaTimerPayload, remaining_ms: int | None) -> TimerOutcome:
         key = claim_key(payload)
         deadline = self.updater.deadline(remaining_ms)
         if payload.kind == TimerKind.WARNING.value:
