@@ -468,6 +468,21 @@ def test_a_log_exactly_at_max_log_bytes_is_kept_one_byte_more_is_compacted(store
     assert record.states()[RESOLVE].status is SlaStatus.NOT_MET  # closed two days after its creation
 
 
+def test_the_counted_log_size_follows_every_write(store: Any) -> None:
+    """`nlog`/`blog` are kept by each write without reading the log (counts of what it adds and drops):
+    after observations are added, dropped (to an empty log) and added again, they are the log's own
+    (`json_bytes`: 2 for an empty log, 1 + each text with its comma or bracket)."""
+    a, b, c = (opened(m, "ünïcode" * m) for m in (1, 2, 3))
+    writes = [((a,), ()), ((b, c), ()), ((), (a,)), ((), (b, c)), ((a,), ()), ((c,), (a,))]
+    for n, (appended, dropped) in enumerate(writes):
+        old = store.load(DOMAIN, "c1")
+        store.commit(old, CaseChange(f"t:{n}", Claim(at(n), done=True), appended=appended, dropped=dropped))
+        log = store.load(DOMAIN, "c1", with_log=True).log
+        counted = store.load(DOMAIN, "c1")  # the stored counts, not the log
+        assert (counted.log_size, counted.log_bytes) == (len(log), json_bytes(log)), n
+    assert log == (c,)
+
+
 @pytest.mark.parametrize(
     ("first", "second", "written"),
     [

@@ -409,10 +409,15 @@ class _StoredCase:
         self.fold: str | None = None
         self.horizon: datetime | None = None
         self.log: dict[str, Observation] = {}  # canonical JSON -> the observation
-        self.log_bytes = 2
+        self.text_bytes = 0  # the log's texts, each with its comma (or closing bracket)
         self.status_order: dict[str, StatusMark] = {}
         self.claims: dict[str, Claim] = {}
         self.due_at: datetime | None = None
+
+    @property
+    def log_bytes(self) -> int:
+        """The log's `json_bytes`, kept as it changes (2 for an empty log)."""
+        return 1 + self.text_bytes if self.log else 2
 
     def apply(self, change: CaseChange) -> None:
         self.revision += 1
@@ -424,12 +429,12 @@ class _StoredCase:
             self.horizon = change.horizon
         for text in {o.to_json() for o in change.dropped}:
             if self.log.pop(text, None) is not None:
-                self.log_bytes -= len(text.encode()) + 1
+                self.text_bytes -= len(text.encode()) + 1
         for obs in change.appended:  # a set: the same observation once
             text = obs.to_json()
             if text not in self.log:
                 self.log[text] = Observation.from_json(text)
-                self.log_bytes += len(text.encode()) + 1
+                self.text_bytes += len(text.encode()) + 1
         self.status_order.update(change.status_order)
         self.claims[change.claim_key] = change.claim
         self.due_at = change.due_at

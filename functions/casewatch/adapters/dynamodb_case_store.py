@@ -603,8 +603,12 @@ def _log_counts(old: CaseRecord, change: CaseChange) -> tuple[int, int]:
     """The log's size (observations, bytes of JSON) after `change`."""
     if old.revision == 0:
         return len(change.appended), json_bytes(change.appended)
-    added = json_bytes(change.appended) - json_bytes(change.dropped)
-    return old.log_size + len(change.appended) - len(change.dropped), old.log_bytes + added
+    size = old.log_size + len(change.appended) - len(change.dropped)
+    added = sum(len(o.to_json().encode()) + 1 for o in change.appended) - sum(
+        len(o.to_json().encode()) + 1 for o in change.dropped
+    )
+    # `json_bytes` is 1 + each text and its comma (or bracket), and 2 for an empty log: not additive.
+    return size, old.log_bytes + added - (old.log_size == 0) + (size == 0)
 
 
 def _applied(old: CaseRecord, change: CaseChange, revision: int) -> CaseRecord:
