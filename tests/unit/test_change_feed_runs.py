@@ -7,6 +7,7 @@ tests/integration/test_change_feed.py."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -250,3 +251,48 @@ def test_the_reconcile_handler_runs_on_the_invocations_remaining_time(
     )
     assert len(store.committed) == applied
     assert watermark(world) == (NOW - LAG if applied else at(1) - MICROSECOND)
+
+
+# -- what a poll reports ---------------------------------------------------------------------------------------
+
+
+def emf(capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+    """The EMF documents the handler printed (Powertools Metrics)."""
+    return [
+        doc
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("{") and isinstance(doc := json.loads(line), dict) and "_aws" in doc
+    ]
+
+
+@pytest.mark.parametrize("held", ["failed", "out-of-time", "neither"])
+def test_the_poll_reports_the_watermark_it_left_and_the_feed_lag_from_it(
+    held: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`until` is the new watermark (a pinned one too), and `FeedLagSeconds` how far behind now it is: a
+    case that failed, or one not reached, shows as lag (not as the index lag of a poll that kept up)."""
+    world, store, search = feed_world()
+    changed(search, ("c1", 1), ("c2", 2))
+    if held == "failed":
+        store.failing = {"c2"}
+    capsys.readouterr()
+    response = world.poll(
+        "r1", remaining_ms=int(MIN_RESERVE_S * 1000) - 1 if held == "out-of-time" else 60_000
+    )
+    expected = {"failed": at(2) - MICROSECOND, "out-of-time": at(1) - MICROSECOND, "neither": NOW - LAG}[held]
+    assert watermark(world) == expected
+    assert response["until"] == expected.isoformat()
+    [document] = [d for d in emf(capsys) if "FeedLagSeconds" in d]
+    assert document["FeedLagSeconds"] in (
+        (NOW - expected).total_seconds(),
+        [(NOW - expected).total_seconds()],
+    )
+
+
+def test_a_poll_that_could_not_move_the_watermark_reports_none() -> None:
+    world, store, search = feed_world()
+    changed(search, ("c1", 1))
+    store.failing = {"c1"}
+    assert poll(world, "p1").until == at(1) - MICROSECOND
+    world.clock.advance(timedelta(minutes=1))
+    assert poll(world, "p2").until is None  # still held there: not moved
