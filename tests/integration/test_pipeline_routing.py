@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from casewatch.settings import load_cdk_context
+from casewatch.topology import RECONCILE
 from casewatch_dev.pipeline import LocalPipeline
 from tests.builders import ROOT, load_event
 
@@ -23,3 +24,16 @@ def test_the_local_pipeline_routes_the_events_of_its_domain_only() -> None:
         assert [spec.name for spec in pipeline.routes_for(event)] == [function]
         other = json.loads(json.dumps(event).replace(settings.domain_id, OTHER_DOMAIN))
         assert pipeline.routes_for(other) == [], name
+
+
+def test_a_pipeline_without_cases_state_seeds_the_fields_the_settings_read() -> None:
+    """A real domain has the custom fields the settings name: the change feed's SearchCases asks for them
+    (Cases refuses a field the domain lacks), so every poll of a replay without `state/` would fail."""
+    settings = load_cdk_context(ROOT / "cdk.json")
+    with LocalPipeline(settings, iam=False, backend="memory") as pipeline:
+        fields = pipeline.app(RECONCILE).feed.fields
+        assert settings.field_id("priority") in fields
+        response = pipeline.emulator.client(in_process=True).list_fields(domainId=settings.domain_id)
+        names = {f["fieldId"]: f["name"] for f in response["fields"]}
+        assert names[settings.field_id("priority")] == "priority"
+        assert pipeline.reconcile().outcome == "handled"
