@@ -795,6 +795,31 @@ def test_a_case_item_over_400_kb_is_refused_before_dynamodb_is_asked(dynamo: Hoo
     assert item_bytes(raw_case("c1")) <= MAX_ITEM_BYTES
 
 
+def test_a_later_write_that_would_outgrow_the_item_is_refused_with_the_typed_error(
+    dynamo: HookedDynamoDbCaseStore,
+) -> None:
+    """An UpdateItem cannot be sized before DynamoDB is asked: its refusal (ValidationException, the item
+    size) is the typed error (DynamoDB refuses the whole write; moto applies part of it, so the item is not
+    compared here)."""
+
+    def case_of(fields: int, version: datetime) -> EnrichedCase:
+        value = EnrichedField(value=FieldValue.of("x" * 4_000), source=Provenance.EVENT, as_of=version)
+        return EnrichedCase(
+            domain_id=DOMAIN,
+            case_id="c1",
+            version=version,
+            fields={f"f{n:03d}": value for n in range(fields)},
+        )
+
+    dynamo.commit(
+        dynamo.load(DOMAIN, "c1"),
+        CaseChange("event:e1", Claim(at(0), done=True), snapshot=case_of(60, at(0))),
+    )
+    old = dynamo.load(DOMAIN, "c1")
+    with pytest.raises(SlaItemTooLargeError, match="case c1: the item would outgrow DynamoDB's limit"):
+        dynamo.commit(old, CaseChange("event:e2", Claim(at(1), done=True), snapshot=case_of(105, at(1))))
+
+
 class Unprocessing:
     """The moto client, but BatchGetItem leaves `unprocessed` keys unprocessed on its first call (as
     DynamoDB does when it throttles) — botocore does not retry them."""
