@@ -283,3 +283,29 @@ def test_compacting_the_log_leaves_a_settled_sla_as_it_was() -> None:
     resolve = world.state(CASE, RESOLVE)
     assert (resolve.status, resolve.completion_time) == (SlaStatus.MET, T0 + timedelta(hours=2))
     assert world.signals() == [("resolve-within-8h", SlaSignalKind.MET)]
+
+
+ROOM_CHECK_EDGE = pytest.mark.xfail(
+    strict=True,
+    reason="an edge of CaseUpdater's room check (reported to the lead): `log_bytes + json_bytes(new)` counts "
+    "the new observations' brackets again (json_bytes is not additive), so a write that fills the log to "
+    "exactly MAX_LOG_BYTES reads the log and folds it again (a second attempt) instead of extending the fold",
+)
+
+
+@pytest.mark.parametrize(
+    "under",
+    [pytest.param(1, id="a-byte-under"), pytest.param(0, id="exactly-at-the-budget", marks=ROOM_CHECK_EDGE)],
+)
+def test_a_write_that_fills_the_log_up_to_the_budget_extends_the_fold(under: int) -> None:
+    policies = (*POLICIES, NOTES)
+    store = InMemoryCaseStore(policies)
+    updater = World(SLA_SETTINGS, clock=VirtualClock(T0), store=store).timer_app().timer.updater
+    updater.policies = policies
+    head = [case_obs(n, f"{n:03d}" + "h" * 1_500, first=n == 0) for n in range(100)]
+    updater.apply(DOMAIN, CASE, "event:head", lambda _r: Trigger(observations=tuple(head)))
+    filler = case_obs(200, "")
+    filler = case_obs(200, "f" * (MAX_LOG_BYTES - under - json_bytes([*head, filler])))
+    assert json_bytes([*head, filler]) == MAX_LOG_BYTES - under
+    update = updater.apply(DOMAIN, CASE, "event:filler", lambda _r: Trigger(observations=(filler,)))
+    assert (update.kind, update.attempts) == ("applied", 1)  # extended: the log was not read
