@@ -48,14 +48,17 @@ demo: install ## replay the sample archive through the local pipeline (offline) 
 	$(BIN)/casewatch replay events/archive/
 
 test: install ## lint and every test suite (reliability at its test size), two at a time on two cores
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-e2e-reliability test-unit-integration-infra lint
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-reliability-compare test-unit-integration-infra-e2e lint
 
-# `make test`'s two halves (about the same length; the reliability half also uses a second process).
-.PHONY: test-e2e-reliability test-unit-integration-infra
-test-e2e-reliability:
-	$(BIN)/pytest -q -m "e2e or reliability" tests/e2e tests/reliability
-test-unit-integration-infra:
-	$(BIN)/pytest -q -m "unit or integration or infra" tests/unit tests/integration tests/infra
+# `make test`'s two halves, about the same length (`--durations`): the reliability suite (which also uses a
+# second process) with the replay comparisons (three replays of the sample archive), and every other suite.
+COMPARE := tests/e2e/test_replay_compare.py
+.PHONY: test-reliability-compare test-unit-integration-infra-e2e
+test-reliability-compare:
+	$(BIN)/pytest -q -m "reliability or e2e" tests/reliability $(COMPARE)
+test-unit-integration-infra-e2e:
+	$(BIN)/pytest -q -m "unit or integration or infra or e2e" tests/unit tests/integration tests/infra tests/e2e \
+		--ignore=$(COMPARE)
 
 lint: install ## ruff (lint + format check), mypy --strict, and the import contracts (lint-imports)
 	$(BIN)/ruff check .

@@ -256,6 +256,31 @@ FIRST = "policy#first-response-high"
 RESOLVE = "policy#resolve-within-8h"
 
 
+def sla_policies_reading(count: int, *extra: str) -> list[dict[str, Any]]:
+    """`sla_policies` that read `count` case fields: `status` (each completes on it) and `count - 1` custom
+    ones, one a policy; `extra` field ids read besides (by one more policy). The change feed reads at most
+    22 besides the three change dates (SearchCases returns 25 fields)."""
+    policies: list[dict[str, Any]] = [
+        {
+            "name": f"p{n:02d}",
+            "match": {f"field-{n:02d}": ["x"]},
+            "target_minutes": 30,
+            "complete_when": {"field": "status", "values": ["closed"]},
+        }
+        for n in range(count - 1)
+    ]
+    if extra:
+        policies.append(
+            {
+                "name": "extra",
+                "match": {field_id: ["x"] for field_id in extra},
+                "target_minutes": 30,
+                "complete_when": {"related_item": "Comment"},
+            }
+        )
+    return policies
+
+
 def created(case_id: str, minutes: float, priority: str = "low", status: str = "open") -> dict[str, Any]:
     return case_event_raw("CASE.CREATED", case_id, at(minutes), {"status": status, PRIORITY: priority})
 

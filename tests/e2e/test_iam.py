@@ -42,17 +42,18 @@ def arn(kind: str, name: str) -> str:
 
 def test_the_roles_are_the_synthesized_ones(synthesized: FunctionRoles) -> None:
     r = synthesized.resources
+    domain = f"arn:aws:cases:us-east-1:123456789012:domain/{SETTINGS.domain_id}"
     case_changed = set(synthesized["case-changed"].grants())
     assert ("sqs:SendMessage", arn("sqs", r.invalid_queue)) in case_changed
-    assert ("dynamodb:PutItem", arn("dynamodb", r.idempotency_table)) in case_changed
-    assert not {a for a, _ in case_changed} & {"cases:SearchRelatedItems"}  # case-changed never searches
-    assert (
-        "cases:SearchRelatedItems",
-        f"arn:aws:cases:us-east-1:123456789012:domain/{SETTINGS.domain_id}",
-    ) in set(synthesized["sla-timer"].grants())
-    assert not any(
-        a == "sqs:SendMessage" and r.invalid_queue in res for a, res in synthesized["sla-timer"].grants()
-    )
+    assert ("dynamodb:PutItem", arn("dynamodb", r.state_table)) in case_changed  # a case's first record
+    searches = {"cases:SearchRelatedItems", "cases:SearchCases", "cases:SearchAllRelatedItems"}
+    assert not {a for a, _ in case_changed} & searches  # case-changed never searches
+    assert ("cases:SearchRelatedItems", domain) in set(synthesized["related-item-created"].grants())
+    reconcile = set(synthesized["reconcile"].grants())
+    assert {("cases:SearchCases", domain), ("cases:SearchAllRelatedItems", domain)} <= reconcile  # the feed
+    timer = set(synthesized["sla-timer"].grants())
+    assert not {a for a, _ in timer if a.startswith("cases:")}  # the sla-timer asks Cases nothing
+    assert not any(a == "sqs:SendMessage" and r.invalid_queue in res for a, res in timer)
 
 
 # (function, grant taken away (action, resource or None: everywhere), event, outcome after the denial)
@@ -75,9 +76,9 @@ WITHOUT = {
         "case-created.json",
         "failed",
     ),
-    "related-item-created is not idempotent without dynamodb:PutItem": (
+    "related-item-created records no case without dynamodb:PutItem": (
         "related-item-created",
-        ("dynamodb:PutItem", "idempotency_table"),
+        ("dynamodb:PutItem", "state_table"),
         "related-item-comment.json",
         "failed",
     ),
@@ -117,8 +118,8 @@ def test_a_function_without_a_grant_is_denied_and_says_so(synthesized: FunctionR
 def test_a_replay_fails_when_a_function_lacks_a_grant(
     synthesized: FunctionRoles, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """`casewatch replay` on a slice of the sample archive: the sla-timer without cases:SearchRelatedItems
-    cannot check a Cases SLA before it declares a breach; the replay reports it and exits 1."""
+    """`casewatch replay` on a slice of the sample archive: the reconcile function without cases:SearchCases
+    cannot read the change feed (every poll denied, retried, then failed); the replay reports it and exits 1."""
     lines = (ARCHIVE / "day-2026-11-23.jsonl").read_text().splitlines()[:60]
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / "cases.json").write_text((ARCHIVE / "state" / "cases.json").read_text())
@@ -126,25 +127,30 @@ def test_a_replay_fails_when_a_function_lacks_a_grant(
 
     def replay(backend: str) -> tuple[int, dict[str, Any]]:
         out = io.StringIO()
-        code = main(["replay", str(tmp_path), "--report", "json", "--backend", backend], out=out)
+        code = main(
+            ["replay", str(tmp_path), "--report", "json", "--no-drain", "--backend", backend], out=out
+        )
         return code, json.loads(out.getvalue())
 
-    assert replay("memory")[0] == 0  # the synthesized roles: nothing denied
-    cut = synthesized.without("sla-timer", "cases:SearchRelatedItems")
+    code, granted = replay("memory")
+    assert code == 0  # the synthesized roles: nothing denied
+    cut = synthesized.without("reconcile", "cases:SearchCases")
     monkeypatch.setattr(roles, "synthesized_roles", lambda domain_id, config=None: cut)
     code, report = replay("memory")
     assert code == 1
+    # Every poll of the schedule ran (each minute, once), its retries included, none inside another's.
+    assert report["reconciliations"] == granted["reconciliations"] > 100
     assert report["lost"] == 0 and report["access_denied"] > 0
     assert report["access_denials"]
     assert all(
-        d.startswith("sla-timer: cases:SearchRelatedItems on arn:aws:cases:")
-        for d in report["access_denials"]
+        d.startswith("reconcile: cases:SearchCases on arn:aws:cases:") for d in report["access_denials"]
     )
+    assert report["lost"] == 0
     out = io.StringIO()
-    assert main(["replay", str(tmp_path), "--backend", "memory"], out=out) == 1
+    assert main(["replay", str(tmp_path), "--no-drain", "--backend", "memory"], out=out) == 1
     text = out.getvalue()
     assert re.search(rf"^access denied \(invocations\) +{report['access_denied']}$", text, re.MULTILINE)
-    assert "sla-timer: cases:SearchRelatedItems" in text
+    assert "reconcile: cases:SearchCases" in text
 
 
 def test_invoke_prints_the_denials_and_iam_can_be_turned_off(

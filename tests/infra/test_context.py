@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from aws_cdk import App
 from infra.app import build_app
 from infra.context import merge_settings, parse_override, settings_from_context
 
 from casewatch.errors import SettingsError
+from infra import app as app_module
+from tests.builders import sla_policies_reading
 from tests.infra.synth import cdk_json_context
 
 
@@ -77,3 +82,30 @@ def test_log_retention_must_be_a_cloudwatch_value() -> None:
 
     with pytest.raises(SettingsError, match=r"casewatch\.log_retention_days: 45"):
         log_retention(45)
+
+
+def context_with_policies_reading(count: int) -> dict[str, Any]:
+    context = cdk_json_context()
+    context["casewatch"] = {**context["casewatch"], "sla_policies": sla_policies_reading(count)}
+    return context
+
+
+def test_policies_reading_22_fields_are_accepted() -> None:
+    settings = settings_from_context(context_with_policies_reading(22))
+    assert len(settings.sla_policies) == 21
+
+
+def test_policies_reading_23_fields_fail_the_synthesis(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The change feed's SearchCases returns 25 fields, three of them the change dates: `cdk synth` refuses
+    policies that read more than 22 (not the reconcile function's first poll, after the deploy)."""
+    context = context_with_policies_reading(23)
+    with pytest.raises(SettingsError, match=r"^sla_policies: the policies read 23 case fields"):
+        settings_from_context(context)
+    with pytest.raises(SettingsError, match="the policies read 23 case fields"):
+        build_app(context)
+    # `cdk synth` runs `infra/app.py`, whose App reads this context from the CLI: it exits 1 with the reason.
+    monkeypatch.setattr(app_module, "App", lambda **props: App(**{**props, "context": context}))
+    assert app_module.main() == 1
+    assert capsys.readouterr().err.startswith("casewatch: sla_policies: the policies read 23 case fields")

@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from aws_cdk import Duration
+from aws_cdk import aws_events as events
 from aws_cdk.assertions import Match
 from infra.constructs.function import CasewatchFunction
 from infra.constructs.routing import Routing
@@ -390,12 +392,15 @@ def test_scheduler_group_and_role_invoke_only_the_sla_timer(synth: Synthesized) 
 
 
 def test_reconcile_runs_on_a_schedule(synth: Synthesized) -> None:
+    """cdk.json polls the change feed every minute: `rate(1 minute)` (EventBridge refuses `rate(1 minutes)`;
+    a longer period is plural). A poll's event older than the period is dropped, not retried."""
+    assert synth.settings.reconcile_every_minutes == 1
     _, rule = synth.by_path("Routing/ReconcileSchedule/Resource")
-    assert (
-        rule["Properties"]["ScheduleExpression"] == f"rate({synth.settings.reconcile_every_minutes} minutes)"
-    )
+    assert rule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+    assert events.Schedule.rate(Duration.minutes(15)).expression_string == "rate(15 minutes)"
     (target,) = rule["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": [function(synth, RECONCILE)[0], "Arn"]}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 60, "MaximumRetryAttempts": 2}
 
 
 # -- storage and notifications ------------------------------------------------------------------------

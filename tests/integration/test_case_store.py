@@ -15,11 +15,13 @@ import pytest
 from casewatch.adapters import dynamodb_case_store
 from casewatch.adapters.case_items import (
     CLAIM_RETENTION,
+    DELETED_RETENTION,
     MAX_ITEM_BYTES,
     RETENTION,
     case_key,
     claim_id,
     due_shard,
+    feed_key,
     item_bytes,
 )
 from casewatch.adapters.clients import dynamodb_client
@@ -34,6 +36,7 @@ from casewatch.domain.sla.model import PolicySpec, SlaConflictError, SlaItemTooL
 from casewatch.models.enriched import EnrichedCase, EnrichedField, Provenance
 from casewatch.models.events import parse_case_event
 from casewatch.models.fields import FieldValue
+from casewatch.ports import FeedPosition
 from casewatch.tables import DUE_SHARDS, STATE_TABLE
 from casewatch_dev.clock import VirtualClock
 from casewatch_dev.fakes.ports import InMemoryCaseStore
@@ -49,6 +52,7 @@ from tests.builders import (
     at,
     comment,
     created,
+    deleted,
     load_event,
     repo_settings,
     updated,
@@ -467,6 +471,21 @@ def test_a_log_exactly_at_max_log_bytes_is_kept_one_byte_more_is_compacted(store
     assert record.states()[RESOLVE].status is SlaStatus.NOT_MET  # closed two days after its creation
 
 
+def test_the_counted_log_size_follows_every_write(store: Any) -> None:
+    """`nlog`/`blog` are kept by each write without reading the log (counts of what it adds and drops):
+    after observations are added, dropped (to an empty log) and added again, they are the log's own
+    (`json_bytes`: 2 for an empty log, 1 + each text with its comma or bracket)."""
+    a, b, c = (opened(m, "ünïcode" * m) for m in (1, 2, 3))
+    writes = [((a,), ()), ((b, c), ()), ((), (a,)), ((), (b, c)), ((a,), ()), ((c,), (a,))]
+    for n, (appended, dropped) in enumerate(writes):
+        old = store.load(DOMAIN, "c1")
+        store.commit(old, CaseChange(f"t:{n}", Claim(at(n), done=True), appended=appended, dropped=dropped))
+        log = store.load(DOMAIN, "c1", with_log=True).log
+        counted = store.load(DOMAIN, "c1")  # the stored counts, not the log
+        assert (counted.log_size, counted.log_bytes) == (len(log), json_bytes(log)), n
+    assert log == (c,)
+
+
 @pytest.mark.parametrize(
     ("first", "second", "written"),
     [
@@ -583,6 +602,88 @@ def test_render_slas_prints_state_and_time_left(store: Any) -> None:
     assert store.case_ids() == [(DOMAIN, "c1")]
 
 
+# --- expiry (the item's TTL) and the due sweep of a domain: both stores ------------------------------------
+
+
+def expiry(store: Any, case_id: str) -> datetime | None:
+    """When the case's record expires: the `expires_at` TTL of its item (whole seconds), or the fake's."""
+    if isinstance(store, InMemoryCaseStore):
+        moment = store.expiry(case_id)
+        return None if moment is None else datetime.fromtimestamp(int(moment.timestamp()), tz=moment.tzinfo)
+    item = raw_case(case_id)
+    return (
+        datetime.fromtimestamp(int(item["expires_at"]["N"]), tz=at(0).tzinfo)
+        if "expires_at" in item
+        else None
+    )
+
+
+def test_a_deleted_case_expires_30_days_after_its_deletion_and_late_facts_do_not_extend_it(
+    store: Any,
+) -> None:
+    assert timedelta(days=30) == DELETED_RETENTION
+    w = world(store, VirtualClock(at(0)))
+    w.deliver(created("c1", 0, "high"))
+    assert expiry(store, "c1") == at(0) + RETENTION
+    w.clock.set(at(100))
+    w.deliver(deleted("c1", 100))
+    assert expiry(store, "c1") == at(100) + DELETED_RETENTION  # its view is case data: it goes sooner
+    w.clock.set(at(100) + timedelta(days=3))  # delivered late, days after the deletion, dated before it
+    w.deliver(updated("c1", 50, "closed", "high"))
+    w.deliver(comment("c1", 60, "cm-late"))
+    record = store.load(DOMAIN, "c1")
+    assert record.revision == 4 and record.log_size == 4  # applied (facts true at their time) ...
+    assert expiry(store, "c1") == at(100) + DELETED_RETENTION  # ... without moving the expiry
+    w.deliver(comment("c1", 101, "cm-skewed"))  # dated after the deletion (a skewed clock): still 30 days
+    assert expiry(store, "c1") == at(101) + DELETED_RETENTION
+
+
+def test_a_case_first_heard_of_by_its_deletion_expires_30_days_after_it(store: Any) -> None:
+    w = world(store, VirtualClock(at(100)))
+    w.deliver(deleted("c1", 100))
+    assert store.load(DOMAIN, "c1").snapshot.deleted  # type: ignore[union-attr]
+    assert expiry(store, "c1") == at(100) + DELETED_RETENTION
+
+
+def test_a_first_record_without_facts_expires_after_its_claim_and_keeps_that(store: Any) -> None:
+    """A timer or the feed may write a case's first record without an observation or a view (a horizon, a
+    claim): it expires `RETENTION` after its claim; a later write without facts leaves that as it is."""
+    empty = store.load(DOMAIN, "c1")
+    store.commit(empty, CaseChange("timer:a", Claim(at(5), done=True), horizon=at(5)))
+    assert expiry(store, "c1") == at(5) + RETENTION
+    again = store.load(DOMAIN, "c1")
+    store.commit(again, CaseChange("timer:b", Claim(at(500), done=True), horizon=at(500)))
+    assert expiry(store, "c1") == at(5) + RETENTION
+    later = store.load(DOMAIN, "c1")
+    store.commit(later, CaseChange("event:e", Claim(at(600), done=True), appended=(opened(600),)))
+    assert expiry(store, "c1") == at(600) + RETENTION  # its first fact
+
+
+def due_case(store: Any, domain_id: str, case_id: str, minutes: float) -> None:
+    """A case of `domain_id` with an open SLA due a breach check at `minutes`."""
+    empty = store.load(domain_id, case_id)
+    store.commit(empty, CaseChange(f"t:{case_id}", Claim(at(0), done=True), due_at=at(minutes)))
+
+
+def test_the_due_sweep_of_a_domain_returns_only_its_cases_up_to_the_limit(store: Any) -> None:
+    """A previous domain's open SLAs (the stack moved to another domain) are due earlier: they never crowd
+    the domain's own out of a limited sweep (the index holds every domain's cases)."""
+    old = [f"old-{n}" for n in range(6)]
+    ours = [f"ours-{n}" for n in range(4)]
+    for n, case_id in enumerate(old):
+        due_case(store, "old-domain", case_id, n)
+    for n, case_id in enumerate(ours):
+        due_case(store, DOMAIN, case_id, 10 + n)
+    moment = at(100)
+    assert store.due_before(moment, limit=3) == [("old-domain", c) for c in old[:3]]  # no domain: earliest
+    assert store.due_before(moment, limit=2, domain_id=DOMAIN) == [(DOMAIN, c) for c in ours[:2]]
+    assert store.due_before(moment, limit=4, domain_id=DOMAIN) == [(DOMAIN, c) for c in ours]
+    assert store.due_before(moment, limit=5, domain_id=DOMAIN) == [(DOMAIN, c) for c in ours]
+    assert store.due_before(at(12), domain_id=DOMAIN) == [(DOMAIN, c) for c in ours[:2]]  # strictly before
+    assert store.due_before(moment, domain_id="old-domain") == [("old-domain", c) for c in old]
+    assert store.due_before(moment, domain_id="a-third-domain") == []
+
+
 # --- the DynamoDB layout ------------------------------------------------------------------------------------
 
 
@@ -693,6 +794,31 @@ def test_a_case_item_over_400_kb_is_refused_before_dynamodb_is_asked(dynamo: Hoo
     assert item_bytes(raw_case("c1")) <= MAX_ITEM_BYTES
 
 
+def test_a_later_write_that_would_outgrow_the_item_is_refused_with_the_typed_error(
+    dynamo: HookedDynamoDbCaseStore,
+) -> None:
+    """An UpdateItem cannot be sized before DynamoDB is asked: its refusal (ValidationException, the item
+    size) is the typed error (DynamoDB refuses the whole write; moto applies part of it, so the item is not
+    compared here)."""
+
+    def case_of(fields: int, version: datetime) -> EnrichedCase:
+        value = EnrichedField(value=FieldValue.of("x" * 4_000), source=Provenance.EVENT, as_of=version)
+        return EnrichedCase(
+            domain_id=DOMAIN,
+            case_id="c1",
+            version=version,
+            fields={f"f{n:03d}": value for n in range(fields)},
+        )
+
+    dynamo.commit(
+        dynamo.load(DOMAIN, "c1"),
+        CaseChange("event:e1", Claim(at(0), done=True), snapshot=case_of(60, at(0))),
+    )
+    old = dynamo.load(DOMAIN, "c1")
+    with pytest.raises(SlaItemTooLargeError, match="case c1: the item would outgrow DynamoDB's limit"):
+        dynamo.commit(old, CaseChange("event:e2", Claim(at(1), done=True), snapshot=case_of(105, at(1))))
+
+
 class Unprocessing:
     """The moto client, but BatchGetItem leaves `unprocessed` keys unprocessed on its first call (as
     DynamoDB does when it throttles) — botocore does not retry them."""
@@ -751,3 +877,30 @@ def test_the_feed_keeps_what_failed_polls_owe_beside_its_watermark(store: Any) -
     store.settle(DOMAIN, [("c2", "feed:p1:c2:due")])
     assert store.owed(DOMAIN) == [] and store.owed("another-domain") == []
     assert store.load(DOMAIN, "c1", with_watermark=True).watermark == at(20)
+
+
+def test_a_poll_reads_the_feed_s_position_in_one_get_item(dynamo: HookedDynamoDbCaseStore) -> None:
+    """The watermark and what is owed are one item, read once (strongly consistent) per poll."""
+    requests: list[tuple[str, dict[str, Any]]] = []
+    client = dynamodb_client()
+    client.meta.events.register(
+        "provide-client-params.dynamodb.*",
+        lambda params, model, **_: requests.append((model.name, dict(params))),
+    )
+    dynamo.owe(DOMAIN, [("c1", "feed:p1:c1"), ("c2", "feed:p1:c2:due")])
+    dynamo.advance(DOMAIN, at(10), None)
+    requests.clear()
+    position = dynamo.position(DOMAIN)
+    assert position == FeedPosition(at(10), (("c1", "feed:p1:c1"), ("c2", "feed:p1:c2:due")))
+    [(operation, request)] = requests
+    assert (operation, request["Key"], request["ConsistentRead"]) == ("GetItem", feed_key(DOMAIN), True)
+    requests.clear()
+    assert dynamo.position("another-domain") == FeedPosition()
+    assert [operation for operation, _ in requests] == ["GetItem"]
+    dynamo.settle(DOMAIN, [("c1", "feed:p1:c1"), ("c2", "feed:p1:c2:due")])
+    w = world(dynamo, VirtualClock(at(20)))
+    requests.clear()
+    w.poll("p2")  # nothing changed, nothing due: the feed's item read once, its watermark moved
+    feed_reads = [op for op, r in requests if r.get("Key") == feed_key(DOMAIN) and op != "UpdateItem"]
+    assert feed_reads == ["GetItem"]
+    assert dynamo.watermark(DOMAIN) == at(20) - SLA_SETTINGS.index_lag

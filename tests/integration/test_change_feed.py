@@ -334,12 +334,13 @@ def test_a_poll_out_of_time_applies_the_oldest_news_first_and_moves_the_watermar
     # a millisecond less stops.
     left = iter([60.0, 60.0, MIN_RESERVE_S, MIN_RESERVE_S - 0.001])
     report = world.reconcile_app().feed.poll(trigger_id="p-short", remaining_s=lambda: next(left))
-    assert (report.cases_changed, report.cases_applied, report.cases_left, report.until) == (3, 2, 1, None)
+    pinned = T0 + timedelta(seconds=2) - timedelta(microseconds=1)  # the third's change
+    assert (report.cases_changed, report.cases_applied, report.cases_left, report.until) == (3, 2, 1, pinned)
     applied = {case_id for case_id, _ in world.states()}
     assert applied == set(created[:2])  # the two oldest
     third = world.adapters.store.load(DOMAIN, created[2])
     assert third.revision == 0
-    assert watermark(world) == T0 + timedelta(seconds=2) - timedelta(microseconds=1)  # the third's change
+    assert watermark(world) == pinned
     again = world.reconcile_app().feed.poll(trigger_id="p-next")
     assert (again.cases_changed, again.cases_applied, again.cases_left) == (1, 1, 0)  # only the rest
     assert {case_id for case_id, _ in world.states()} == set(created)

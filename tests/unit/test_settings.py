@@ -6,9 +6,13 @@ from pathlib import Path
 import pytest
 
 from casewatch.constants import ENV_CONFIG, ENV_CONFIG_FILE
+from casewatch.domain.sla.model import compile_policies
+from casewatch.domain.sla.observations import MAX_SEARCH_FIELDS, reconcile_fields, tracked_fields
 from casewatch.errors import SettingsError
 from casewatch.settings import Settings, get_settings, load_cdk_context
-from tests.builders import ROOT
+from casewatch.topology import CASE_CHANGED
+from tests.apps import World
+from tests.builders import ROOT, sla_policies_reading
 
 PRIORITY = "6f5e4d3c-2b1a-4f0e-9d8c-7b6a5f4e3d2c"
 
@@ -124,3 +128,48 @@ def test_deploy_only_is_not_a_setting(tmp_path: Path) -> None:
     assert "DEPLOY_ONLY" not in runtime
     assert not Settings.DEPLOY_ONLY & set(runtime)  # none of the deploy-only settings either
     assert set(Settings.model_fields) > Settings.DEPLOY_ONLY  # and each of them is a real setting
+
+
+# --- what the change feed can track: SearchCases returns 25 fields, 3 of them the change dates --------------
+
+
+def policies_reading(count: int, *extra: str) -> Settings:
+    return Settings.from_mapping({"domain_id": "d", "sla_policies": sla_policies_reading(count, *extra)})
+
+
+def feed_fields(settings: Settings) -> list[str]:
+    return reconcile_fields(tracked_fields(compile_policies(settings.sla_policies, settings.field_id)))
+
+
+def test_policies_reading_22_fields_are_tracked_by_the_feed_in_one_search() -> None:
+    fields = feed_fields(policies_reading(22))
+    assert len(fields) == MAX_SEARCH_FIELDS == 25
+    assert fields[:3] == ["last_updated_datetime", "last_closed_datetime", "created_datetime"]  # dates first
+    assert set(fields[3:]) == {"status", *(f"field-{n:02d}" for n in range(21))}
+
+
+def test_policies_reading_23_fields_are_refused() -> None:
+    with pytest.raises(
+        SettingsError, match=r"^sla_policies: the policies read 23 case fields; .* at most 22"
+    ):
+        feed_fields(policies_reading(23))
+
+
+def test_a_date_field_a_policy_reads_is_one_of_the_three() -> None:
+    """A policy on `last_closed_datetime` adds no field to the search: 22 others and it still fit."""
+    fields = feed_fields(policies_reading(22, "last_closed_datetime"))
+    assert len(fields) == 25 and fields.count("last_closed_datetime") == 1
+
+
+@pytest.mark.parametrize(("count", "refused"), [(22, False), (23, True)])
+def test_the_reconcile_function_refuses_to_start_with_more_than_22(count: int, refused: bool) -> None:
+    """At the reconcile function's cold start (the stack refuses it at synth already: tests/infra); the
+    functions that do not search are unaffected."""
+    world = World(policies_reading(count))
+    world.event_app(CASE_CHANGED.name)
+    world.timer_app()
+    if refused:
+        with pytest.raises(SettingsError, match="the policies read 23 case fields"):
+            world.reconcile_app()
+    else:
+        assert len(world.reconcile_app().feed.fields) == 25

@@ -1,16 +1,23 @@
-"""The SLA log's byte budget (issue 12, defect 9): a log whose JSON passes `MAX_LOG_BYTES` compacts on
-merge (settled repeats first, then the oldest settled, then the oldest CASE observations; never the
-first), and the store refuses an item over DynamoDB's 400 KB before calling DynamoDB."""
+"""The SLA log's byte budget (issue 12, defect 9, on the one-record-per-case store): a log whose JSON
+passes `MAX_LOG_BYTES` compacts on merge (settled repeats first, then the oldest settled, then the oldest
+CASE observations; never the first); a case written event after event keeps its log within the budget
+(the fold is extended while there is room, folded again and compacted when there is not, the dropped
+observations deleted); and the case store refuses a case item over DynamoDB's 400 KB before calling
+DynamoDB. Both stores' behaviour at the budget's edge: tests/integration/test_case_store.py."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from casewatch.adapters.dynamodb_sla_store import MAX_ITEM_BYTES, DynamoDbSlaStore, item_bytes, log_item
+from casewatch.adapters.case_items import MAX_ITEM_BYTES, item_bytes
+from casewatch.adapters.dynamodb_case_store import DynamoDbCaseStore
+from casewatch.app.case_update import Trigger
+from casewatch.domain.case_record import CaseChange, CaseRecord, Claim
 from casewatch.domain.sla.log import (
     MAX_LOG_BYTES,
     SETTLED_AFTER,
@@ -20,9 +27,14 @@ from casewatch.domain.sla.log import (
     case_fields,
     json_bytes,
 )
-from casewatch.domain.sla.model import SlaItemTooLargeError
-from casewatch.domain.sla.records import SlaCaseRecord
-from tests.builders import DOMAIN, T0
+from casewatch.domain.sla.model import PolicySpec, SlaItemTooLargeError, SlaStatus
+from casewatch.models.enriched import EnrichedCase, EnrichedField, Provenance
+from casewatch.models.fields import FieldValue
+from casewatch.models.signals import SlaSignalKind
+from casewatch_dev.clock import VirtualClock
+from casewatch_dev.fakes.ports import InMemoryCaseStore
+from tests.apps import World
+from tests.builders import DOMAIN, POLICIES, RESOLVE, SLA_SETTINGS, T0
 
 CASE = "c1"
 
@@ -35,11 +47,6 @@ def case_obs(minutes: float, title: str, *, first: bool = False) -> Observation:
         fields=case_fields({"status": "open", "title": title}),
         created=T0 if first else None,
     )
-
-
-def stored_json(observations: Sequence[Observation]) -> str:
-    """The log item's `observations` attribute, as the store writes it."""
-    return str(log_item(CaseSlaLog(DOMAIN, CASE, tuple(observations)), 1)["observations"]["S"])
 
 
 def filled(head: Sequence[Observation], total: int, *, step: float = 1.0) -> list[Observation]:
@@ -58,10 +65,15 @@ def filled(head: Sequence[Observation], total: int, *, step: float = 1.0) -> lis
     return out
 
 
-def test_json_bytes_is_the_stored_json() -> None:
+def test_json_bytes_is_the_json_array_of_the_stored_observations() -> None:
+    """Each observation is stored as its canonical JSON (the `o` of its item): the log's bytes are those of
+    the JSON array of them, in UTF-8 (a non-ASCII character counts its bytes)."""
     observations = [case_obs(0, "ünïcode", first=True), case_obs(1, "b")]
     for some in ([], observations[:1], observations):
-        assert json_bytes(some) == len(stored_json(some).encode())
+        array = "[" + ",".join(o.to_json() for o in some) + "]"
+        assert json.loads(array) == [json.loads(o.to_json()) for o in some]
+        assert json_bytes(some) == len(array.encode())
+    assert "\\u00fc" in observations[0].to_json()  # canonical JSON escapes it: one character, six bytes
 
 
 # -- exactly at the budget ---------------------------------------------------------------------------------
@@ -159,30 +171,130 @@ class RecordingDynamoDb:
         return {}
 
 
-def log_of_item_size(total: int) -> CaseSlaLog:
-    """A log (built directly, never merged: no compaction) whose first item is exactly `total` bytes."""
-    first = case_obs(0, "first", first=True)
-    huge = [case_obs(1 + i, f"{i:02d}" + "x" * 100_000) for i in range(3)]
+def padded_view(fields: int, pad: int) -> EnrichedCase:
+    """A view of `fields` text fields of 4,000 characters (a value's limit: 4,100) and one of `pad`."""
 
-    def log_with(pad: int) -> CaseSlaLog:
-        return CaseSlaLog(DOMAIN, CASE, (first, *huge, case_obs(4, "x" * pad)))
+    def text(value: str) -> EnrichedField:
+        return EnrichedField(value=FieldValue.of(value), source=Provenance.EVENT, as_of=T0)
 
-    log = log_with(total - item_bytes(log_item(log_with(0), 1, {})))
-    assert item_bytes(log_item(log, 1, {})) == total
-    return log
+    values = {f"f{n:03d}": text("x" * 4_000) for n in range(fields)}
+    return EnrichedCase(domain_id=DOMAIN, case_id=CASE, version=T0, fields={**values, "pad": text("p" * pad)})
+
+
+def first_write(store: DynamoDbCaseStore, view: EnrichedCase) -> None:
+    """The case's first write (a PutItem) with its view, no observation (no log item written)."""
+    store.commit(CaseRecord(DOMAIN, CASE), CaseChange("event:e1", Claim(T0, done=True), snapshot=view))
+
+
+def item_size(view: EnrichedCase) -> int:
+    """The bytes of the case item the store would put for `view`."""
+    client = RecordingDynamoDb()
+    first_write(DynamoDbCaseStore("casewatch-state", client, POLICIES), view)  # type: ignore[arg-type]
+    [put] = client.puts
+    return item_bytes(put["Item"])
+
+
+def view_of_item_size(total: int) -> EnrichedCase:
+    """A view whose case item is exactly `total` bytes (one ASCII character of `pad`: one byte of `snap`;
+    measured up to the limit, the store refusing to put more)."""
+    measurable = min(total, MAX_ITEM_BYTES)
+    per_field = item_size(padded_view(1, 0)) - item_size(padded_view(0, 0))
+    fields = (measurable - item_size(padded_view(0, 0))) // per_field
+    pad = measurable - item_size(padded_view(fields, 0))
+    assert 0 <= pad <= 4_000
+    assert item_size(padded_view(fields, pad)) == measurable
+    return padded_view(fields, pad + total - measurable)
 
 
 @pytest.mark.parametrize(("total", "written"), [(MAX_ITEM_BYTES, True), (MAX_ITEM_BYTES + 1, False)])
-def test_the_store_refuses_an_item_over_the_limit_before_calling_dynamodb(total: int, written: bool) -> None:
+def test_the_store_refuses_a_case_item_over_the_limit_before_calling_dynamodb(
+    total: int, written: bool
+) -> None:
     client = RecordingDynamoDb()
-    store = DynamoDbSlaStore("casewatch-state", client)  # type: ignore[arg-type]
-    log = log_of_item_size(total)
-    empty = SlaCaseRecord(CaseSlaLog(DOMAIN, CASE), {}, 0)
+    store = DynamoDbCaseStore("casewatch-state", client, POLICIES)  # type: ignore[arg-type]
+    view = view_of_item_size(total)
     if written:
-        store.save(empty, log, [])
+        first_write(store, view)
         [put] = client.puts
         assert item_bytes(put["Item"]) == MAX_ITEM_BYTES
     else:
-        with pytest.raises(SlaItemTooLargeError, match=f"{MAX_ITEM_BYTES + 1} bytes"):
-            store.save(empty, log, [])
+        with pytest.raises(
+            SlaItemTooLargeError, match=f"case {CASE}: the item would be {MAX_ITEM_BYTES + 1} bytes"
+        ):
+            first_write(store, view)
         assert client.puts == []
+
+
+# -- a case written event after event --------------------------------------------------------------------
+
+NOTES = PolicySpec(name="notes", target=timedelta(minutes=60), match=(("note", ("y",)),))
+HOURS = 5 * 24  # ~370 KB of observations: the budget is reached after about 50
+
+
+def write_hourly_notes(hours: int, on_write: Callable[[int, CaseRecord], None]) -> World:
+    """A policy reads a long text field (`note`, ~3 KB a change): one change an hour, the case closed in
+    its third hour (resolve met at T0 + 2 h). `on_write(hour, record)` after each write (the record with
+    its log)."""
+    policies = (*POLICIES, NOTES)
+    store = InMemoryCaseStore(policies)
+    world = World(SLA_SETTINGS, clock=VirtualClock(T0), store=store)
+    updater = world.timer_app().timer.updater
+    updater.policies = policies
+    for hour in range(hours):
+        at = T0 + timedelta(hours=hour)
+        world.clock.set(at)
+        status = "closed" if hour >= 2 else "open"
+        note = f"{hour:04d}" + "n" * 3_000
+        obs = Observation(at, ObsKind.CASE, fields=case_fields({"note": note, "status": status}), created=T0)
+        update = updater.apply(DOMAIN, CASE, f"event:{hour}", lambda _r, o=obs: Trigger(observations=(o,)))
+        assert update.kind == "applied"
+        on_write(hour, store.load(DOMAIN, CASE, with_log=True))
+    return world
+
+
+def test_a_case_written_event_after_event_keeps_its_log_within_the_budget() -> None:
+    """The fold is extended while the log has room; past the budget the log is folded again and compacted
+    (the dropped observations deleted): the log stays within `MAX_LOG_BYTES`, its counted size is its
+    real size, its first observation (the initial values) and its newest are kept."""
+    sizes: list[int] = []
+
+    def check(hour: int, record: CaseRecord) -> None:
+        assert record.log is not None
+        assert record.log_bytes == json_bytes(record.log) <= MAX_LOG_BYTES
+        assert record.log_size == len(record.log)
+        assert record.log[0].at == T0 and record.log[-1].at == T0 + timedelta(hours=hour)
+        sizes.append(record.log_size)
+
+    write_hourly_notes(HOURS, check)
+    full = max(sizes)
+    assert sizes.index(full) < HOURS // 2  # the budget was reached early ...
+    assert sizes[-1] in (full, full - 1)  # ... and the log stays full, not emptied
+    assert json_bytes([]) == 2
+
+
+def test_compacting_the_log_leaves_a_settled_sla_as_it_was() -> None:
+    """Once the log is full, each in-order write extends the stored fold while the log is compacted: a
+    re-fold of the compacted log (its closing dropped) would move the met SLA's completion later, then
+    declare it Overdue and NotMet."""
+    world = write_hourly_notes(HOURS, lambda _hour, _record: None)
+    resolve = world.state(CASE, RESOLVE)
+    assert (resolve.status, resolve.completion_time) == (SlaStatus.MET, T0 + timedelta(hours=2))
+    assert world.signals() == [("resolve-within-8h", SlaSignalKind.MET)]
+
+
+@pytest.mark.parametrize(
+    "under",
+    [pytest.param(1, id="a-byte-under"), pytest.param(0, id="exactly-at-the-budget")],
+)
+def test_a_write_that_fills_the_log_up_to_the_budget_extends_the_fold(under: int) -> None:
+    policies = (*POLICIES, NOTES)
+    store = InMemoryCaseStore(policies)
+    updater = World(SLA_SETTINGS, clock=VirtualClock(T0), store=store).timer_app().timer.updater
+    updater.policies = policies
+    head = [case_obs(n, f"{n:03d}" + "h" * 1_500, first=n == 0) for n in range(100)]
+    updater.apply(DOMAIN, CASE, "event:head", lambda _r: Trigger(observations=tuple(head)))
+    filler = case_obs(200, "")
+    filler = case_obs(200, "f" * (MAX_LOG_BYTES - under - json_bytes([*head, filler])))
+    assert json_bytes([*head, filler]) == MAX_LOG_BYTES - under
+    update = updater.apply(DOMAIN, CASE, "event:filler", lambda _r: Trigger(observations=(filler,)))
+    assert (update.kind, update.attempts) == ("applied", 1)  # extended: the log was not read

@@ -1,6 +1,7 @@
 """A field type newer than casewatch (issue 12, defect 8): a `FieldValueUnion` member the model does not
-know is kept opaque, the event stays valid and is processed, the value is counted and logged by field id
-and member name only. Two members, or none, are still invalid (`events/invalid/`)."""
+know is kept opaque, the event stays valid and is processed (through the case-changed handler over the
+World harness: its enriched view, its notification and bus event, its SLAs), the value is counted and logged by field
+id and member name only. Two members, or none, are still invalid (`events/invalid/`)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from casewatch.models.events import parse_case_event
 from casewatch.models.fields import FieldValue
 from casewatch.observability import UNKNOWN_FIELD_TYPES
 from casewatch.topology import CASE_CHANGED
-from tests.apps import EventPath
+from tests.apps import World
 from tests.builders import EVENTS, load_event, repo_settings
 
 DATE_FIELD = "0d1c2b3a-4e5f-4a6b-8c7d-9e0f1a2b3c4d"  # custom fields of a type Cases added later
@@ -86,17 +87,21 @@ def test_an_event_with_unknown_field_types_is_valid_processed_and_counted(
     raw = created_with_newer_field_types()
     event = parse_case_event(raw)
     assert {fid: event.fields[fid].to_wire() for fid in NEWER} == NEWER
-    path = EventPath(settings=repo_settings())
-    caplog.set_level("DEBUG")
-    result = path.invoke(raw, CASE_CHANGED.name)
-    assert result["outcome"] == "handled"
-    [(seen, case)] = path.sink.received
-    assert {fid: seen.fields[fid].opaque_member for fid in NEWER} == {
+    assert {fid: event.fields[fid].opaque_member for fid in NEWER} == {
         DATE_FIELD: "dateValue",
         TAGS_FIELD: "tagListValue",
     }
-    assert case.fields[DATE_FIELD].value.to_wire() == NEWER[DATE_FIELD]
-    assert (path.counts[UNKNOWN_FIELD_TYPES], path.counts["EventsHandled"]) == (2, 1)
+    world = World(repo_settings())
+    caplog.set_level("DEBUG")
+    result = world.deliver(raw, CASE_CHANGED.name)
+    assert result["outcome"] == "handled"
+    [view] = world.views()  # the enriched view the event's messages and bus event are built from
+    assert view.fields[DATE_FIELD].value.to_wire() == NEWER[DATE_FIELD]
+    assert view.fields[TAGS_FIELD].value.to_wire() == NEWER[TAGS_FIELD]
+    assert [n["rule"] for n in world.notifications()] == ["high-priority-created"]  # rules still run
+    assert len(world.bus_events()) == 1
+    assert {key for _, key in world.states()} == {"policy#first-response-high", "policy#resolve-within-8h"}
+    assert (world.counts[UNKNOWN_FIELD_TYPES], world.counts["EventsHandled"]) == (2, 1)
     [warning] = [r for r in caplog.records if r.getMessage() == "field values of an unknown type kept opaque"]
     assert warning.__dict__["members"] == {DATE_FIELD: "dateValue", TAGS_FIELD: "tagListValue"}
     logged = "\n".join(f"{r.getMessage()} {json.dumps(r.__dict__, default=str)}" for r in caplog.records)
@@ -104,6 +109,7 @@ def test_an_event_with_unknown_field_types_is_valid_processed_and_counted(
 
 
 def test_an_event_without_unknown_field_types_counts_none() -> None:
-    path = EventPath(settings=repo_settings())
-    assert path.invoke(load_event("case-created"), CASE_CHANGED.name)["outcome"] == "handled"
-    assert path.counts[UNKNOWN_FIELD_TYPES] == 0
+    world = World(repo_settings())
+    assert world.deliver(load_event("case-created"), CASE_CHANGED.name)["outcome"] == "handled"
+    assert world.counts[UNKNOWN_FIELD_TYPES] == 0
+    assert world.counts["EventsHandled"] == 1

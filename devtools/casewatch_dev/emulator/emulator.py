@@ -359,22 +359,10 @@ class CasesEmulator:
             self.call_log.clear()
 
     # -- direct seeding (no HTTP, no counting, no faults) --------------------------------------
-    def seed_domain(
-        self,
-        domain_id: str | None = None,
-        name: str | None = None,
-        *,
-        fields: Mapping[str, str] | None = None,
-    ) -> str:
-        """A domain (its system fields), with `fields` (name -> id: custom Text fields, e.g. the settings'
-        `field_names`; an id the domain already has is skipped)."""
+    def seed_domain(self, domain_id: str | None = None, name: str | None = None) -> str:
         with self._lock:
             chosen = domain_id or self._service.new_id()
-            domain = self._service.create_domain(name or f"domain-{chosen[:8]}", chosen)
-            for field_name, field_id in (fields or {}).items():
-                if field_id not in domain.fields:
-                    self._service.create_field(domain, field_name, "Text", field_id=field_id)
-            return domain.domain_id
+            return self._service.create_domain(name or f"domain-{chosen[:8]}", chosen).domain_id
 
     def seed_field(
         self,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from casewatch.adapters.case_items import CLAIM_RETENTION
+from casewatch.adapters.case_items import CLAIM_RETENTION, DELETED_RETENTION, RETENTION
 from casewatch.adapters.dynamodb_case_store import MAX_CLAIMS
 from casewatch.domain.case_record import CaseChange, CaseRecord, Claim, Outbox, StatusMark
 from casewatch.domain.sla.fold import FoldState
@@ -252,8 +252,9 @@ class InMemoryCaseStore:
     decodes it, as a read does), the log as canonical JSON strings (a set, read in time order, as the
     observation items' sort keys order them), one claim read by key. A commit succeeds only if the
     revision is the one loaded; a completion marks the claim (or keeps ids pending); a case with more
-    than `max_claims` claims loses those done and older than `CLAIM_RETENTION`. `before_commit`: a hook
-    called once before the next commit (tests interleave a writer).
+    than `max_claims` claims loses those done and older than `CLAIM_RETENTION`; a case's expiry (the
+    item's TTL, `expiry`) follows the newest change applied. `before_commit`: a hook called once before
+    the next commit (tests interleave a writer).
     """
 
     def __init__(self, policies: Sequence[PolicySpec], *, max_claims: int = MAX_CLAIMS) -> None:
@@ -364,6 +365,12 @@ class InMemoryCaseStore:
         with self._lock:
             return sorted((s.domain_id, case_id) for case_id, s in self._cases.items())
 
+    def expiry(self, case_id: str) -> datetime | None:
+        """When the case's record expires (the TTL DynamoDB would delete it after); None: not stored."""
+        with self._lock:
+            stored = self._cases.get(case_id)
+            return stored.expires_at if stored is not None else None
+
     def watermark(self, domain_id: str) -> datetime | None:
         with self._lock:
             return self._watermarks.get(domain_id)
@@ -410,18 +417,23 @@ class _StoredCase:
         self.fold: str | None = None
         self.horizon: datetime | None = None
         self.log: dict[str, Observation] = {}  # canonical JSON -> the observation
-        self.log_body = 0  # the log's JSON without its `[`: each text and its separator
+        self.text_bytes = 0  # the log's texts, each with its comma (or closing bracket)
         self.status_order: dict[str, StatusMark] = {}
         self.claims: dict[str, Claim] = {}
         self.due_at: datetime | None = None
+        self.last_folded: datetime | None = None  # the time of the fold's last observation
+        self.expires_at: datetime | None = None
 
     @property
     def log_bytes(self) -> int:
-        """`json_bytes` of the log."""
-        return self.log_body + 1 if self.log else 2
+        """The log's `json_bytes`, kept as it changes (2 for an empty log)."""
+        return 1 + self.text_bytes if self.log else 2
 
     def apply(self, change: CaseChange) -> None:
+        self._expire_after(change)
         self.revision += 1
+        if change.fold is not None and change.fold.last is not None:
+            self.last_folded = change.fold.last[0]
         if change.snapshot is not None:
             self.snapshot = change.snapshot
         if change.fold is not None:
@@ -430,15 +442,32 @@ class _StoredCase:
             self.horizon = change.horizon
         for text in {o.to_json() for o in change.dropped}:
             if self.log.pop(text, None) is not None:
-                self.log_body -= len(text.encode()) + 1
+                self.text_bytes -= len(text.encode()) + 1
         for obs in change.appended:  # a set: the same observation once
             text = obs.to_json()
             if text not in self.log:
                 self.log[text] = Observation.from_json(text)
-                self.log_body += len(text.encode()) + 1
+                self.text_bytes += len(text.encode()) + 1
         self.status_order.update(change.status_order)
         self.claims[change.claim_key] = change.claim
         self.due_at = change.due_at
+
+    def _expire_after(self, change: CaseChange) -> None:
+        """The TTL, as the adapter sets it: `RETENTION` after the newest change applied (30 days for a
+        deleted case); moved only by a newer change; a first record without one expires after its claim."""
+        latest = [o.at for o in change.appended]
+        if change.snapshot is not None:
+            latest.append(change.snapshot.version)
+        if not latest:
+            if self.revision:
+                return
+            latest.append(change.claim.at)
+        version = max(latest)
+        applied = [t for t in (self.snapshot.version if self.snapshot else None, self.last_folded) if t]
+        if applied and version <= max(applied):
+            return
+        view = change.snapshot if change.snapshot is not None else self.snapshot
+        self.expires_at = version + (DELETED_RETENTION if view is not None and view.deleted else RETENTION)
 
     def record(
         self,

@@ -52,6 +52,7 @@ from casewatch_dev.pipeline.core import (
     dead_letter_summary,
     notification_summary,
     pattern_matcher,
+    seed_domain,
 )
 from casewatch_dev.pipeline.environment import forget_cached, local_environment
 from casewatch_dev.pipeline.moto_backend import MotoBackend
@@ -139,7 +140,7 @@ class RuntimeSession:
         if self._cases_state is not None:
             self.emulator.load_state(self._cases_state)
         elif self.settings.domain_id not in self.emulator.domain_ids():
-            self.emulator.seed_domain(domain_id=self.settings.domain_id, fields=self.settings.field_names)
+            seed_domain(self.emulator, self.settings)
         self.resources = local_resources(self.assembly)
         self.backend = MotoBackend(self.settings, VirtualClock(), self.resources, self.emulator.url)
 

@@ -44,7 +44,7 @@ from casewatch.bootstrap import Adapters, build_event_app, build_reconcile_app, 
 from casewatch.domain.sla.model import SlaState, SlaStatus, SlaTransition
 from casewatch.observability import DUPLICATE_TRIGGERS, PowertoolsMetrics
 from casewatch.ports import CaseStore
-from casewatch.settings import Settings
+from casewatch.settings import SYSTEM_FIELD_IDS, Settings
 from casewatch.topology import EVENT_ROUTED, RECONCILE, SLA_TIMER, FunctionSpec, domain_arn, function_named
 from casewatch_dev.clock import VirtualClock
 from casewatch_dev.emulator import IN_PROCESS_ENDPOINT, CasesEmulator
@@ -132,6 +132,16 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+def seed_domain(emulator: CasesEmulator, settings: Settings) -> str:
+    """The configured domain, with the custom fields the settings read (a real domain has them: the change
+    feed's SearchCases names them, and Cases refuses a field the domain lacks)."""
+    domain_id = emulator.seed_domain(domain_id=settings.domain_id)
+    names = {field_id: name for name, field_id in settings.field_names.items()}
+    for field_id in sorted(settings.needed_field_ids - SYSTEM_FIELD_IDS):
+        emulator.seed_field(domain_id, names.get(field_id, field_id), field_id=field_id)
+    return domain_id
+
+
 class LocalPipeline:
     """`with LocalPipeline(settings) as pipeline: pipeline.deliver(event)`."""
 
@@ -174,7 +184,7 @@ class LocalPipeline:
             if (pattern := spec.event_pattern(self.domain_arn))
         ]
         self._next_reconcile: datetime | None = None
-        self._reconciling = False  # a poll (with its retries) is running: the schedule's ticks meanwhile skip
+        self._reconciling = False  # a reconcile invocation (with its retries) is running
         self.emulator: CasesEmulator
         self.backend: Backend
         self.invocations: list[Invocation] = []
@@ -217,7 +227,7 @@ class LocalPipeline:
                 self._cases_state.get("timeline", []), key=lambda change: change["at"], reverse=True
             )
         elif self.settings.domain_id not in self.emulator.domain_ids():
-            self.emulator.seed_domain(domain_id=self.settings.domain_id, fields=self.settings.field_names)
+            seed_domain(self.emulator, self.settings)
         self.backend = self._backend()
         self._stack.callback(self.backend.close)
         if roles is not None:
@@ -470,7 +480,9 @@ class LocalPipeline:
             candidates.append(schedule)
         if self._next_reconcile is None:
             self._next_reconcile = self.clock.now() + timedelta(minutes=self.settings.reconcile_every_minutes)
-        if self._next_reconcile <= limit:
+        # Lambda retries a failed poll while the schedule goes on: the polls that fall due meanwhile run
+        # after it (in virtual time order), not inside its retry (a poll failing every time would recurse).
+        if self._next_reconcile <= limit and not self._reconciling:
             at = self._next_reconcile
             candidates.append((at, self._run_reconcile))
         # Ties: Cases' truth first, then timers, then reconciliation (candidates are in that order).
@@ -487,12 +499,6 @@ class LocalPipeline:
     def _run_reconcile(self) -> None:
         assert self._next_reconcile is not None
         self._next_reconcile += timedelta(minutes=self.settings.reconcile_every_minutes)
-        if self._reconciling:
-            # A poll that failed waits for its retry (Lambda's 1 and 2 minutes, longer than a 1-minute
-            # period): the ticks that fall due meanwhile would poll from the same watermark. They are
-            # skipped (counted) rather than nested: the retry, or the next tick, reads what they would.
-            self.counts["reconcile_skipped"] += 1
-            return
         self._reconciling = True
         try:
             self.reconcile()

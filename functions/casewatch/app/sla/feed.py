@@ -189,11 +189,11 @@ class ChangeFeed:
                 self._apply(poll, case_id, key, (), until, deadline=deadline)
         if poll.done:  # the others stay owed: the next polls send what their writes owe, if any
             self.feed.settle(self.domain_id, poll.done)
-        complete = not poll.left
         # The news of a failed case, and of the cases not reached, is read again by the next poll: the
         # watermark stays just before the earliest of it (a poll out of time still makes progress).
         moved = until if poll.held_at is None else min(until, poll.held_at - timedelta(microseconds=1))
-        if moved > start:
+        advanced = moved > start
+        if advanced:
             self.feed.advance(self.domain_id, moved, since)
         repairs = {(t.case_id, t.sla_key) for t in poll.transitions}
         self.metrics.count(FEED_CASES_APPLIED, poll.applied)
@@ -201,7 +201,7 @@ class ChangeFeed:
             self.metrics.count(SLA_REPAIRS, len(repairs))
         return FeedReport(
             since=since,
-            until=until if complete else None,
+            until=moved if advanced else None,
             cases_changed=len(changed),
             cases_applied=poll.applied,
             cases_due=len(due),
