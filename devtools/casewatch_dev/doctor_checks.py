@@ -49,8 +49,9 @@ CASEWATCH_METRICS: dict[str, str] = {
     GETCASE_THROTTLED: "GetCase calls Cases throttled (the account's 4 requests/s are contested): "
     "add the fields the sinks need to event_fields, or lower reserved_concurrency",
     SIGNALS_PARKED: "SLA signals the sla-timer could not deliver, for good (e.g. the topic's key): "
-    "read its log; once fixed, reconciliation repairs the SLA state",
-    RECONCILE_CASE_ERRORS: "cases reconciliation could not check (each deferred): read the reconcile log",
+    "read its log; once fixed, the change feed's next poll sends what is pending",
+    RECONCILE_CASE_ERRORS: "cases the change feed could not apply (its watermark waits before them; every "
+    "poll tries again): read the reconcile log",
 }
 _SHOWN_IDS = 10
 

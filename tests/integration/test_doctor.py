@@ -443,10 +443,10 @@ def test_parked_signals_and_reconciliation_errors_are_warnings(stack: DeployedSt
     lines = stack.healthy()
     assert lines[:2] == [
         "casewatch doctor: errors: warning: SlaSignalsParked 1 in the last 24h: SLA signals the sla-timer could "
-        "not deliver, for good (e.g. the topic's key): read its log; once fixed, reconciliation repairs the SLA "
-        "state",
-        "casewatch doctor: errors: warning: SlaReconcileCaseErrors 3 in the last 24h: cases reconciliation could "
-        "not check (each deferred): read the reconcile log",
+        "not deliver, for good (e.g. the topic's key): read its log; once fixed, the change feed's next poll "
+        "sends what is pending",
+        "casewatch doctor: errors: warning: SlaReconcileCaseErrors 3 in the last 24h: cases the change feed could "
+        "not apply (its watermark waits before them; every poll tries again): read the reconcile log",
     ]
 
 
