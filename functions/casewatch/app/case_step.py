@@ -5,6 +5,7 @@ and bus events to send, the timers to set or cancel, and the change to write.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -86,6 +87,32 @@ class Decider:
     metrics: MetricsRecorder
     breach_grace: timedelta
 
+    def messages(
+        self,
+        effects: Effects,
+        record: CaseRecord,
+        *,
+        event: CaseEvent | None,
+        view: EnrichedCase | None,
+        marks: dict[str, StatusMark],
+        signals: Sequence[SlaSignal],
+        signal_view: EnrichedCase | None,
+    ) -> int:
+        """Add the notifications and bus events of an event (in the case's status order, `marks`: the
+        marks this write sets) and of SLA signals to `effects`; how many status notifications were too
+        old to send."""
+        stale = 0
+        if event is not None:
+            notifications, stale = self.event_notifications(event, view, record, marks)
+            effects.notifications += notifications
+            bus_event = case_bus_event(event, view, self.settings)
+            if bus_event is not None:
+                effects.bus_events.append(bus_event)
+        for signal in signals:
+            effects.notifications += evaluate_sla_signal(signal, signal_view, self.settings)
+            effects.bus_events.append(sla_bus_event(signal, signal_view, self.settings))
+        return stale
+
     def event_notifications(
         self,
         event: CaseEvent,
@@ -164,18 +191,18 @@ class Step:
         self.signals = (*signals, *trigger.signals)
         self.marks: dict[str, StatusMark] = {}
         self.effects = Effects()
-        if trigger.event is not None:
-            notifications, stale = decider.event_notifications(trigger.event, view, record, self.marks)
-            if stale:
-                decider.metrics.count(NOTIFICATIONS_STALE, stale)
-            self.effects.notifications += notifications
-            bus_event = case_bus_event(trigger.event, view, decider.settings)
-            if bus_event is not None:
-                self.effects.bus_events.append(bus_event)
         signal_view = self.snapshot or record.snapshot or view
-        for signal in self.signals:
-            self.effects.notifications += evaluate_sla_signal(signal, signal_view, decider.settings)
-            self.effects.bus_events.append(sla_bus_event(signal, signal_view, decider.settings))
+        stale = decider.messages(
+            self.effects,
+            record,
+            event=trigger.event,
+            view=view,
+            marks=self.marks,
+            signals=self.signals,
+            signal_view=signal_view,
+        )
+        if stale:
+            decider.metrics.count(NOTIFICATIONS_STALE, stale)
         for state in self.changed:
             decider.timers_for(self.effects, record, before.get(state.key), state, now)
 

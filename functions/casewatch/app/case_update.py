@@ -32,8 +32,6 @@ from casewatch.domain.case_record import (
     Claim,
     Outbox,
 )
-from casewatch.domain.notifications.bus import case_bus_event, sla_bus_event
-from casewatch.domain.notifications.rules import evaluate_sla_signal
 from casewatch.domain.sla.model import (
     PolicySpec,
     SlaConflictError,
@@ -171,14 +169,11 @@ class CaseUpdater:
         outbox = claim.outbox or Outbox()
         view = (trigger.view if trigger is not None else None) or record.snapshot
         effects = Effects()
-        if trigger is not None and trigger.event is not None:
-            effects.notifications += self._decider().event_notifications(trigger.event, view, record, {})[0]
-            bus_event = case_bus_event(trigger.event, view, self.settings)
-            if bus_event is not None:
-                effects.bus_events.append(bus_event)
-        for signal in outbox.signals:
-            effects.notifications += evaluate_sla_signal(signal, view, self.settings)
-            effects.bus_events.append(sla_bus_event(signal, view, self.settings))
+        decider = self._decider()
+        event = trigger.event if trigger is not None else None
+        decider.messages(
+            effects, record, event=event, view=view, marks={}, signals=outbox.signals, signal_view=view
+        )
         pending = set(outbox.pending) if outbox.pending is not None else None
         if pending is not None:
             effects.notifications = [n for n in effects.notifications if n.notification_id in pending]
@@ -186,7 +181,7 @@ class CaseUpdater:
         states = record.states()
         for key in outbox.timer_keys:
             if key in states:
-                self._decider().timers_for(effects, record, None, states[key], self.clock.now())
+                decider.timers_for(effects, record, None, states[key], self.clock.now())
         logger.warning(
             "resending the side effects of an interrupted claim", case_id=record.case_id, claim=claim_key
         )
